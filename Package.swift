@@ -1,0 +1,64 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "agentwatch",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "agentwatch", targets: ["agentwatch"]),
+    ],
+    dependencies: [
+        // Commands, flags and help text: the field's standard.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Structured logging for the daemon's own messages.
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // Signals, graceful shutdown and (later) reload for the long-running daemon.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        // The YAML config file, with line and column on errors.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibbpf",
+            pkgConfig: "libbpf",
+            providers: [.apt(["libbpf-dev", "libelf-dev", "zlib1g-dev"])]
+        ),
+        .target(name: "CAgentEvents"),
+        .target(name: "CSupport"),
+        .target(
+            name: "BPFKit",
+            dependencies: ["CLibbpf"]
+        ),
+        .target(
+            name: "AgentProbes",
+            plugins: ["BPFBuild"]
+        ),
+        .target(
+            name: "AgentCore",
+            dependencies: [
+                "BPFKit", "CAgentEvents", "CLibbpf", "CSupport", "AgentProbes",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "agentwatch",
+            dependencies: [
+                "AgentCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .plugin(name: "BPFBuild", capability: .buildTool()),
+        .testTarget(
+            name: "AgentCoreTests",
+            dependencies: ["AgentCore", "CAgentEvents"]
+        ),
+        .testTarget(
+            name: "KernelTests",
+            dependencies: ["AgentCore", "CAgentEvents", "BPFKit"]
+        ),
+    ]
+)

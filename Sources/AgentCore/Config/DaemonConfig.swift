@@ -1,0 +1,101 @@
+import Glibc
+import Yams
+
+/// Every setting of the daemon, each with a built-in default, so `agentwatch daemon` runs
+/// without a config file. The file (YAML) names only what it changes.
+public struct DaemonConfig: Sendable, Equatable {
+    /// Where records go: a file path, or "-" for standard output.
+    public var output = "/var/log/agentwatch/events.ndjson"
+    /// Session roots: cgroup directories whose children are sessions. Relative paths are taken
+    /// below the cgroup2 mount.
+    public var sessionRoots = ["agentwatch"]
+    /// Size of the kernel ring buffer in KiB: a power of two, at least 4 (a page).
+    public var ringBufferKiB = 8192
+    /// Bytes of argv copied per exec (at most 16384).
+    public var argsMax = 4096
+    /// How often the reader drains the ring buffer when the kernel does not wake it, in ms.
+    public var pollIntervalMs = 100
+    /// How often a summary line goes to the console, in seconds (0: never).
+    public var statusIntervalS = 5
+    /// Where the daemon keeps its pid file.
+    public var runtimeDir = "/run/agentwatch"
+
+    public init() {}
+
+    public static let defaultPath = "/etc/agentwatch/agentwatch.yaml"
+
+    /// Reads a config file. Every error names the file, line and column and what to change.
+    public static func load(path: String) throws(AgentError) -> DaemonConfig {
+        let text: String
+        do {
+            text = try readFile(path)
+        } catch {
+            throw AgentError("cannot read config \(path): \(String(cString: strerror(error.errno))): fix the path or its permissions")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws(AgentError) -> DaemonConfig {
+        var config = DaemonConfig()
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw AgentError("\(file): \(Self.describe(error))")
+        } catch {
+            throw AgentError("\(file): \(error)")
+        }
+        guard let root else { return config }
+        guard case .mapping(let mapping) = root else {
+            throw AgentError("\(file):\(root.mark?.line ?? 1):\(root.mark?.column ?? 1): the config must be a mapping of setting: value")
+        }
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? ""
+            let at = "\(file):\(keyNode.mark?.line ?? 0):\(keyNode.mark?.column ?? 0)"
+            func int(_ range: ClosedRange<Int>) throws(AgentError) -> Int {
+                guard case .scalar = value, let v = value.int, range.contains(v) else {
+                    throw AgentError("\(at): \(key) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+                }
+                return v
+            }
+            func string() throws(AgentError) -> String {
+                guard case .scalar = value, let v = value.string, !v.isEmpty else {
+                    throw AgentError("\(at): \(key) must be a non-empty string")
+                }
+                return v
+            }
+            switch key {
+            case "output": config.output = try string()
+            case "session_roots":
+                guard case .sequence(let seq) = value, !seq.isEmpty,
+                      seq.allSatisfy({ if case .scalar = $0 { return !($0.string ?? "").isEmpty } else { return false } }) else {
+                    throw AgentError("\(at): session_roots must be a list of 1 to 4 cgroup paths")
+                }
+                guard seq.count <= 4 else { throw AgentError("\(at): session_roots holds at most 4 roots") }
+                config.sessionRoots = seq.compactMap { $0.string }
+            case "ring_buffer_kib":
+                let v = try int(4...(1 << 20))
+                guard v & (v - 1) == 0 else { throw AgentError("\(at): ring_buffer_kib must be a power of two") }
+                config.ringBufferKiB = v
+            case "args_max": config.argsMax = try int(0...16384)
+            case "poll_interval_ms": config.pollIntervalMs = try int(1...10_000)
+            case "status_interval_s": config.statusIntervalS = try int(0...86_400)
+            case "runtime_dir": config.runtimeDir = try string()
+            default:
+                throw AgentError("\(at): unknown setting '\(key)' (known: \(Self.knownKeys.joined(separator: ", ")))")
+            }
+        }
+        return config
+    }
+
+    public static let knownKeys = ["output", "session_roots", "ring_buffer_kib", "args_max", "poll_interval_ms", "status_interval_s", "runtime_dir"]
+
+    static func describe(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return "\(mark.line):\(mark.column): YAML error: \(problem)"
+        default:
+            return "YAML error: \(error)"
+        }
+    }
+}

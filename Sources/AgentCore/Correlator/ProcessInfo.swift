@@ -1,0 +1,118 @@
+/// What the daemon knows of one process of a session. Its `process` JSON (everything but the
+/// thread id) is rendered once per exec and reused for every record the process makes.
+public final class ProcessInfo {
+    public let pid: UInt32
+    /// CLOCK_BOOTTIME start of the process; with pid it names the process across pid reuse.
+    public var startNs: UInt64
+    public let entityID: String
+    public var ppid: UInt32
+    public var parentEntityID: String
+    public var parentExe: [UInt8]
+    public var uid: UInt32
+    public var gid: UInt32
+    public var euid: UInt32
+    public var loginuid: UInt32
+    public var auditSession: UInt32
+    public var comm: [UInt8]
+    public var exe: [UInt8]
+    /// argv strings, each NUL-terminated, as the kernel laid them out.
+    public var args: [UInt8]
+    public var argsTruncated: Bool
+    public var cwd: [UInt8]?
+    public var sessionCgid: UInt64
+    /// Where the daemon learned of the process: "kernel", or "procfs" for one found running.
+    public var source: StaticString
+    /// Whether `startNs` is only as precise as /proc's clock ticks (found running).
+    public var approximateStart: Bool
+    var json: [UInt8] = []
+
+    init(pid: UInt32, startNs: UInt64, entityID: String, ppid: UInt32, parentEntityID: String, parentExe: [UInt8],
+         uid: UInt32, gid: UInt32, euid: UInt32, loginuid: UInt32, auditSession: UInt32, comm: [UInt8], exe: [UInt8],
+         args: [UInt8], argsTruncated: Bool, cwd: [UInt8]?, sessionCgid: UInt64, source: StaticString, approximateStart: Bool) {
+        self.pid = pid
+        self.startNs = startNs
+        self.entityID = entityID
+        self.ppid = ppid
+        self.parentEntityID = parentEntityID
+        self.parentExe = parentExe
+        self.uid = uid
+        self.gid = gid
+        self.euid = euid
+        self.loginuid = loginuid
+        self.auditSession = auditSession
+        self.comm = comm
+        self.exe = exe
+        self.args = args
+        self.argsTruncated = argsTruncated
+        self.cwd = cwd
+        self.sessionCgid = sessionCgid
+        self.source = source
+        self.approximateStart = approximateStart
+    }
+
+    /// Renders the `process` fields (after `"tid":N,`) once; `clock` turns boot time to wall time.
+    func render(clock: WallClock) {
+        var j = JSONBuffer(capacity: 256 + args.count + exe.count)
+        j.key("entity_id"); j.string(entityID)
+        j.raw(","); j.key("pid"); j.uint(UInt64(pid))
+        j.raw(","); j.key("ppid"); j.uint(UInt64(ppid))
+        j.raw(","); j.key("uid"); j.uint(UInt64(uid))
+        j.raw(","); j.key("gid"); j.uint(UInt64(gid))
+        j.raw(","); j.key("euid"); j.uint(UInt64(euid))
+        if loginuid != UInt32.max { j.raw(","); j.key("auid"); j.uint(UInt64(loginuid)) }
+        if auditSession != UInt32.max { j.raw(","); j.key("audit_session_id"); j.uint(UInt64(auditSession)) }
+        j.raw(","); j.key("comm"); j.string(comm)
+        j.raw(","); j.key("exe"); j.string(exe)
+        j.raw(","); j.key("argv"); j.byte(UInt8(ascii: "["))
+        var first = true
+        args.withUnsafeBytes { a in
+            var start = 0
+            for i in 0..<a.count where a[i] == 0 {
+                if !first { j.raw(",") }
+                first = false
+                j.string(UnsafeRawBufferPointer(rebasing: a[start..<i]))
+                start = i + 1
+            }
+            if start < a.count {  // a last string cut short by truncation
+                if !first { j.raw(",") }
+                j.string(UnsafeRawBufferPointer(rebasing: a[start..<a.count]))
+            }
+        }
+        j.raw("]")
+        j.raw(","); j.key("argv_truncated"); j.bool(argsTruncated)
+        if let cwd { j.raw(","); j.key("cwd"); j.string(cwd) }
+        j.raw(","); j.key("start_time"); j.timestamp(unixNanoseconds: clock.wall(bootNs: startNs))
+        j.raw(","); j.key("source"); j.string(String(describing: source))
+        j.raw(","); j.key("parent"); j.byte(UInt8(ascii: "{"))
+        j.key("entity_id"); j.string(parentEntityID)
+        j.raw(","); j.key("pid"); j.uint(UInt64(ppid))
+        j.raw(","); j.key("exe"); j.string(parentExe)
+        j.raw("}")
+        json = j.bytes
+    }
+}
+
+/// Converts CLOCK_BOOTTIME nanoseconds, which the kernel stamps records with, into Unix time.
+/// Boot time keeps counting through suspend, so the offset holds across a laptop's sleep.
+public struct WallClock {
+    public private(set) var offsetNs: Int64 = 0
+
+    public init() { refresh() }
+
+    public mutating func refresh() {
+        var real = timespec(), boot = timespec()
+        clock_gettime(CLOCK_REALTIME, &real)
+        clock_gettime(CLOCK_BOOTTIME, &boot)
+        offsetNs = (Int64(real.tv_sec) - Int64(boot.tv_sec)) * 1_000_000_000 + (Int64(real.tv_nsec) - Int64(boot.tv_nsec))
+    }
+
+    public func wall(bootNs: UInt64) -> Int64 { Int64(bitPattern: bootNs) &+ offsetNs }
+
+    public static func bootNow() -> UInt64 {
+        var boot = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &boot)
+        return UInt64(boot.tv_sec) * 1_000_000_000 + UInt64(boot.tv_nsec)
+    }
+}
+
+import Glibc

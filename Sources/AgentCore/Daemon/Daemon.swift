@@ -1,0 +1,369 @@
+import BPFKit
+import CAgentEvents
+import CLibbpf
+import Glibc
+import Logging
+import Synchronization
+
+/// The live pipeline: Sensor (ring buffer) → decode → ProcessTable and sessions → Recorder →
+/// sink, driven by one thread that waits on the ring buffer, the session roots and a stop
+/// signal. Built and checked by `init`, run by `run()`, ended from any thread by `stop()`.
+public final class Daemon: @unchecked Sendable {
+    public static let version = "0.1.0"
+
+    public let config: DaemonConfig
+    let logger: Logger
+    let recorder: Recorder
+    let registry: SessionRegistry
+    let sensor: Sensor
+    let table = ProcessTable()
+    var decoder = RecordDecoder()
+    var clock = WallClock()
+    let sinkDescription: String
+
+    private let epollFD: Int32
+    private let stopFD: Int32
+    private let inotifyFD: Int32
+    private let stopRequested = Atomic<Bool>(false)
+    /// Kernel drops reported in the stream so far, by kind.
+    private var kernelDropped = [UInt64](repeating: 0, count: Int(AGENT_KIND_COUNT.rawValue))
+    private let published = Mutex(DaemonCounters())
+
+    /// Checks the machine, resolves the session roots and loads the kernel programs.
+    /// Every failure is one `AgentError` line that says what to do.
+    public init(config: DaemonConfig, sink: RecordSink, logger: Logger, objectBytes: [UInt8]? = nil) throws(AgentError) {
+        self.config = config
+        self.logger = logger
+        sinkDescription = sink.description
+        try Self.checkPrivileges()
+        guard access("/sys/kernel/btf/vmlinux", R_OK) == 0 else {
+            throw AgentError("this kernel has no BTF (/sys/kernel/btf/vmlinux): agentwatch needs Linux 5.15 or later built with CONFIG_DEBUG_INFO_BTF=y")
+        }
+        guard let mount = CgroupFS.mountPoint() else {
+            throw AgentError("no cgroup2 filesystem is mounted: mount one (mount -t cgroup2 none /sys/fs/cgroup) and start again")
+        }
+        registry = try SessionRegistry(mount: mount, roots: config.sessionRoots)
+        try Self.mountTracefs()
+        let settings = SensorSettings(
+            roots: registry.roots.map { ($0.cgid, $0.level) },
+            ringBufferBytes: UInt32(config.ringBufferKiB * 1024),
+            argsMax: UInt32(config.argsMax),
+            wakeupBytes: UInt64(config.ringBufferKiB * 1024 / 4))
+        do {
+            sensor = try Sensor(settings: settings, objectBytes: objectBytes)
+        } catch {
+            if error.errno == EPERM || error.errno == EACCES {
+                throw AgentError("the kernel refused to load the BPF programs (\(error)): run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN")
+            }
+            throw AgentError("loading the BPF programs failed: \(error)")
+        }
+        recorder = Recorder(sink: sink, host: HostIdentity.current())
+        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        stopFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        inotifyFD = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
+        guard epollFD >= 0, stopFD >= 0, inotifyFD >= 0 else {
+            throw AgentError("epoll/eventfd/inotify: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    deinit {
+        close(epollFD)
+        close(stopFD)
+        close(inotifyFD)
+    }
+
+    static func checkPrivileges() throws(AgentError) {
+        if geteuid() == 0 { return }
+        // Without root, CAP_BPF (39) with CAP_PERFMON (38), or CAP_SYS_ADMIN (21), may do.
+        let capEff = ((try? readFile("/proc/self/status")) ?? "").split(separator: "\n")
+            .first { $0.hasPrefix("CapEff:") }.flatMap { UInt64($0.dropFirst(7).trimmingPrefix(while: { $0 == "\t" || $0 == " " }), radix: 16) } ?? 0
+        let bpf = capEff & (1 << 39) != 0 && capEff & (1 << 38) != 0
+        if !(bpf || capEff & (1 << 21) != 0) {
+            throw AgentError("agentwatch daemon needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN): run it with sudo")
+        }
+    }
+
+    /// Syscall tracepoints are found through tracefs, which a minimal host may not mount.
+    static func mountTracefs() throws(AgentError) {
+        if access("/sys/kernel/tracing/events", F_OK) == 0 || access("/sys/kernel/debug/tracing/events", F_OK) == 0 { return }
+        if mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nil) != 0 {
+            throw AgentError("tracefs is not mounted and mounting it at /sys/kernel/tracing failed (\(String(cString: strerror(errno)))): mount it (mount -t tracefs nodev /sys/kernel/tracing)")
+        }
+    }
+
+    /// Asks the loop to drain, flush, write `agent.stop` and return. Safe from any thread.
+    public func stop() {
+        stopRequested.store(true, ordering: .releasing)
+        var one: UInt64 = 1
+        _ = write(stopFD, &one, 8)
+    }
+
+    /// A snapshot of the counters, safe from any thread.
+    public var counters: DaemonCounters { published.withLock { $0 } }
+
+    // MARK: the loop
+
+    /// Runs until `stop()`: the calling thread becomes the pipeline's thread.
+    public func run() throws(AgentError) {
+        let start = wallNow()
+        recorder.agentRecord(.agentStart, unixNs: start) { j in
+            j.key("version"); j.string(Self.version)
+            j.raw(","); j.key("pid"); j.uint(UInt64(getpid()))
+            j.raw(","); j.key("kernel"); j.string(Self.kernelRelease())
+            j.raw(","); j.key("output"); j.string(self.sinkDescription)
+            j.raw(","); j.key("session_roots"); j.raw("[")
+            for (i, r) in self.registry.roots.enumerated() {
+                if i > 0 { j.raw(",") }
+                j.string(r.path)
+            }
+            j.raw("],"); j.key("features"); j.raw("[\"exec\",\"fork\",\"exit\",\"openat\",\"openat2\",\"connect\"]")
+        }
+        do {
+            try sensor.start { [unowned self] raw in self.handle(raw) }
+        } catch {
+            throw AgentError("attaching the process hooks failed: \(error)")
+        }
+        writePidFile()
+        logger.info("writing records to \(sinkDescription); session roots: \(registry.roots.map(\.path).joined(separator: ", "))")
+
+        for root in registry.roots {
+            inotify_add_watch(inotifyFD, root.path, UInt32(IN_CREATE | IN_DELETE | IN_ATTRIB | IN_ONLYDIR | IN_MOVED_TO | IN_MOVED_FROM))
+        }
+        // Sessions that exist already, with the processes running in them.
+        rescan(adopting: true)
+
+        watch(sensor.ringEpollFD, tag: 1)
+        watch(inotifyFD, tag: 2)
+        watch(stopFD, tag: 3)
+
+        var events = [epoll_event](repeating: epoll_event(), count: 8)
+        var lastScan = monotonicNs()
+        var lastStatus = lastScan
+        var lastRecords: UInt64 = 0
+        while !stopRequested.load(ordering: .acquiring) {
+            let n = epoll_wait(epollFD, &events, Int32(events.count), Int32(config.pollIntervalMs))
+            if n < 0 && errno != EINTR { break }
+            clock.refresh()
+            var rootsChanged = false
+            for i in 0..<max(Int(n), 0) where events[i].data.u64 == 2 {
+                rootsChanged = true
+                drainInotify()
+            }
+            consumeRing()
+            let now = monotonicNs()
+            if rootsChanged || now - lastScan >= 1_000_000_000 {
+                rescan()
+                lastScan = now
+            }
+            recorder.flush()
+            publish()
+            if config.statusIntervalS > 0 && now - lastStatus >= Int64(config.statusIntervalS) * 1_000_000_000 {
+                let c = counters
+                let rate = Double(c.records - lastRecords) / (Double(now - lastStatus) / 1e9)
+                logger.info("sessions \(c.sessions) · processes \(c.processes) · records \(c.records) (\(Int(rate))/s) · lost \(c.kernelDropped) · undecodable \(c.decodeRejected)")
+                lastStatus = now
+                lastRecords = c.records
+            }
+        }
+        shutdown()
+    }
+
+    private func shutdown() {
+        sensor.detachAll()
+        consumeRing()
+        // Drops the kernel counted but never got to put in the stream.
+        if let (unreported, _) = try? sensor.lossCounters(), unreported.contains(where: { $0 > 0 }) {
+            for (k, v) in unreported.enumerated() { kernelDropped[k] += v }
+            recorder.agentLoss(kernelDropped: unreported, queueDropped: 0, cpuReported: false, unixNs: wallNow())
+        }
+        let c = snapshot()
+        recorder.agentRecord(.agentStop, unixNs: wallNow()) { j in
+            j.key("version"); j.string(Self.version)
+            j.raw(","); j.key("records"); j.uint(c.records)
+            j.raw(","); j.key("kernel_dropped"); j.uint(c.kernelDropped)
+            j.raw(","); j.key("decode_rejected"); j.uint(c.decodeRejected)
+            j.raw(","); j.key("sessions"); j.uint(UInt64(c.sessions))
+        }
+        recorder.close()
+        publish()
+        unlink(config.runtimeDir + "/daemon.pid")
+        logger.info("stopped: \(c.records + 1) records written to \(sinkDescription), \(c.kernelDropped) lost in the kernel")
+    }
+
+    private func watch(_ fd: Int32, tag: UInt64) {
+        var ev = epoll_event()
+        ev.events = EPOLLIN.rawValue
+        ev.data.u64 = tag
+        epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &ev)
+    }
+
+    private func drainInotify() {
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while buf.withUnsafeMutableBytes({ read(inotifyFD, $0.baseAddress, $0.count) }) > 0 {}
+    }
+
+    func consumeRing() {
+        do {
+            while try sensor.consume() > 0 {}
+        } catch {
+            logger.error("reading the ring buffer: \(error)")
+        }
+    }
+
+    // MARK: sessions
+
+    /// Sessions whose cgroup went while the ring buffer was being read: ended by the loop.
+    private var endedWhileReading: [Session] = []
+
+    /// Compares the session roots with the known sessions; announces new ones after the syscall
+    /// hooks are attached, ends gone ones after their last records, and detaches the hooks when
+    /// no session is left. Inside the ring buffer callback (`reading`), ending waits for the loop:
+    /// the ring cannot be drained from within its own callback.
+    func rescan(adopting: Bool = false, force: Set<UInt64> = [], reading: Bool = false) {
+        let (started, gone) = registry.scan(nowNs: wallNow(), adopting: adopting, force: force)
+        endedWhileReading += gone
+        if !started.isEmpty {
+            if !sensor.syscallHooksAttached {
+                do {
+                    try sensor.attachSyscallHooks()
+                    logger.info("syscall hooks attached")
+                } catch {
+                    logger.error("attaching the syscall hooks failed: \(error)")
+                }
+            }
+            for s in started { announce(s, adopting: adopting) }
+        }
+        if reading { return }
+        let ended = endedWhileReading
+        endedWhileReading = []
+        if !ended.isEmpty {
+            consumeRing()
+            for s in ended {
+                recorder.sessionRecord(.sessionEnd, s, unixNs: wallNow(), ended: true)
+                table.removeSession(s.cgid)
+                logger.info("session \(s.id) ended")
+            }
+        }
+        if registry.sessions.isEmpty && sensor.syscallHooksAttached {
+            sensor.detachSyscallHooks()
+            logger.info("no session left: syscall hooks detached")
+        }
+    }
+
+    private func announce(_ s: Session, adopting: Bool) {
+        recorder.sessionRecord(.sessionStart, s, unixNs: s.startNs)
+        logger.info("session \(s.id) started\(adopting ? " (already running)" : "") uid \(s.uid) cgroup \(s.cgroup)")
+        if adopting {
+            for pid in CgroupFS.processes(below: s.path) where pid > 0 {
+                let p = table.adopt(pid: UInt32(pid), startNs: 0, session: s.cgid, clock: clock)
+                recorder.processExec(s, p, tid: p.pid, previousExe: nil, argc: 0, unixNs: clock.wall(bootNs: p.startNs))
+                s.counts[Int(RecordType.processExec.rawValue)] += 1
+            }
+        }
+        CgroupFS.setxattr(s.path, SessionMetadata.watchedXattr, Array(String(getpid()).utf8))
+    }
+
+    /// The session of a record: known, found by a rescan, or, when its cgroup is already gone,
+    /// a stand-in so that no record is dropped for want of a session.
+    private func session(for cgid: UInt64) -> Session {
+        if let s = registry.sessions[cgid] { return s }
+        rescan(force: [cgid], reading: true)
+        if let s = registry.sessions[cgid] { return s }
+        let s = registry.standIn(cgid: cgid, nowNs: wallNow())
+        announce(s, adopting: false)
+        return s
+    }
+
+    // MARK: records
+
+    private func handle(_ raw: UnsafeRawBufferPointer) {
+        guard let record = decoder.decode(raw) else { return }
+        let hdr = record.header
+        let unixNs = clock.wall(bootNs: hdr.ktime_ns)
+        if case .loss(let l) = record {
+            let dropped = withUnsafeBytes(of: l.dropped) { Array($0.bindMemory(to: UInt64.self)) }
+            for (k, v) in dropped.enumerated() { kernelDropped[k] += v }
+            recorder.agentLoss(kernelDropped: dropped, queueDropped: 0, cpuReported: true, unixNs: unixNs)
+            return
+        }
+        let s = session(for: hdr.session_cgid)
+        let type: RecordType
+        switch record {
+        case .exec(let e, let filename, let args):
+            let (p, previous) = table.exec(e, filename: filename, args: args, clock: clock)
+            recorder.processExec(s, p, tid: hdr.tid, previousExe: previous, argc: e.argc, unixNs: unixNs)
+            type = .processExec
+        case .fork(let f):
+            table.fork(f, clock: clock)
+            return
+        case .exit(let x):
+            let p = table.process(pid: hdr.pid, startNs: x.proc.start_ns, session: s.cgid, clock: clock)
+            let duration = hdr.ktime_ns >= p.startNs ? hdr.ktime_ns - p.startNs : 0
+            recorder.processExit(s, p, tid: hdr.tid, status: x.exit_code, durationNs: duration, unixNs: unixNs)
+            table.remove(pid: hdr.pid)
+            type = .processExit
+        case .open(let o, let requested, let resolved):
+            let p = table.process(pid: hdr.pid, startNs: o.start_ns, session: s.cgid, clock: clock)
+            recorder.fileOpen(s, p, o, requested: requested, resolved: resolved, unixNs: unixNs)
+            type = .fileOpen
+        case .connect(let c):
+            let p = table.process(pid: hdr.pid, startNs: c.start_ns, session: s.cgid, clock: clock)
+            recorder.netConnect(s, p, c, unixNs: unixNs)
+            type = .netConnect
+        case .loss:
+            return
+        }
+        s.counts[Int(type.rawValue)] &+= 1
+    }
+
+    // MARK: helpers
+
+    private func snapshot() -> DaemonCounters {
+        DaemonCounters(
+            records: recorder.seq, sessions: registry.sessions.count, processes: table.count,
+            kernelDropped: kernelDropped.reduce(0, +), kernelDroppedByKind: kernelDropped,
+            decodeRejected: decoder.counters.rejected, syscallHooksAttached: sensor.syscallHooksAttached,
+            recordsByType: recorder.counts)
+    }
+
+    private func publish() {
+        let c = snapshot()
+        published.withLock { $0 = c }
+    }
+
+    func wallNow() -> Int64 { clock.wall(bootNs: WallClock.bootNow()) }
+
+    func monotonicNs() -> Int64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
+    }
+
+    private func writePidFile() {
+        FileSink.makeDirectories(config.runtimeDir)
+        let path = config.runtimeDir + "/daemon.pid"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        let text = Array("\(getpid())\n".utf8)
+        _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+    }
+
+    static func kernelRelease() -> String {
+        var u = utsname()
+        uname(&u)
+        return withUnsafeBytes(of: u.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+    }
+}
+
+/// What the daemon has done so far, for the console, `agentwatch status` and tests.
+public struct DaemonCounters: Sendable, Equatable {
+    public var records: UInt64 = 0
+    public var sessions = 0
+    public var processes = 0
+    public var kernelDropped: UInt64 = 0
+    public var kernelDroppedByKind: [UInt64] = []
+    public var decodeRejected: UInt64 = 0
+    public var syscallHooksAttached = false
+    public var recordsByType: [UInt64] = []
+}

@@ -1,0 +1,40 @@
+import Glibc
+import ServiceLifecycle
+
+/// The daemon as a `Service`: its loop runs on a thread of its own (it blocks in epoll), and a
+/// graceful shutdown asks it to stop, which drains and flushes before `run()` returns.
+public struct DaemonService: Service {
+    let daemon: Daemon
+
+    public init(daemon: Daemon) { self.daemon = daemon }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in
+                startThread(name: "agentwatch-loop") {
+                    do {
+                        try daemon.run()
+                        done.resume()
+                    } catch {
+                        done.resume(throwing: error)
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            daemon.stop()
+        }
+    }
+}
+
+/// Starts a detached pthread running `body`.
+public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+    final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    var thread = pthread_t()
+    pthread_create(&thread, nil, { arg in
+        let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+        box.body()
+        return nil
+    }, box)
+    pthread_detach(thread)
+}

@@ -1,0 +1,100 @@
+import CAgentEvents
+import Glibc
+
+/// Host identity carried by every record.
+public struct HostIdentity: Sendable {
+    public var name: String
+    public var id: String
+
+    public static func current() -> HostIdentity {
+        var buf = [CChar](repeating: 0, count: 256)
+        gethostname(&buf, buf.count - 1)
+        let name = String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let id = ((try? readFile("/etc/machine-id")) ?? "").trimmingCharacters()
+        return HostIdentity(name: name, id: id)
+    }
+}
+
+/// Writes records as NDJSON v1 lines: numbers them (`seq`), stamps them, and appends them to
+/// one reused buffer that is handed to the sink in batches.
+public final class Recorder {
+    public private(set) var seq: UInt64 = 0
+    /// Records written, by type.
+    public private(set) var counts = [UInt64](repeating: 0, count: RecordType.allCases.count)
+    var buffer = JSONBuffer(capacity: 1 << 18)
+    let sink: RecordSink
+    let hostJSON: [UInt8]
+    /// Flush once this much is buffered, whatever the loop does.
+    let flushBytes = 1 << 18
+    /// Rendered names of open flag sets and errno values, reused across records.
+    var flagNames: [UInt64: [UInt8]] = [:]
+    var errnoNames: [Int32: [UInt8]] = [:]
+
+    public init(sink: RecordSink, host: HostIdentity) {
+        self.sink = sink
+        var j = JSONBuffer(capacity: 128)
+        j.key("host"); j.raw("{"); j.key("name"); j.string(host.name); j.raw(","); j.key("id"); j.string(host.id); j.raw("}")
+        hostJSON = j.bytes
+    }
+
+    /// `{"v":1,"seq":N,"time":"...","type":"T","host":{...}` — the caller adds fields and `end()`s.
+    @inline(__always)
+    func begin(_ type: RecordType, unixNs: Int64) {
+        seq += 1
+        buffer.raw("{\"v\":1,\"seq\":")
+        buffer.uint(seq)
+        buffer.raw(",\"time\":")
+        buffer.timestamp(unixNanoseconds: unixNs)
+        buffer.raw(",\"type\":\"")
+        buffer.raw(type.name)
+        buffer.raw("\",")
+        buffer.bytes.append(contentsOf: hostJSON)
+    }
+
+    @inline(__always)
+    func end(_ type: RecordType) {
+        buffer.raw("}\n")
+        counts[Int(type.rawValue)] &+= 1
+        if buffer.bytes.count >= flushBytes { flush() }
+    }
+
+    /// Hands what is buffered to the sink.
+    public func flush() {
+        guard !buffer.bytes.isEmpty else { return }
+        buffer.bytes.withUnsafeBytes { sink.write($0) }
+        buffer.bytes.removeAll(keepingCapacity: true)
+    }
+
+    public func close() {
+        flush()
+        sink.flush()
+    }
+}
+
+/// The record types of NDJSON v1.
+public enum RecordType: UInt8, CaseIterable, Sendable {
+    case processExec, processExit, fileOpen, netConnect, sessionStart, sessionEnd
+    case agentStart, agentStop, agentHeartbeat, agentLoss
+
+    public var name: StaticString {
+        switch self {
+        case .processExec: "process.exec"
+        case .processExit: "process.exit"
+        case .fileOpen: "file.open"
+        case .netConnect: "net.connect"
+        case .sessionStart: "session.start"
+        case .sessionEnd: "session.end"
+        case .agentStart: "agent.start"
+        case .agentStop: "agent.stop"
+        case .agentHeartbeat: "agent.heartbeat"
+        case .agentLoss: "agent.loss"
+        }
+    }
+}
+
+/// Where record lines go. `write` receives whole lines only.
+public protocol RecordSink: AnyObject {
+    func write(_ lines: UnsafeRawBufferPointer)
+    func flush()
+    var description: String { get }
+}

@@ -1,0 +1,121 @@
+import CAgentEvents
+
+/// A record from the kernel, decoded in place: the byte views point into the ring buffer and
+/// are valid only while the ring buffer callback runs.
+public enum KernelRecord {
+    case exec(agent_exec, filename: UnsafeRawBufferPointer, args: UnsafeRawBufferPointer)
+    case fork(agent_fork)
+    case exit(agent_exit)
+    case open(agent_open, requested: UnsafeRawBufferPointer, resolved: UnsafeRawBufferPointer)
+    case connect(agent_connect)
+    case loss(agent_loss)
+
+    public var header: agent_hdr {
+        switch self {
+        case .exec(let e, _, _): e.hdr
+        case .fork(let f): f.hdr
+        case .exit(let x): x.hdr
+        case .open(let o, _, _): o.hdr
+        case .connect(let c): c.hdr
+        case .loss(let l): l.hdr
+        }
+    }
+}
+
+/// What the decoder refused, by reason: every record is either decoded or counted here.
+public struct DecodeCounters: Sendable, Equatable {
+    public var decoded: UInt64 = 0
+    public var truncated: UInt64 = 0
+    public var unknownKind: UInt64 = 0
+
+    public var rejected: UInt64 { truncated + unknownKind }
+}
+
+/// Turns ring buffer bytes into `KernelRecord`s. Checks every length before it reads, so a
+/// short, oversized or unknown record is counted and skipped, never a crash.
+public struct RecordDecoder {
+    public private(set) var counters = DecodeCounters()
+
+    public init() {}
+
+    public mutating func decode(_ raw: UnsafeRawBufferPointer) -> KernelRecord? {
+        guard raw.count >= MemoryLayout<agent_hdr>.size else {
+            counters.truncated += 1
+            return nil
+        }
+        let hdr = raw.loadUnaligned(as: agent_hdr.self)
+        // The record must be as long as it says it is; the ring may round its size up.
+        guard Int(hdr.size) >= MemoryLayout<agent_hdr>.size, Int(hdr.size) <= raw.count else {
+            counters.truncated += 1
+            return nil
+        }
+        let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<Int(hdr.size)])
+        let record: KernelRecord?
+        switch UInt32(hdr.kind) {
+        case AGENT_KIND_EXEC.rawValue: record = Self.exec(bytes)
+        case AGENT_KIND_FORK.rawValue: record = Self.fixed(bytes, agent_fork.self).map { .fork($0) }
+        case AGENT_KIND_EXIT.rawValue: record = Self.fixed(bytes, agent_exit.self).map { .exit($0) }
+        case AGENT_KIND_OPEN.rawValue: record = Self.open(bytes)
+        case AGENT_KIND_CONNECT.rawValue: record = Self.fixed(bytes, agent_connect.self).map { .connect($0) }
+        case AGENT_KIND_LOSS.rawValue: record = Self.fixed(bytes, agent_loss.self).map { .loss($0) }
+        default:
+            counters.unknownKind += 1
+            return nil
+        }
+        if record == nil { counters.truncated += 1 } else { counters.decoded += 1 }
+        return record
+    }
+
+    private static func fixed<T>(_ b: UnsafeRawBufferPointer, _: T.Type) -> T? {
+        b.count >= MemoryLayout<T>.size ? b.loadUnaligned(as: T.self) : nil
+    }
+
+    /// The tail slice [offset, offset+count), or nil when it runs past the record.
+    private static func tail(_ b: UnsafeRawBufferPointer, _ offset: Int, _ count: Int) -> UnsafeRawBufferPointer? {
+        guard offset >= 0, count >= 0, offset + count <= b.count else { return nil }
+        return UnsafeRawBufferPointer(rebasing: b[offset..<(offset + count)])
+    }
+
+    private static func exec(_ b: UnsafeRawBufferPointer) -> KernelRecord? {
+        guard let e = fixed(b, agent_exec.self) else { return nil }
+        var at = MemoryLayout<agent_exec>.size
+        guard let filename = tail(b, at, Int(e.filename_len)) else { return nil }
+        at += Int(e.filename_len) + Int(e.exe_len) + Int(e.cwd_len)
+        guard let args = tail(b, at, Int(e.args_len)) else { return nil }
+        return .exec(e, filename: filename, args: args)
+    }
+
+    private static func open(_ b: UnsafeRawBufferPointer) -> KernelRecord? {
+        guard let o = fixed(b, agent_open.self) else { return nil }
+        let at = MemoryLayout<agent_open>.size
+        guard let requested = tail(b, at, Int(o.requested_len)),
+              let resolved = tail(b, at + Int(o.requested_len), Int(o.path_len)) else { return nil }
+        return .open(o, requested: requested, resolved: resolved)
+    }
+}
+
+extension KernelRecord {
+    var kindName: StaticString {
+        switch self {
+        case .exec: "exec"
+        case .fork: "fork"
+        case .exit: "exit"
+        case .open: "open"
+        case .connect: "connect"
+        case .loss: "loss"
+        }
+    }
+}
+
+/// The name of a kind in `agent.loss` counts.
+func kindName(_ kind: Int) -> StaticString {
+    switch UInt32(kind) {
+    case AGENT_KIND_EXEC.rawValue: "exec"
+    case AGENT_KIND_FORK.rawValue: "fork"
+    case AGENT_KIND_EXIT.rawValue: "exit"
+    case AGENT_KIND_OPEN.rawValue: "open"
+    case AGENT_KIND_CONNECT.rawValue: "connect"
+    case AGENT_KIND_LOSS.rawValue: "loss"
+    default: "unknown"
+    }
+}

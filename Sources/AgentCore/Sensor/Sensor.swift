@@ -1,0 +1,121 @@
+import AgentProbes
+import BPFKit
+import CAgentEvents
+import CLibbpf
+import Glibc
+
+/// Settings the kernel programs are loaded with.
+public struct SensorSettings: Sendable {
+    /// (cgroup id, level) of each session root, at most AGENT_MAX_ROOTS.
+    public var roots: [(cgid: UInt64, level: UInt32)]
+    public var ringBufferBytes: UInt32
+    public var argsMax: UInt32
+    public var wakeupBytes: UInt64
+
+    public init(roots: [(cgid: UInt64, level: UInt32)], ringBufferBytes: UInt32, argsMax: UInt32, wakeupBytes: UInt64) {
+        self.roots = roots
+        self.ringBufferBytes = ringBufferBytes
+        self.argsMax = argsMax
+        self.wakeupBytes = wakeupBytes
+    }
+}
+
+/// The kernel side as the daemon sees it: the loaded programs, their attachments, the ring
+/// buffer and the loss counters. Process hooks stay attached; syscall hooks are attached only
+/// while a session exists, because a syscall tracepoint slows every task on the host.
+public final class Sensor {
+    /// Always attached: scheduler tracepoints, no syscall slow path.
+    public static let processPrograms = ["on_exec", "on_fork", "on_exit"]
+    /// Attached only while at least one session exists.
+    public static let syscallPrograms = [
+        "on_openat_enter", "on_openat_exit", "on_openat2_enter", "on_openat2_exit",
+        "on_connect_enter", "on_connect_exit",
+    ]
+
+    public let object: BPFObject
+    private var processLinks: [BPFLink] = []
+    private var syscallLinks: [BPFLink] = []
+    private var ring: RingBuffer?
+
+    /// Opens and loads the embedded programs (or `objectBytes`) with `settings`.
+    public init(settings: SensorSettings, objectBytes: [UInt8]? = nil) throws(BPFError) {
+        let bytes = objectBytes ?? AgentProbes.object()
+        object = try BPFObject(bytes: bytes, name: "agentwatch")
+        guard settings.roots.count <= Int(AGENT_MAX_ROOTS) else {
+            throw BPFError("more than \(AGENT_MAX_ROOTS) session roots", errno: EINVAL)
+        }
+        var cgids = [UInt64](repeating: 0, count: Int(AGENT_MAX_ROOTS))
+        var levels = [UInt32](repeating: 0, count: Int(AGENT_MAX_ROOTS))
+        for (i, root) in settings.roots.enumerated() {
+            cgids[i] = root.cgid
+            levels[i] = root.level
+        }
+        try object.setGlobal("root_cgid", array: cgids)
+        try object.setGlobal("root_level", array: levels)
+        try object.setGlobal("nroots", UInt32(settings.roots.count))
+        try object.setGlobal("args_max", min(settings.argsMax, UInt32(AGENT_ARGS_MAX)))
+        try object.setGlobal("wakeup_bytes", settings.wakeupBytes)
+        try object.map("events").setMaxEntries(settings.ringBufferBytes)
+        try object.load()
+    }
+
+    /// Attaches the process hooks and starts reading the ring buffer into `handler`.
+    public func start(handler: @escaping RingBuffer.Handler) throws(BPFError) {
+        ring = try RingBuffer(map: object.map("events"), handler: handler)
+        for name in Self.processPrograms {
+            processLinks.append(try object.program(name).attach())
+        }
+    }
+
+    public var syscallHooksAttached: Bool { !syscallLinks.isEmpty }
+
+    public func attachSyscallHooks() throws(BPFError) {
+        guard syscallLinks.isEmpty else { return }
+        var links: [BPFLink] = []
+        for name in Self.syscallPrograms {
+            links.append(try object.program(name).attach())
+        }
+        syscallLinks = links
+    }
+
+    public func detachSyscallHooks() {
+        syscallLinks.removeAll()
+    }
+
+    /// Detaches every hook; records already in the ring can still be consumed.
+    public func detachAll() {
+        syscallLinks.removeAll()
+        processLinks.removeAll()
+    }
+
+    public var ringEpollFD: Int32 { ring?.epollFD ?? -1 }
+
+    @discardableResult
+    public func consume() throws(BPFError) -> Int {
+        try ring?.consume() ?? 0
+    }
+
+    /// Drops counted in the kernel and not yet reported in the stream, per kind, summed over
+    /// CPUs; also the total ever dropped.
+    public func lossCounters() throws(BPFError) -> (unreported: [UInt64], dropped: [UInt64]) {
+        let size = MemoryLayout<agent_loss_counters>.size
+        let perCPU = try object.map("loss_counters").lookupPerCPU(key: 0, valueSize: size)
+        let kinds = Int(AGENT_KIND_COUNT.rawValue)
+        var unreported = [UInt64](repeating: 0, count: kinds)
+        var dropped = [UInt64](repeating: 0, count: kinds)
+        for cpu in perCPU {
+            let c = cpu.withUnsafeBytes { $0.loadUnaligned(as: agent_loss_counters.self) }
+            withUnsafeBytes(of: c.dropped) { d in
+                withUnsafeBytes(of: c.reported) { r in
+                    for k in 0..<kinds {
+                        let dv = d.loadUnaligned(fromByteOffset: k * 8, as: UInt64.self)
+                        let rv = r.loadUnaligned(fromByteOffset: k * 8, as: UInt64.self)
+                        dropped[k] += dv
+                        unreported[k] += dv &- rv
+                    }
+                }
+            }
+        }
+        return (unreported, dropped)
+    }
+}

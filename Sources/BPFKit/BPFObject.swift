@@ -1,0 +1,159 @@
+import CLibbpf
+import Glibc
+
+/// An open libbpf object: programs and maps parsed from an ELF image, loaded into the kernel by
+/// `load()`. Owns the handle; the object and everything in it go away with it.
+public final class BPFObject {
+    let handle: OpaquePointer
+    /// libbpf keeps a pointer to the image until the object is closed.
+    private let image: UnsafeMutableRawBufferPointer
+
+    /// Opens an object from the bytes of a BPF ELF file.
+    public init(bytes: [UInt8], name: String) throws(BPFError) {
+        let image = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 16)
+        image.copyBytes(from: bytes)
+        var opts = bpf_object_open_opts()
+        opts.sz = MemoryLayout<bpf_object_open_opts>.size
+        let opened: OpaquePointer?
+        do {
+            opened = name.withCString { cname in
+                opts.object_name = cname
+                return bpf_object__open_mem(image.baseAddress, image.count, &opts)
+            }
+        }
+        let err = libbpf_get_error(UnsafeRawPointer(opened))
+        guard let opened, err == 0 else {
+            image.deallocate()
+            throw BPFError("bpf_object__open_mem(\(name))", errno: Int32(err == 0 ? Int(EINVAL) : -err))
+        }
+        self.handle = opened
+        self.image = image
+    }
+
+    deinit {
+        bpf_object__close(handle)
+        image.deallocate()
+    }
+
+    /// Loads every program and creates every map in the kernel.
+    public func load() throws(BPFError) {
+        try check(bpf_object__load(handle), "bpf_object__load")
+    }
+
+    public func program(_ name: String) throws(BPFError) -> BPFProgram {
+        let p = try check(bpf_object__find_program_by_name(handle, name), "bpf_object__find_program_by_name(\(name))")
+        return BPFProgram(handle: p, owner: self)
+    }
+
+    public func map(_ name: String) throws(BPFError) -> BPFMap {
+        let m = try check(bpf_object__find_map_by_name(handle, name), "bpf_object__find_map_by_name(\(name))")
+        return BPFMap(handle: m, owner: self)
+    }
+
+    /// Writes a `const volatile` global before load. `bytes` must match the variable's size.
+    public func setGlobal(_ name: String, bytes: [UInt8]) throws(BPFError) {
+        guard let btf = bpf_object__btf(handle) else { throw BPFError("bpf_object__btf", errno: ENOENT) }
+        let sec = btf__find_by_name_kind(btf, ".rodata", 15 /* BTF_KIND_DATASEC */)
+        guard sec > 0, let datasec = btf__type_by_id(btf, UInt32(sec)) else {
+            throw BPFError("btf__find_by_name_kind(.rodata)", errno: ENOENT)
+        }
+        let map = try self.map(".rodata")
+        var size = 0
+        guard let data = bpf_map__initial_value(map.handle, &size) else {
+            throw BPFError("bpf_map__initial_value(.rodata)", errno: ENOENT)
+        }
+        let vlen = Int(datasec.pointee.info & 0xffff)
+        let infos = UnsafeRawPointer(datasec.advanced(by: 1)).assumingMemoryBound(to: btf_var_secinfo.self)
+        for i in 0..<vlen {
+            let info = infos[i]
+            guard let v = btf__type_by_id(btf, info.type), let cname = btf__name_by_offset(btf, v.pointee.name_off),
+                  String(cString: cname) == name else { continue }
+            guard Int(info.size) == bytes.count, Int(info.offset) + bytes.count <= size else {
+                throw BPFError("setGlobal(\(name)): size \(bytes.count) != \(info.size)", errno: EINVAL)
+            }
+            bytes.withUnsafeBytes { UnsafeMutableRawPointer(mutating: data).advanced(by: Int(info.offset)).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            return
+        }
+        throw BPFError("setGlobal(\(name))", errno: ENOENT)
+    }
+
+    public func setGlobal<T: FixedWidthInteger>(_ name: String, _ value: T) throws(BPFError) {
+        try setGlobal(name, bytes: withUnsafeBytes(of: value.littleEndian) { Array($0) })
+    }
+
+    public func setGlobal<T: FixedWidthInteger>(_ name: String, array: [T]) throws(BPFError) {
+        var bytes = [UInt8]()
+        for v in array { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+        try setGlobal(name, bytes: bytes)
+    }
+}
+
+/// A program inside a `BPFObject`.
+public struct BPFProgram {
+    let handle: OpaquePointer
+    let owner: BPFObject
+
+    public var name: String { String(cString: bpf_program__name(handle)) }
+    public var fd: Int32 { bpf_program__fd(handle) }
+
+    /// Whether the program is loaded with the object (set before load).
+    public func setAutoload(_ on: Bool) throws(BPFError) {
+        try check(bpf_program__set_autoload(handle, on), "bpf_program__set_autoload(\(name))")
+    }
+
+    /// Attaches by the program's section name (tracepoint, tp_btf, raw_tp...).
+    public func attach() throws(BPFError) -> BPFLink {
+        let link = bpf_program__attach(handle)
+        let err = libbpf_get_error(UnsafeRawPointer(link))
+        guard let link, err == 0 else {
+            throw BPFError("bpf_program__attach(\(name))", errno: Int32(err == 0 ? Int(EINVAL) : -err))
+        }
+        return BPFLink(handle: link, name: name)
+    }
+
+    /// Kernel statistics (run count and time) when kernel.bpf_stats_enabled is on.
+    public func stats() throws(BPFError) -> (runCount: UInt64, runTimeNs: UInt64) {
+        var info = bpf_prog_info()
+        var len = UInt32(MemoryLayout<bpf_prog_info>.size)
+        try check(bpf_obj_get_info_by_fd(fd, &info, &len), "bpf_obj_get_info_by_fd(\(name))")
+        return (info.run_cnt, info.run_time_ns)
+    }
+}
+
+/// An attachment of a program to a hook; detached when released.
+public final class BPFLink {
+    let handle: OpaquePointer
+    public let name: String
+
+    init(handle: OpaquePointer, name: String) {
+        self.handle = handle
+        self.name = name
+    }
+
+    deinit { bpf_link__destroy(handle) }
+}
+
+/// A map inside a `BPFObject`.
+public struct BPFMap {
+    let handle: OpaquePointer
+    let owner: BPFObject
+
+    public var name: String { String(cString: bpf_map__name(handle)) }
+    public var fd: Int32 { bpf_map__fd(handle) }
+
+    public func setMaxEntries(_ n: UInt32) throws(BPFError) {
+        try check(bpf_map__set_max_entries(handle, n), "bpf_map__set_max_entries(\(name), \(n))")
+    }
+
+    /// Reads a per-CPU array's value at `key`: one buffer of `valueSize` bytes per possible CPU.
+    public func lookupPerCPU(key: UInt32, valueSize: Int) throws(BPFError) -> [[UInt8]] {
+        let cpus = Int(libbpf_num_possible_cpus())
+        guard cpus > 0 else { throw BPFError("libbpf_num_possible_cpus", errno: Int32(-cpus)) }
+        let stride = (valueSize + 7) & ~7
+        var buf = [UInt8](repeating: 0, count: stride * cpus)
+        var k = key
+        let rc = buf.withUnsafeMutableBytes { bpf_map_lookup_elem(fd, &k, $0.baseAddress) }
+        if rc != 0 { throw BPFError("bpf_map_lookup_elem(\(name))", errno: Glibc.errno) }
+        return (0..<cpus).map { Array(buf[($0 * stride)..<($0 * stride + valueSize)]) }
+    }
+}

@@ -1,0 +1,163 @@
+/*
+ * agent_events.h — THE contract between the kernel programs (the .bpf.c files in bpf/) and the daemon.
+ *
+ * Every record that crosses the ring buffer is defined here, once. The BPF side includes this
+ * header after vmlinux.h; Swift imports it as the module CAgentEvents. Fixed-width types,
+ * explicit padding and static size asserts keep both sides in agreement; a Swift test checks
+ * sizes and field offsets (Tests/AgentCoreTests/RecordLayoutTests.swift).
+ *
+ * Every record starts with struct agent_hdr; hdr.kind picks the decoder and hdr.size is the
+ * whole record, variable tail included. Variable tails are raw bytes, not NUL-terminated;
+ * their lengths are fields of the record.
+ */
+#ifndef AGENTWATCH_AGENT_EVENTS_H
+#define AGENTWATCH_AGENT_EVENTS_H
+
+#if !defined(__bpf__)
+#include <linux/types.h>
+#endif
+
+#define AGENT_ABI_VERSION 1
+#define AGENT_COMM_LEN 16
+/* Largest path copied for one field (PATH_MAX). */
+#define AGENT_PATH_MAX 4096
+/* Largest argv area copied for one exec; the runtime bound (setting args_max) is at most this. */
+#define AGENT_ARGS_MAX 16384
+/* Room for any sockaddr the connect hook copies: sockaddr_un is 110 bytes. */
+#define AGENT_SOCKADDR_MAX 112
+/* Room for the local address the kernel chose: sockaddr_in6 is 28 bytes. */
+#define AGENT_LOCAL_ADDR_MAX 32
+/* Session roots the kernel gate can tell apart. */
+#define AGENT_MAX_ROOTS 4
+
+enum agent_kind {
+	AGENT_KIND_EXEC = 1,
+	AGENT_KIND_FORK = 2,
+	AGENT_KIND_EXIT = 3,
+	AGENT_KIND_OPEN = 4,
+	AGENT_KIND_CONNECT = 5,
+	AGENT_KIND_LOSS = 6,
+	/* One past the last kind: sizes the per-kind counters. */
+	AGENT_KIND_COUNT = 7,
+};
+
+/* hdr.flags */
+enum agent_flag {
+	AGENT_F_ARGS_TRUNCATED = 1 << 0,  /* argv longer than args_max: the tail is cut */
+	AGENT_F_PATH_TRUNCATED = 1 << 1,  /* a path field hit its bound */
+	AGENT_F_ADDR_TRUNCATED = 1 << 2,  /* the sockaddr passed to connect was longer than we copy */
+};
+
+struct agent_hdr {
+	__u8 kind;
+	__u8 flags;
+	__u16 size;         /* whole record in bytes, header and tail included */
+	__u32 pid;          /* thread group id: the process */
+	__u32 tid;          /* the thread that acted */
+	__u32 _pad0;
+	__u64 ktime_ns;     /* CLOCK_BOOTTIME at the event */
+	__u64 session_cgid; /* cgroup id of the session: the child of a session root */
+	__u64 cgroup_id;    /* cgroup id of the task itself: the session or a cgroup nested in it */
+};
+_Static_assert(sizeof(struct agent_hdr) == 40, "abi: agent_hdr");
+
+/* Identity of a process, read from its task_struct. */
+struct agent_proc {
+	__u64 start_ns;        /* thread group leader's start, CLOCK_BOOTTIME: pid + start_ns names a process */
+	__u64 parent_start_ns; /* the same for the real parent */
+	__u32 ppid;            /* real parent's thread group id */
+	__u32 uid;             /* real uid */
+	__u32 gid;             /* real gid */
+	__u32 euid;            /* effective uid */
+	__u32 loginuid;        /* audit login uid ((u32)-1 when unset) */
+	__u32 sessionid;       /* audit session id ((u32)-1 when unset) */
+	char comm[AGENT_COMM_LEN];
+};
+_Static_assert(sizeof(struct agent_proc) == 56, "abi: agent_proc");
+
+/* sched_process_exec. Tail: filename | exe | cwd | args (argv strings, each NUL-terminated). */
+struct agent_exec {
+	struct agent_hdr hdr;
+	struct agent_proc proc;
+	__u32 old_tid;         /* the thread that called execve (differs from pid for a non-leader thread) */
+	__u16 filename_len;    /* the name passed to execve, as the kernel got it */
+	__u16 exe_len;         /* absolute path of the executed file, resolved by the kernel (0: not known) */
+	__u16 cwd_len;         /* absolute working directory (0: not known) */
+	__u16 _pad0;
+	__u32 args_len;        /* bytes of argv copied */
+	__u32 args_size;       /* bytes of the whole argv area: larger than args_len when truncated */
+	__u32 argc;            /* argument count as the kernel saw it */
+	__u8 data[];
+};
+_Static_assert(sizeof(struct agent_exec) == 120, "abi: agent_exec");
+
+/* sched_process_fork of a new process (threads are not reported). hdr names the parent. */
+struct agent_fork {
+	struct agent_hdr hdr;
+	struct agent_proc proc;  /* the parent */
+	__u64 child_start_ns;
+	__u32 child_pid;
+	__u32 _pad0;
+};
+_Static_assert(sizeof(struct agent_fork) == 112, "abi: agent_fork");
+
+/* sched_process_exit of the last thread of a process. */
+struct agent_exit {
+	struct agent_hdr hdr;
+	struct agent_proc proc;
+	__s32 exit_code;  /* wait(2) status: (code << 8) | signal, core dump bit included */
+	__u32 _pad0;
+};
+_Static_assert(sizeof(struct agent_exit) == 104, "abi: agent_exit");
+
+/* openat/openat2 at syscall exit. Tail: requested path | resolved path. */
+struct agent_open {
+	struct agent_hdr hdr;
+	__u64 start_ns;        /* the process's start, as in agent_proc */
+	__u32 uid;
+	__u32 gid;
+	__s64 ret;             /* the new fd, or -errno */
+	__u64 flags;           /* open flags (O_*) */
+	__u32 mode;
+	__s32 dfd;             /* dirfd argument (AT_FDCWD = -100) */
+	__u16 requested_len;   /* the path argument, as the process passed it */
+	__u16 path_len;        /* absolute path of the opened file (0: not resolved) */
+	__u32 _pad0;
+	__u8 data[];
+};
+_Static_assert(sizeof(struct agent_open) == 88, "abi: agent_open");
+
+/* connect at syscall exit. */
+struct agent_connect {
+	struct agent_hdr hdr;
+	__u64 start_ns;
+	__u32 uid;
+	__u32 gid;
+	__s32 ret;             /* 0 or -errno (-EINPROGRESS for a non-blocking socket) */
+	__s32 fd;
+	__u16 addr_len;        /* bytes of addr copied (the sockaddr passed to connect) */
+	__u16 local_len;       /* bytes of local (sockaddr_in/in6 the kernel chose), 0 if none */
+	__u16 sock_type;       /* SOCK_STREAM, SOCK_DGRAM, ... (0: not known) */
+	__u16 protocol;        /* IPPROTO_TCP, IPPROTO_UDP, ... (0: not known) */
+	__u8 addr[AGENT_SOCKADDR_MAX];
+	__u8 local[AGENT_LOCAL_ADDR_MAX];
+};
+_Static_assert(sizeof(struct agent_connect) == 216, "abi: agent_connect");
+
+/*
+ * Records this CPU could not reserve since its last loss record, per kind. Written into the
+ * stream by the next record that fits, so the loss sits where it happened.
+ */
+struct agent_loss {
+	struct agent_hdr hdr;
+	__u64 dropped[AGENT_KIND_COUNT];
+};
+_Static_assert(sizeof(struct agent_loss) == 96, "abi: agent_loss");
+
+/* Per-CPU loss accounting (map loss_counters). dropped only grows; reported trails it. */
+struct agent_loss_counters {
+	__u64 dropped[AGENT_KIND_COUNT];
+	__u64 reported[AGENT_KIND_COUNT];
+};
+
+#endif /* AGENTWATCH_AGENT_EVENTS_H */

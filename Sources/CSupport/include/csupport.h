@@ -1,0 +1,14 @@
+/* glibc values that Swift's Glibc module hides behind _GNU_SOURCE, read in a C unit built with it. */
+#ifndef AGENTWATCH_CSUPPORT_H
+#define AGENTWATCH_CSUPPORT_H
+
+/* Open flags that are GNU extensions, with this architecture's values. */
+struct aw_gnu_open_flags {
+	int direct, largefile, noatime, path, tmpfile;
+};
+struct aw_gnu_open_flags aw_gnu_open_flags(void);
+
+/* "ENOENT" for ENOENT; NULL for a value glibc has no name for. */
+const char *aw_errno_name(int e);
+
+#endif

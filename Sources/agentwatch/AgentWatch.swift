@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// The agentwatch command: one executable, one small file per subcommand.
+@main
+struct AgentWatch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agentwatch",
+        abstract: "Audit what autonomous AI agents do: exec, file opens and connections of agent sessions, as NDJSON.",
+        version: "0.1.0",
+        subcommands: [DaemonCommand.self, RunCommand.self]
+    )
+}

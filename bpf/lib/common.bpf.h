@@ -1,0 +1,140 @@
+/* Shared by every program: the record contract, settings, the ring buffer and loss counting. */
+#ifndef AGENTWATCH_COMMON_BPF_H
+#define AGENTWATCH_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "agent_events.h"
+
+/*
+ * Settings, written by the daemon before load (the object's .rodata). Defined __weak here so
+ * every program file can include this header and the static linker keeps one copy.
+ */
+const volatile __u64 root_cgid[AGENT_MAX_ROOTS] __weak = {};
+const volatile __u32 root_level[AGENT_MAX_ROOTS] __weak = {};
+const volatile __u32 nroots __weak = 0;
+/* Bytes of argv copied per exec, at most AGENT_ARGS_MAX. */
+const volatile __u32 args_max __weak = 4096;
+/* Wake the reader only once this much is waiting; it polls on a timer otherwise. */
+const volatile __u64 wakeup_bytes __weak = 64 * 1024;
+
+/* Sized by the daemon before load (bpf_map__set_max_entries). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} events SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct agent_loss_counters);
+} loss_counters SEC(".maps") __weak;
+
+/* Room to build one variable-size record before copying it into the ring. */
+#define SCRATCH_SIZE 32768
+struct scratch_buf {
+	__u8 bytes[SCRATCH_SIZE];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch_buf);
+} scratch SEC(".maps") __weak;
+
+static __always_inline void *scratch_area(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+/* No wakeup per record: the reader polls on a short timer and is woken only when a lot waits. */
+static __always_inline __u64 ring_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									      : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void fill_hdr(struct agent_hdr *h, __u8 kind, __u16 size, __u64 session)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	h->kind = kind;
+	h->flags = 0;
+	h->size = size;
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+	h->_pad0 = 0;
+	h->ktime_ns = bpf_ktime_get_boot_ns();
+	h->session_cgid = session;
+	h->cgroup_id = bpf_get_current_cgroup_id();
+}
+
+static __always_inline void count_drop(__u8 kind)
+{
+	__u32 zero = 0;
+	struct agent_loss_counters *c = bpf_map_lookup_elem(&loss_counters, &zero);
+	if (c && kind < AGENT_KIND_COUNT)
+		__sync_fetch_and_add(&c->dropped[kind], 1);
+}
+
+/*
+ * If this CPU dropped records since its last loss record, put a loss record into the stream
+ * now, ahead of the record about to be written. Each kind's share is claimed with a
+ * compare-and-swap so two programs interleaved on one CPU never report the same drop twice.
+ */
+static __always_inline void report_loss(void)
+{
+	__u32 zero = 0;
+	struct agent_loss_counters *c = bpf_map_lookup_elem(&loss_counters, &zero);
+	if (!c)
+		return;
+	int pending = 0;
+#pragma unroll
+	for (int k = 1; k < AGENT_KIND_COUNT; k++)
+		pending |= c->dropped[k] != c->reported[k];
+	if (!pending)
+		return;
+	struct agent_loss *l = bpf_ringbuf_reserve(&events, sizeof(*l), 0);
+	if (!l)
+		return;
+	fill_hdr(&l->hdr, AGENT_KIND_LOSS, sizeof(*l), 0);
+	l->dropped[0] = 0;
+#pragma unroll
+	for (int k = 1; k < AGENT_KIND_COUNT; k++) {
+		__u64 d = c->dropped[k], r = c->reported[k], delta = 0;
+		if (d != r && __sync_val_compare_and_swap(&c->reported[k], r, d) == r)
+			delta = d - r;
+		l->dropped[k] = delta;
+	}
+	bpf_ringbuf_submit(l, ring_flags());
+}
+
+/* Reserve a fixed-size record; a failed reservation is counted, never silent. */
+static __always_inline void *reserve_record(__u64 size, __u8 kind)
+{
+	report_loss();
+	void *r = bpf_ringbuf_reserve(&events, size, 0);
+	if (!r)
+		count_drop(kind);
+	return r;
+}
+
+static __always_inline void submit_record(void *r)
+{
+	bpf_ringbuf_submit(r, ring_flags());
+}
+
+/* Copy a record built in the scratch area into the ring: only its real size is used. */
+static __always_inline void output_record(void *buf, __u64 size, __u8 kind)
+{
+	report_loss();
+	if (size > SCRATCH_SIZE)
+		size = SCRATCH_SIZE;
+	if (bpf_ringbuf_output(&events, buf, size, ring_flags()))
+		count_drop(kind);
+}
+
+#endif

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Outgoing connections: connect(2). Syscall hooks: attached only while a session exists. */
+#include "lib/session.bpf.h"
+#include "lib/task.bpf.h"
+
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+
+struct connect_args {
+	__u8 addr[AGENT_SOCKADDR_MAX];
+	__u32 addr_len; /* bytes the process passed */
+	__s32 fd;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct connect_args);
+} connect_inflight SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int on_connect_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!current_session())
+		return 0;
+	struct connect_args a = {};
+	__u32 len = (__u32)ctx->args[2];
+	__u32 copy = len > AGENT_SOCKADDR_MAX ? AGENT_SOCKADDR_MAX : len;
+	/* Keep the bound where the verifier sees it. */
+	barrier_var(copy);
+	if (copy > AGENT_SOCKADDR_MAX)
+		return 0;
+	/* The address is read at entry: the kernel copies it in before connecting. */
+	if (copy > 0)
+		bpf_probe_read_user(a.addr, copy, (void *)ctx->args[1]);
+	a.addr_len = len;
+	a.fd = (__s32)ctx->args[0];
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&connect_inflight, &tid, &a, BPF_ANY);
+	return 0;
+}
+
+/* The socket behind fd in the current task, or NULL. */
+static __always_inline struct socket *socket_of_fd(int fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	if (fd < 0 || (unsigned int)fd >= max)
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	if (!file)
+		return NULL;
+	return BPF_CORE_READ(file, private_data);
+}
+
+/* The local address the kernel chose for the socket, as a sockaddr_in or sockaddr_in6. */
+static __always_inline __u16 local_address(struct sock *sk, __u8 *out)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__be16 nport = __builtin_bswap16(port);
+	if (family == AF_INET) {
+		struct sockaddr_in sin = {};
+		sin.sin_family = AF_INET;
+		sin.sin_port = nport;
+		sin.sin_addr.s_addr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(out, &sin, sizeof(sin));
+		return sizeof(sin);
+	}
+	if (family == AF_INET6) {
+		struct sockaddr_in6 sin6 = {};
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_port = nport;
+		BPF_CORE_READ_INTO(&sin6.sin6_addr, sk, __sk_common.skc_v6_rcv_saddr);
+		__builtin_memcpy(out, &sin6, sizeof(sin6));
+		return sizeof(sin6);
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int on_connect_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 session = current_session();
+	if (!session)
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct connect_args *a = bpf_map_lookup_elem(&connect_inflight, &tid);
+	if (!a)
+		return 0;
+
+	struct agent_connect *c = reserve_record(sizeof(*c), AGENT_KIND_CONNECT);
+	if (!c) {
+		bpf_map_delete_elem(&connect_inflight, &tid);
+		return 0;
+	}
+	fill_hdr(&c->hdr, AGENT_KIND_CONNECT, sizeof(*c), session);
+	c->start_ns = task_start_ns((struct task_struct *)bpf_get_current_task_btf());
+	__u64 ugid = bpf_get_current_uid_gid();
+	c->uid = (__u32)ugid;
+	c->gid = ugid >> 32;
+	c->ret = (__s32)ctx->ret;
+	c->fd = a->fd;
+	c->addr_len = a->addr_len > AGENT_SOCKADDR_MAX ? AGENT_SOCKADDR_MAX : a->addr_len;
+	if (a->addr_len > AGENT_SOCKADDR_MAX)
+		c->hdr.flags |= AGENT_F_ADDR_TRUNCATED;
+	__builtin_memcpy(c->addr, a->addr, AGENT_SOCKADDR_MAX);
+	__builtin_memset(c->local, 0, AGENT_LOCAL_ADDR_MAX);
+	c->local_len = 0;
+	c->sock_type = 0;
+	c->protocol = 0;
+	bpf_map_delete_elem(&connect_inflight, &tid);
+
+	/* -EBADF and -ENOTSOCK: fd names no socket, so there is nothing to read behind it. */
+	struct socket *sock = (c->ret == -9 || c->ret == -88) ? NULL : socket_of_fd(c->fd);
+	struct sock *sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
+	if (sk) {
+		c->sock_type = BPF_CORE_READ(sk, sk_type);
+		c->protocol = BPF_CORE_READ(sk, sk_protocol);
+		c->local_len = local_address(sk, c->local);
+	}
+	submit_record(c);
+	return 0;
+}

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Process lifecycle: exec, fork and exit of session processes. Always attached: these are not
+ * syscall hooks and cost nothing measurable outside sessions. */
+#include "lib/session.bpf.h"
+#include "lib/task.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Keeps a length the verifier can see is within [0, max]. */
+#define BOUND(v, max) ((v) > (max) ? (max) : (v))
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u64 session = current_session();
+	if (!session)
+		return 0;
+	struct agent_exec *e = scratch_area();
+	if (!e)
+		return 0;
+
+	fill_hdr(&e->hdr, AGENT_KIND_EXEC, 0, session);
+	fill_proc(&e->proc, task);
+	e->old_tid = old_pid;
+	e->exe_len = 0;
+	e->cwd_len = 0;
+	e->_pad0 = 0;
+	e->argc = BPF_CORE_READ(bprm, argc);
+
+	__u32 off = 0;
+	long n = bpf_probe_read_kernel_str(e->data, AGENT_PATH_MAX, BPF_CORE_READ(bprm, filename));
+	if (n > 0) {
+		off = BOUND((__u32)n - 1, AGENT_PATH_MAX - 1);
+		if (n == AGENT_PATH_MAX)
+			e->hdr.flags |= AGENT_F_PATH_TRUNCATED;
+	}
+	e->filename_len = off;
+
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	__u64 arg_start = BPF_CORE_READ(mm, arg_start);
+	__u64 arg_end = BPF_CORE_READ(mm, arg_end);
+	__u64 size = arg_end > arg_start ? arg_end - arg_start : 0;
+	__u32 want = BOUND(size, (__u64)args_max);
+	want = BOUND(want, AGENT_ARGS_MAX);
+	e->args_size = BOUND(size, 0xffffffffULL);
+	e->args_len = 0;
+	if (want > 0 && bpf_probe_read_user(e->data + off, want, (void *)arg_start) == 0)
+		e->args_len = want;
+	if (size > want)
+		e->hdr.flags |= AGENT_F_ARGS_TRUNCATED;
+
+	__u64 total = sizeof(*e) + off + e->args_len;
+	e->hdr.size = total;
+	output_record(e, total, AGENT_KIND_EXEC);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u64 session = current_session();
+	if (!session)
+		return 0;
+	/* A new thread joins its process; only new processes change the process table. */
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0;
+	struct agent_fork *f = reserve_record(sizeof(*f), AGENT_KIND_FORK);
+	if (!f)
+		return 0;
+	fill_hdr(&f->hdr, AGENT_KIND_FORK, sizeof(*f), session);
+	fill_proc(&f->proc, parent);
+	f->child_pid = BPF_CORE_READ(child, tgid);
+	f->child_start_ns = BPF_CORE_READ(child, start_boottime);
+	f->_pad0 = 0;
+	submit_record(f);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *task)
+{
+	__u64 session = current_session();
+	if (!session)
+		return 0;
+	/* Report a process once, when its last thread goes. */
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	struct agent_exit *x = reserve_record(sizeof(*x), AGENT_KIND_EXIT);
+	if (!x)
+		return 0;
+	fill_hdr(&x->hdr, AGENT_KIND_EXIT, sizeof(*x), session);
+	fill_proc(&x->proc, task);
+	x->exit_code = BPF_CORE_READ(task, exit_code);
+	x->_pad0 = 0;
+	submit_record(x);
+	return 0;
+}
