@@ -8,8 +8,9 @@ public final class BPFObject {
     /// libbpf keeps a pointer to the image until the object is closed.
     private let image: UnsafeMutableRawBufferPointer
 
-    /// Opens an object from the bytes of a BPF ELF file.
-    public init(bytes: [UInt8], name: String) throws(BPFError) {
+    /// Opens an object from the bytes of a BPF ELF file. `btfPath` names the kernel BTF to
+    /// relocate against when it is not the running kernel's /sys/kernel/btf/vmlinux.
+    public init(bytes: [UInt8], name: String, btfPath: String? = nil) throws(BPFError) {
         let image = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 16)
         image.copyBytes(from: bytes)
         var opts = bpf_object_open_opts()
@@ -18,7 +19,11 @@ public final class BPFObject {
         do {
             opened = name.withCString { cname in
                 opts.object_name = cname
-                return bpf_object__open_mem(image.baseAddress, image.count, &opts)
+                guard let btfPath else { return bpf_object__open_mem(image.baseAddress, image.count, &opts) }
+                return btfPath.withCString { cbtf in
+                    opts.btf_custom_path = cbtf
+                    return bpf_object__open_mem(image.baseAddress, image.count, &opts)
+                }
             }
         }
         let err = libbpf_get_error(UnsafeRawPointer(opened))
@@ -155,5 +160,33 @@ public struct BPFMap {
         let rc = buf.withUnsafeMutableBytes { bpf_map_lookup_elem(fd, &k, $0.baseAddress) }
         if rc != 0 { throw BPFError("bpf_map_lookup_elem(\(name))", errno: Glibc.errno) }
         return (0..<cpus).map { Array(buf[($0 * stride)..<($0 * stride + valueSize)]) }
+    }
+}
+
+extension BPFProgram {
+    /// The kernel's id for the loaded program.
+    public func id() throws(BPFError) -> UInt32 {
+        var info = bpf_prog_info()
+        var len = UInt32(MemoryLayout<bpf_prog_info>.size)
+        try check(bpf_obj_get_info_by_fd(fd, &info, &len), "bpf_obj_get_info_by_fd(\(name))")
+        return info.id
+    }
+}
+
+/// The BPF links that exist in the kernel right now, as the kernel reports them.
+public enum KernelLinks {
+    /// Program ids of every link on the host (every attachment made through a link).
+    public static func programIDs() -> [UInt32] {
+        var ids: [UInt32] = []
+        var id: UInt32 = 0
+        while bpf_link_get_next_id(id, &id) == 0 {
+            let fd = bpf_link_get_fd_by_id(id)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            var info = bpf_link_info()
+            var len = UInt32(MemoryLayout<bpf_link_info>.size)
+            if bpf_obj_get_info_by_fd(fd, &info, &len) == 0 { ids.append(info.prog_id) }
+        }
+        return ids
     }
 }

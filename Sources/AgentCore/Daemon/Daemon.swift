@@ -36,8 +36,11 @@ public final class Daemon: @unchecked Sendable {
         self.logger = logger
         sinkDescription = sink.description
         try Self.checkPrivileges()
-        guard access("/sys/kernel/btf/vmlinux", R_OK) == 0 else {
-            throw AgentError("this kernel has no BTF (/sys/kernel/btf/vmlinux): agentwatch needs Linux 5.15 or later built with CONFIG_DEBUG_INFO_BTF=y")
+        // AGENTWATCH_BTF names a BTF file for a kernel that does not expose its own.
+        let customBTF = getenv("AGENTWATCH_BTF").map { String(cString: $0) }
+        let btf = customBTF ?? "/sys/kernel/btf/vmlinux"
+        guard access(btf, R_OK) == 0 else {
+            throw AgentError("no kernel BTF at \(btf): agentwatch needs Linux 5.15 or later built with CONFIG_DEBUG_INFO_BTF=y, or AGENTWATCH_BTF set to this kernel's BTF file")
         }
         guard let mount = CgroupFS.mountPoint() else {
             throw AgentError("no cgroup2 filesystem is mounted: mount one (mount -t cgroup2 none /sys/fs/cgroup) and start again")
@@ -48,7 +51,8 @@ public final class Daemon: @unchecked Sendable {
             roots: registry.roots.map { ($0.cgid, $0.level) },
             ringBufferBytes: UInt32(config.ringBufferKiB * 1024),
             argsMax: UInt32(config.argsMax),
-            wakeupBytes: UInt64(config.ringBufferKiB * 1024 / 4))
+            wakeupBytes: UInt64(config.ringBufferKiB * 1024 / 4),
+            btfPath: customBTF)
         do {
             sensor = try Sensor(settings: settings, objectBytes: objectBytes)
         } catch {

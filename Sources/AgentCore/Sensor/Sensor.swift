@@ -11,8 +11,11 @@ public struct SensorSettings: Sendable {
     public var ringBufferBytes: UInt32
     public var argsMax: UInt32
     public var wakeupBytes: UInt64
+    /// Kernel BTF to relocate against, when not /sys/kernel/btf/vmlinux.
+    public var btfPath: String?
 
-    public init(roots: [(cgid: UInt64, level: UInt32)], ringBufferBytes: UInt32, argsMax: UInt32, wakeupBytes: UInt64) {
+    public init(roots: [(cgid: UInt64, level: UInt32)], ringBufferBytes: UInt32, argsMax: UInt32, wakeupBytes: UInt64, btfPath: String? = nil) {
+        self.btfPath = btfPath
         self.roots = roots
         self.ringBufferBytes = ringBufferBytes
         self.argsMax = argsMax
@@ -40,7 +43,7 @@ public final class Sensor {
     /// Opens and loads the embedded programs (or `objectBytes`) with `settings`.
     public init(settings: SensorSettings, objectBytes: [UInt8]? = nil) throws(BPFError) {
         let bytes = objectBytes ?? AgentProbes.object()
-        object = try BPFObject(bytes: bytes, name: "agentwatch")
+        object = try BPFObject(bytes: bytes, name: "agentwatch", btfPath: settings.btfPath)
         guard settings.roots.count <= Int(AGENT_MAX_ROOTS) else {
             throw BPFError("more than \(AGENT_MAX_ROOTS) session roots", errno: EINVAL)
         }

@@ -1,0 +1,198 @@
+import Foundation
+import Glibc
+import Logging
+import Testing
+@testable import AgentCore
+
+/// Whether kernel tests can run here, and whether they must (CI sets AGENTWATCH_REQUIRE_KERNEL=1,
+/// which turns "cannot run" into a failure instead of a skip).
+enum KernelEnv {
+    static let required = ProcessInfo.processInfo.environment["AGENTWATCH_REQUIRE_KERNEL"] == "1"
+
+    static let unavailableReason: String? = {
+        if geteuid() != 0 { return "kernel tests need root" }
+        if access("/sys/kernel/btf/vmlinux", R_OK) != 0 { return "kernel tests need BTF (/sys/kernel/btf/vmlinux)" }
+        if CgroupFS.mountPoint() == nil { return "kernel tests need a cgroup2 mount" }
+        return nil
+    }()
+
+    /// Run when possible, or when required (then a missing kernel fails the test).
+    static var enabled: Bool {
+        if let reason = unavailableReason, !required {
+            print("skipping kernel test: \(reason)")
+            return false
+        }
+        return true
+    }
+
+    static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+}
+
+/// A daemon running in this process on a session root of its own, writing to a file.
+final class TestDaemon: @unchecked Sendable {
+    let root: String
+    let rootName: String
+    let output: String
+    let daemon: Daemon
+    private let finished = DispatchSemaphore(value: 0)
+    private(set) var runError: Error?
+
+    init(configure: (inout DaemonConfig) -> Void = { _ in }) throws {
+        if let reason = KernelEnv.unavailableReason { throw AgentError(reason) }
+        rootName = "agentwatch-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let mount = CgroupFS.mountPoint()!
+        root = mount + "/" + rootName
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(rootName).path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        output = dir + "/records.ndjson"
+        var config = DaemonConfig()
+        config.sessionRoots = [rootName]
+        config.output = output
+        config.pollIntervalMs = 20
+        config.statusIntervalS = 0
+        config.runtimeDir = dir
+        configure(&config)
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        daemon = try Daemon(config: config, sink: try FileSink(path: output), logger: logger)
+    }
+
+    func start() {
+        startThread(name: "test-daemon") { [self] in
+            do { try daemon.run() } catch { runError = error }
+            finished.signal()
+        }
+        // The daemon is ready once agent.start is out and the process hooks are attached.
+        _ = waitUntil { self.daemon.counters.records >= 1 }
+    }
+
+    func stop() {
+        daemon.stop()
+        finished.wait()
+        // Leave no cgroup behind: sessions first (children), then the root.
+        for s in CgroupFS.subdirectories(of: root) { removeCgroupTree(root + "/" + s) }
+        rmdir(root)
+    }
+
+    func sessionPath(_ id: String) -> String { root + "/" + id }
+
+    /// Makes a session cgroup and, as `agentwatch run` does, waits until the daemon watches it
+    /// (its syscall hooks are attached).
+    @discardableResult
+    func makeSession(_ id: String) -> String {
+        let p = sessionPath(id)
+        mkdir(p, 0o755)
+        _ = SessionLauncher.waitUntilWatched(path: p, timeoutMs: 5000)
+        return p
+    }
+
+    /// Records written so far, parsed.
+    func records() -> [[String: Any]] {
+        guard let data = FileManager.default.contents(atPath: output) else { return [] }
+        return data.split(separator: UInt8(ascii: "\n")).compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any]
+        }
+    }
+
+    /// Waits until `condition` over the records holds; returns the records.
+    @discardableResult
+    func waitForRecords(timeout: Double = 5, _ condition: ([[String: Any]]) -> Bool) -> [[String: Any]] {
+        var last: [[String: Any]] = []
+        _ = waitUntil(timeout: timeout) {
+            last = self.records()
+            return condition(last)
+        }
+        return last
+    }
+}
+
+func removeCgroupTree(_ path: String) {
+    for s in CgroupFS.subdirectories(of: path) { removeCgroupTree(path + "/" + s) }
+    // Move stragglers out so the directory can go.
+    for pid in CgroupFS.processes(below: path) { kill(pid, SIGKILL) }
+    for _ in 0..<100 {
+        if rmdir(path) == 0 || errno == ENOENT { return }
+        usleep(20_000)
+    }
+}
+
+@discardableResult
+func waitUntil(timeout: Double = 5, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}
+
+/// Runs `argv` in cgroup `cgroup` (nil: where the test runs), waits, returns pid and status.
+@discardableResult
+func runIn(_ cgroup: String?, _ argv: [String]) -> (pid: pid_t, status: Int32) {
+    var full = ["/bin/sh", "-c"]
+    if let cgroup {
+        full.append("echo $$ > '\(cgroup)/cgroup.procs' && exec \"$@\"")
+    } else {
+        full.append("exec \"$@\"")
+    }
+    full.append("sh")
+    full += argv
+    let pid = spawn(full)
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return (pid, status)
+}
+
+/// Starts `argv` without waiting.
+func spawn(_ argv: [String]) -> pid_t {
+    var pid: pid_t = 0
+    let cargs = argv.map { strdup($0) } + [nil]
+    defer { cargs.forEach { free($0) } }
+    let rc = posix_spawn(&pid, argv[0], nil, nil, cargs, environ)
+    precondition(rc == 0, "posix_spawn \(argv[0]): \(rc)")
+    return pid
+}
+
+/// A TCP listener on 127.0.0.1 that accepts and closes connections, for connect tests.
+final class LoopbackListener {
+    let fd: Int32
+    let port: UInt16
+
+    init() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                _ = bind(fd, $0, len)
+                _ = listen(fd, 64)
+                _ = getsockname(fd, $0, &len)
+            }
+        }
+        port = UInt16(bigEndian: addr.sin_port)
+    }
+
+    deinit { close(fd) }
+}
+
+extension Dictionary where Key == String, Value == Any {
+    /// A value by dotted path: "process.pid".
+    subscript(path path: String) -> Any? {
+        var current: Any? = self
+        for part in path.split(separator: ".") {
+            current = (current as? [String: Any])?[String(part)]
+        }
+        return current
+    }
+
+    func string(_ path: String) -> String? { self[path: path] as? String }
+    func int(_ path: String) -> Int? { (self[path: path] as? NSNumber)?.intValue }
+}
