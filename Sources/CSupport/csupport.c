@@ -6,7 +6,13 @@
 struct aw_gnu_open_flags aw_gnu_open_flags(void)
 {
 	struct aw_gnu_open_flags f = {
-		.direct = O_DIRECT, .largefile = O_LARGEFILE, .noatime = O_NOATIME,
+		/* glibc defines O_LARGEFILE as 0 on 64-bit; the kernel's bit is what a 32-bit
+		 * program passes, so name that (asm-generic: 0100000; arm64: 0400000). */
+#if defined(__aarch64__)
+		.direct = O_DIRECT, .largefile = 0400000, .noatime = O_NOATIME,
+#else
+		.direct = O_DIRECT, .largefile = 0100000, .noatime = O_NOATIME,
+#endif
 		.path = O_PATH, .tmpfile = O_TMPFILE & ~O_DIRECTORY,
 	};
 	return f;

@@ -28,8 +28,8 @@ struct RunCommand: ParsableCommand {
         var cmd = command
         if cmd.first == "--" { cmd.removeFirst() }
         guard !cmd.isEmpty else { throw ValidationError("give the command to run after --, e.g. agentwatch run -- bash") }
-        for l in label where !l.contains("=") || l.hasPrefix("=") {
-            throw ValidationError("--label \(l): write it as KEY=VALUE")
+        for l in label {
+            if let problem = validateLabel(l) { throw ValidationError("--label \(l): \(problem)") }
         }
         if let session, let problem = validateSessionID(session) { throw ValidationError("--session \(session): \(problem)") }
     }

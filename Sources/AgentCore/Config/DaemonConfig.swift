@@ -41,11 +41,12 @@ public struct DaemonConfig: Sendable, Equatable {
         do {
             root = try Yams.compose(yaml: text)
         } catch let error as YamlError {
-            throw AgentError("\(file): \(Self.describe(error))")
+            throw AgentError("\(file):\(Self.describe(error, text: text))")
         } catch {
             throw AgentError("\(file): \(error)")
         }
-        guard let root else { return config }
+        // No document, or a document that is only `---` and comments: the defaults.
+        guard let root, root.null == nil else { return config }
         guard case .mapping(let mapping) = root else {
             throw AgentError("\(file):\(root.mark?.line ?? 1):\(root.mark?.column ?? 1): the config must be a mapping of setting: value")
         }
@@ -59,7 +60,7 @@ public struct DaemonConfig: Sendable, Equatable {
                 return v
             }
             func string() throws(AgentError) -> String {
-                guard case .scalar = value, let v = value.string, !v.isEmpty else {
+                guard case .scalar = value, value.null == nil, let v = value.string, !v.isEmpty else {
                     throw AgentError("\(at): \(key) must be a non-empty string")
                 }
                 return v
@@ -90,12 +91,24 @@ public struct DaemonConfig: Sendable, Equatable {
 
     public static let knownKeys = ["output", "session_roots", "ring_buffer_kib", "args_max", "poll_interval_ms", "status_interval_s", "runtime_dir"]
 
-    static func describe(_ error: YamlError) -> String {
+    /// `LINE:COL: YAML error: ...`, to follow `file:`.
+    static func describe(_ error: YamlError, text: String) -> String {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
             return "\(mark.line):\(mark.column): YAML error: \(problem)"
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // Yams marks the mapping; point at the second occurrence of the key instead.
+            var seen = Set<String>()
+            for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let key = String(line.prefix(while: { $0 != ":" })).trimmingCharacters()
+                guard duplicates.contains(key), line.first.map({ !$0.isWhitespace }) ?? false else { continue }
+                if !seen.insert(key).inserted {
+                    return "\(i + 1):1: setting \(key) is given twice: keep one"
+                }
+            }
+            return "\(context.mark.line):\(context.mark.column): setting \(duplicates.joined(separator: ", ")) is given twice: keep one"
         default:
-            return "YAML error: \(error)"
+            return "1:1: YAML error: \(error)"
         }
     }
 }

@@ -58,22 +58,83 @@ public struct SessionMetadata: Equatable {
         a.uid == b.uid && a.labels.map { $0.key + "=" + $0.value } == b.labels.map { $0.key + "=" + $0.value }
     }
 
+    /// One `key=value` per line. Labels are checked by `validateLabel` before they get here;
+    /// a line break that slips through anyway is escaped (`\n`, `\r`, `\\`), so a label can
+    /// never forge a line.
     public func encoded() -> [UInt8] {
         var lines: [String] = []
         if let uid { lines.append("uid=\(uid)") }
-        for l in labels { lines.append("label.\(l.key)=\(l.value)") }
+        for l in labels {
+            lines.append("label.\(Self.oneLine(l.key))=\(Self.oneLine(l.value))")
+        }
         return Array(lines.joined(separator: "\n").utf8)
+    }
+
+    static func oneLine(_ s: String) -> String {
+        var out = ""
+        for c in s.unicodeScalars {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
+    static func unescape(_ s: Substring) -> String {
+        var out = ""
+        var escaped = false
+        for c in s.unicodeScalars {
+            if escaped {
+                switch c {
+                case "n": out += "\n"
+                case "r": out += "\r"
+                default: out.unicodeScalars.append(c)
+                }
+                escaped = false
+            } else if c == "\\" {
+                escaped = true
+            } else {
+                out.unicodeScalars.append(c)
+            }
+        }
+        return out
     }
 
     public static func decode(_ bytes: [UInt8]) -> SessionMetadata {
         var m = SessionMetadata(uid: nil, labels: [])
+        var sawUID = false
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
             guard let eq = line.firstIndex(of: "=") else { continue }
-            let k = line[..<eq], v = String(line[line.index(after: eq)...])
-            if k == "uid" { m.uid = UInt32(v) } else if k.hasPrefix("label.") { m.labels.append((String(k.dropFirst(6)), v)) }
+            let k = Self.unescape(line[..<eq]), v = Self.unescape(line[line.index(after: eq)...])
+            if k == "uid" {
+                // Only the first: the writer puts uid first, before any label.
+                if !sawUID { m.uid = UInt32(v) }
+                sawUID = true
+            } else if k.hasPrefix("label.") {
+                m.labels.append((String(k.dropFirst(6)), v))
+            }
         }
         return m
     }
+}
+
+/// Checks a session label `KEY=VALUE`: a key of 1-64 [A-Za-z0-9._-], a value of at most 256
+/// bytes with no control characters.
+public func validateLabel(_ label: String) -> String? {
+    guard let eq = label.firstIndex(of: "=") else { return "write it as KEY=VALUE" }
+    let key = label[..<eq], value = label[label.index(after: eq)...]
+    if key.isEmpty || key.utf8.count > 64 { return "the key must be 1 to 64 characters" }
+    for c in key.utf8 {
+        let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+            || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
+        if !ok { return "the key may hold only letters, digits, '.', '_' and '-'" }
+    }
+    if value.utf8.count > 256 { return "the value must be at most 256 bytes" }
+    if value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return "the value must not hold control characters" }
+    return nil
 }
 
 /// Checks a session id: 1-64 characters of [A-Za-z0-9._-], not starting with '.'.

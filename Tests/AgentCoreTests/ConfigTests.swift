@@ -1,0 +1,271 @@
+import AgentCore
+import Glibc
+import Testing
+
+/// A fresh directory under /tmp, removed with everything in it when the test ends.
+final class TemporaryDirectory {
+    let path: String
+
+    init() {
+        var template = Array("/tmp/agentcore-tests-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(made != nil, "mkdtemp failed: errno \(errno)")
+        path = String(decoding: template.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Writes `text` to `name` in the directory and returns the file's path.
+    func write(_ name: String, _ text: String) -> String {
+        let file = path + "/" + name
+        let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        precondition(fd >= 0, "open \(file): errno \(errno)")
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        precondition(n == bytes.count, "short write to \(file)")
+        return file
+    }
+
+    deinit {
+        // The tests make only flat files and plain subdirectories.
+        if let dir = opendir(path) {
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                if name == "." || name == ".." { continue }
+                let full = path + "/" + name
+                if unlink(full) != 0 { rmdir(full) }
+            }
+            closedir(dir)
+        }
+        rmdir(path)
+    }
+}
+
+/// The message of the error `body` throws, or nil when it does not throw.
+private func errorMessage(_ body: () throws(AgentError) -> DaemonConfig) -> String? {
+    do {
+        _ = try body()
+        return nil
+    } catch {
+        return error.message
+    }
+}
+
+private func parseError(_ yaml: String) -> String? {
+    errorMessage { () throws(AgentError) in try DaemonConfig.parse(yaml, file: "agentwatch.yaml") }
+}
+
+@Suite("DaemonConfig")
+struct ConfigTests {
+    @Test func defaults() {
+        let c = DaemonConfig()
+        #expect(c.output == "/var/log/agentwatch/events.ndjson")
+        #expect(c.sessionRoots == ["agentwatch"])
+        #expect(c.ringBufferKiB == 8192)
+        #expect(c.argsMax == 4096)
+        #expect(c.pollIntervalMs == 100)
+        #expect(c.statusIntervalS == 5)
+        #expect(c.runtimeDir == "/run/agentwatch")
+        #expect(DaemonConfig.defaultPath == "/etc/agentwatch/agentwatch.yaml")
+    }
+
+    @Test(arguments: ["", "\n", "# nothing set\n", "   \n\n# a\n# b\n"])
+    func emptyFileMeansDefaults(_ yaml: String) throws {
+        #expect(try DaemonConfig.parse(yaml, file: "agentwatch.yaml") == DaemonConfig())
+    }
+
+    /// A template with every setting commented out usually still starts with the document
+    /// marker; Yams composes that as a null scalar, not as no document.
+    @Test(arguments: ["---\n", "---\n# output: \"-\"\n# args_max: 4096\n"])
+    func emptyDocumentWithMarkerMeansDefaults(_ yaml: String) throws {
+        #expect(try DaemonConfig.parse(yaml, file: "agentwatch.yaml") == DaemonConfig())
+    }
+
+    @Test func fullValidFile() throws {
+        let yaml = """
+            # every setting
+            output: "-"
+            session_roots:
+              - agentwatch
+              - /sys/fs/cgroup/ci.slice
+            ring_buffer_kib: 16384
+            args_max: 16384
+            poll_interval_ms: 250
+            status_interval_s: 0
+            runtime_dir: /tmp/agentwatch-run
+
+            """
+        let c = try DaemonConfig.parse(yaml, file: "agentwatch.yaml")
+        #expect(c.output == "-")
+        #expect(c.sessionRoots == ["agentwatch", "/sys/fs/cgroup/ci.slice"])
+        #expect(c.ringBufferKiB == 16384)
+        #expect(c.argsMax == 16384)
+        #expect(c.pollIntervalMs == 250)
+        #expect(c.statusIntervalS == 0)
+        #expect(c.runtimeDir == "/tmp/agentwatch-run")
+    }
+
+    @Test func fileNamesOnlyWhatItChanges() throws {
+        var expected = DaemonConfig()
+        expected.argsMax = 0
+        #expect(try DaemonConfig.parse("args_max: 0\n", file: "f") == expected)
+    }
+
+    @Test func boundsAreAccepted() throws {
+        let low = try DaemonConfig.parse("ring_buffer_kib: 4\npoll_interval_ms: 1\nstatus_interval_s: 86400\n", file: "f")
+        #expect(low.ringBufferKiB == 4)
+        #expect(low.pollIntervalMs == 1)
+        #expect(low.statusIntervalS == 86400)
+        let high = try DaemonConfig.parse("ring_buffer_kib: 1048576\npoll_interval_ms: 10000\n", file: "f")
+        #expect(high.ringBufferKiB == 1 << 20)
+        #expect(high.pollIntervalMs == 10_000)
+        let roots = try DaemonConfig.parse("session_roots: [a, b, c, d]\n", file: "f")
+        #expect(roots.sessionRoots == ["a", "b", "c", "d"])
+    }
+
+    @Test func unknownKeyNamesFileLineAndColumn() throws {
+        let message = try #require(parseError("output: /tmp/x\n\ncolour: blue\n"))
+        #expect(message.hasPrefix("agentwatch.yaml:3:1: "))
+        #expect(message.contains("unknown setting 'colour'"))
+        // It lists what is known, so the reader can fix a typo.
+        for key in DaemonConfig.knownKeys { #expect(message.contains(key)) }
+    }
+
+    @Test func unknownKeyInFlowMappingPointsAtTheKey() throws {
+        let message = try #require(parseError("{output: a, zz: 1}\n"))
+        #expect(message.hasPrefix("agentwatch.yaml:1:13: "))
+        #expect(message.contains("unknown setting 'zz'"))
+    }
+
+    @Test func wrongType() throws {
+        let message = try #require(parseError("output: x\nring_buffer_kib: \"big\"\n"))
+        #expect(message == "agentwatch.yaml:2:1: ring_buffer_kib must be a whole number from 4 to 1048576")
+    }
+
+    @Test(arguments: [
+        ("ring_buffer_kib: [1, 2]\n", "ring_buffer_kib must be a whole number"),
+        ("ring_buffer_kib: 1.5\n", "ring_buffer_kib must be a whole number"),
+        ("ring_buffer_kib: \"8192\"\n", "ring_buffer_kib must be a whole number"),
+        ("args_max: true\n", "args_max must be a whole number"),
+        ("poll_interval_ms: {a: 1}\n", "poll_interval_ms must be a whole number"),
+        ("output: [a]\n", "output must be a non-empty string"),
+        ("output: \"\"\n", "output must be a non-empty string"),
+        ("output:\n", "output must be a non-empty string"),
+        ("runtime_dir: {a: b}\n", "runtime_dir must be a non-empty string"),
+        ("session_roots: agentwatch\n", "session_roots must be a list of 1 to 4 cgroup paths"),
+        ("session_roots: []\n", "session_roots must be a list of 1 to 4 cgroup paths"),
+        ("session_roots: [a, [b]]\n", "session_roots must be a list of 1 to 4 cgroup paths"),
+        ("session_roots: [a, \"\"]\n", "session_roots must be a list of 1 to 4 cgroup paths"),
+        ("session_roots: [a, b, c, d, e]\n", "session_roots holds at most 4 roots"),
+    ])
+    func wrongShape(_ yaml: String, _ expected: String) throws {
+        let message = try #require(parseError(yaml))
+        #expect(message.hasPrefix("agentwatch.yaml:1:1: \(expected)"))
+    }
+
+    @Test(arguments: [100, 6, 12, 1000, 8191, 8193, 3 << 10])
+    func ringBufferMustBeAPowerOfTwo(_ kib: Int) throws {
+        let message = try #require(parseError("ring_buffer_kib: \(kib)\n"))
+        #expect(message == "agentwatch.yaml:1:1: ring_buffer_kib must be a power of two")
+    }
+
+    @Test(arguments: [
+        ("ring_buffer_kib: 2\n", "ring_buffer_kib must be a whole number from 4 to 1048576"),
+        ("ring_buffer_kib: 0\n", "ring_buffer_kib must be a whole number from 4 to 1048576"),
+        ("ring_buffer_kib: -8\n", "ring_buffer_kib must be a whole number from 4 to 1048576"),
+        ("ring_buffer_kib: 2097152\n", "ring_buffer_kib must be a whole number from 4 to 1048576"),
+        ("ring_buffer_kib: 99999999999999999999999\n", "ring_buffer_kib must be a whole number from 4 to 1048576"),
+        ("args_max: 16385\n", "args_max must be a whole number from 0 to 16384"),
+        ("args_max: -1\n", "args_max must be a whole number from 0 to 16384"),
+        ("poll_interval_ms: 0\n", "poll_interval_ms must be a whole number from 1 to 10000"),
+        ("poll_interval_ms: 10001\n", "poll_interval_ms must be a whole number from 1 to 10000"),
+        ("status_interval_s: -1\n", "status_interval_s must be a whole number from 0 to 86400"),
+        ("status_interval_s: 86401\n", "status_interval_s must be a whole number from 0 to 86400"),
+    ])
+    func outOfRange(_ yaml: String, _ expected: String) throws {
+        let message = try #require(parseError(yaml))
+        #expect(message == "agentwatch.yaml:1:1: \(expected)")
+    }
+
+    @Test func errorPointsAtTheLineOfTheBadSetting() throws {
+        let yaml = "output: /tmp/a\nsession_roots:\n  - a\nargs_max: 99999\n"
+        let message = try #require(parseError(yaml))
+        #expect(message.hasPrefix("agentwatch.yaml:4:1: args_max"))
+    }
+
+    @Test(arguments: [
+        ("output: [unclosed\n", "2:1"),
+        ("output: x\n  bad: : :\n", "2:6"),
+        ("\t output: x\n", "1:1"),
+        ("output: x\nargs_max: \"unterminated\n", "3:1"),
+    ])
+    func yamlSyntaxErrorGivesLineAndColumn(_ yaml: String, _ lineColumn: String) throws {
+        let message = try #require(parseError(yaml))
+        #expect(message.hasPrefix("agentwatch.yaml:"))
+        #expect(message.contains("\(lineColumn): YAML error: "))
+    }
+
+    /// Editors and CI annotate `file:line:col:`; the other errors use that form.
+    @Test
+    func yamlSyntaxErrorUsesTheSameLocationFormat() throws {
+        let message = try #require(parseError("output: [unclosed\n"))
+        #expect(message.hasPrefix("agentwatch.yaml:2:1: YAML error: "))
+    }
+
+    @Test
+    func duplicateKeyNamesItsLine() throws {
+        let message = try #require(parseError("ring_buffer_kib: 16\nring_buffer_kib: 32\n"))
+        #expect(message.hasPrefix("agentwatch.yaml:2:1: "))
+    }
+
+    @Test func duplicateKeyIsAnError() throws {
+        let message = try #require(parseError("ring_buffer_kib: 16\nring_buffer_kib: 32\n"))
+        #expect(message.hasPrefix("agentwatch.yaml:2:1: "))
+        #expect(message.contains("ring_buffer_kib"))
+    }
+
+    @Test(arguments: ["output: ~\n", "output: null\n", "runtime_dir: null\n"])
+    func nullIsNotAPath(_ yaml: String) throws {
+        let message = try #require(parseError(yaml))
+        #expect(message.contains("must be a non-empty string"))
+    }
+
+    @Test func topLevelMustBeAMapping() throws {
+        #expect(parseError("- output\n- x\n") == "agentwatch.yaml:1:1: the config must be a mapping of setting: value")
+        #expect(parseError("just text\n") == "agentwatch.yaml:1:1: the config must be a mapping of setting: value")
+    }
+
+    // MARK: load(path:)
+
+    @Test func loadReadsAFile() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.write("agentwatch.yaml", "output: \"-\"\nring_buffer_kib: 64\n")
+        let c = try DaemonConfig.load(path: path)
+        #expect(c.output == "-")
+        #expect(c.ringBufferKiB == 64)
+    }
+
+    @Test func loadErrorsNameTheFilePath() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.write("bad.yaml", "output: \"-\"\nnope: 1\n")
+        let message = try #require(errorMessage { () throws(AgentError) in try DaemonConfig.load(path: path) })
+        #expect(message.hasPrefix("\(path):2:1: unknown setting 'nope'"))
+    }
+
+    @Test func missingFileNamesThePath() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/missing.yaml"
+        let message = try #require(errorMessage { () throws(AgentError) in try DaemonConfig.load(path: path) })
+        #expect(message.contains(path))
+        #expect(message.hasPrefix("cannot read config \(path): "))
+        #expect(message.contains(String(cString: strerror(ENOENT))))
+    }
+
+    @Test func unreadablePathNamesThePath() throws {
+        // A directory cannot be read as a file, even by root (these tests may run as root,
+        // where a chmod 000 file would still be readable).
+        let dir = TemporaryDirectory()
+        let message = try #require(errorMessage { () throws(AgentError) in try DaemonConfig.load(path: dir.path) })
+        #expect(message.hasPrefix("cannot read config \(dir.path): "))
+        #expect(message.contains(String(cString: strerror(EISDIR))))
+    }
+}
