@@ -8,25 +8,24 @@ import Synchronization
 /// The live pipeline: Sensor (ring buffer) → decode → ProcessTable and sessions → Recorder →
 /// sink, driven by one thread that waits on the ring buffer, the session roots and a stop
 /// signal. Built and checked by `init`, run by `run()`, ended from any thread by `stop()`.
-public final class Daemon: @unchecked Sendable {
+public final class Daemon: SessionSource, @unchecked Sendable {
     public static let version = "0.1.0"
 
     public let config: DaemonConfig
     let logger: Logger
-    let recorder: Recorder
     let registry: SessionRegistry
     let sensor: Sensor
-    let table = ProcessTable()
-    var decoder = RecordDecoder()
-    var clock = WallClock()
+    /// decode → correlate → record, for every ring buffer record.
+    var pipeline: Pipeline!
+    var recorder: Recorder { pipeline.recorder }
+    var table: ProcessTable { pipeline.table }
+    var clock: WallClock { pipeline.clock }
     let sinkDescription: String
 
     private let epollFD: Int32
     private let stopFD: Int32
     private let inotifyFD: Int32
     private let stopRequested = Atomic<Bool>(false)
-    /// Kernel drops reported in the stream so far, by kind.
-    private var kernelDropped = [UInt64](repeating: 0, count: Int(AGENT_KIND_COUNT.rawValue))
     private let published = Mutex(DaemonCounters())
 
     /// Checks the machine, resolves the session roots and loads the kernel programs.
@@ -61,13 +60,14 @@ public final class Daemon: @unchecked Sendable {
             }
             throw AgentError("loading the BPF programs failed: \(error)")
         }
-        recorder = Recorder(sink: sink, host: HostIdentity.current())
+        let recorder = Recorder(sink: sink, host: HostIdentity.current())
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         stopFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
         inotifyFD = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
         guard epollFD >= 0, stopFD >= 0, inotifyFD >= 0 else {
             throw AgentError("epoll/eventfd/inotify: \(String(cString: strerror(errno)))")
         }
+        pipeline = Pipeline(recorder: recorder, sessions: self)
     }
 
     deinit {
@@ -123,7 +123,8 @@ public final class Daemon: @unchecked Sendable {
             j.raw("],"); j.key("features"); j.raw("[\"exec\",\"fork\",\"exit\",\"openat\",\"openat2\",\"connect\"]")
         }
         do {
-            try sensor.start { [unowned self] raw in self.handle(raw) }
+            let pipeline = self.pipeline!
+            try sensor.start { raw in pipeline.handle(raw) }
         } catch {
             throw AgentError("attaching the process hooks failed: \(error)")
         }
@@ -147,7 +148,7 @@ public final class Daemon: @unchecked Sendable {
         while !stopRequested.load(ordering: .acquiring) {
             let n = epoll_wait(epollFD, &events, Int32(events.count), Int32(config.pollIntervalMs))
             if n < 0 && errno != EINTR { break }
-            clock.refresh()
+            pipeline.clock.refresh()
             var rootsChanged = false
             for i in 0..<max(Int(n), 0) where events[i].data.u64 == 2 {
                 rootsChanged = true
@@ -177,7 +178,7 @@ public final class Daemon: @unchecked Sendable {
         consumeRing()
         // Drops the kernel counted but never got to put in the stream.
         if let (unreported, _) = try? sensor.lossCounters(), unreported.contains(where: { $0 > 0 }) {
-            for (k, v) in unreported.enumerated() { kernelDropped[k] += v }
+            for (k, v) in unreported.enumerated() { pipeline.kernelDropped[k] += v }
             recorder.agentLoss(kernelDropped: unreported, queueDropped: 0, cpuReported: false, unixNs: wallNow())
         }
         let c = snapshot()
@@ -269,7 +270,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// The session of a record: known, found by a rescan, or, when its cgroup is already gone,
     /// a stand-in so that no record is dropped for want of a session.
-    private func session(for cgid: UInt64) -> Session {
+    public func session(for cgid: UInt64) -> Session {
         if let s = registry.sessions[cgid] { return s }
         rescan(force: [cgid], reading: true)
         if let s = registry.sessions[cgid] { return s }
@@ -278,55 +279,13 @@ public final class Daemon: @unchecked Sendable {
         return s
     }
 
-    // MARK: records
-
-    private func handle(_ raw: UnsafeRawBufferPointer) {
-        guard let record = decoder.decode(raw) else { return }
-        let hdr = record.header
-        let unixNs = clock.wall(bootNs: hdr.ktime_ns)
-        if case .loss(let l) = record {
-            let dropped = withUnsafeBytes(of: l.dropped) { Array($0.bindMemory(to: UInt64.self)) }
-            for (k, v) in dropped.enumerated() { kernelDropped[k] += v }
-            recorder.agentLoss(kernelDropped: dropped, queueDropped: 0, cpuReported: true, unixNs: unixNs)
-            return
-        }
-        let s = session(for: hdr.session_cgid)
-        let type: RecordType
-        switch record {
-        case .exec(let e, let filename, let args):
-            let (p, previous) = table.exec(e, filename: filename, args: args, clock: clock)
-            recorder.processExec(s, p, tid: hdr.tid, previousExe: previous, argc: e.argc, unixNs: unixNs)
-            type = .processExec
-        case .fork(let f):
-            table.fork(f, clock: clock)
-            return
-        case .exit(let x):
-            let p = table.process(pid: hdr.pid, startNs: x.proc.start_ns, session: s.cgid, clock: clock)
-            let duration = hdr.ktime_ns >= p.startNs ? hdr.ktime_ns - p.startNs : 0
-            recorder.processExit(s, p, tid: hdr.tid, status: x.exit_code, durationNs: duration, unixNs: unixNs)
-            table.remove(pid: hdr.pid)
-            type = .processExit
-        case .open(let o, let requested, let resolved):
-            let p = table.process(pid: hdr.pid, startNs: o.start_ns, session: s.cgid, clock: clock)
-            recorder.fileOpen(s, p, o, requested: requested, resolved: resolved, unixNs: unixNs)
-            type = .fileOpen
-        case .connect(let c):
-            let p = table.process(pid: hdr.pid, startNs: c.start_ns, session: s.cgid, clock: clock)
-            recorder.netConnect(s, p, c, unixNs: unixNs)
-            type = .netConnect
-        case .loss:
-            return
-        }
-        s.counts[Int(type.rawValue)] &+= 1
-    }
-
     // MARK: helpers
 
     private func snapshot() -> DaemonCounters {
         DaemonCounters(
             records: recorder.seq, sessions: registry.sessions.count, processes: table.count,
-            kernelDropped: kernelDropped.reduce(0, +), kernelDroppedByKind: kernelDropped,
-            decodeRejected: decoder.counters.rejected, syscallHooksAttached: sensor.syscallHooksAttached,
+            kernelDropped: pipeline.kernelDropped.reduce(0, +), kernelDroppedByKind: pipeline.kernelDropped,
+            decodeRejected: pipeline.decoder.counters.rejected, syscallHooksAttached: sensor.syscallHooksAttached,
             recordsByType: recorder.counts)
     }
 

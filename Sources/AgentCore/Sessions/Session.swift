@@ -16,7 +16,7 @@ public final class Session {
     /// `"session":{...}`, rendered once.
     var json: [UInt8] = []
 
-    init(id: String, path: String, cgroup: String, cgid: UInt64, uid: UInt32, labels: [(key: String, value: String)], adopted: Bool) {
+    public init(id: String, path: String, cgroup: String, cgid: UInt64, uid: UInt32, labels: [(key: String, value: String)], adopted: Bool) {
         self.id = id
         self.path = path
         self.cgroup = cgroup
@@ -127,11 +127,7 @@ public func validateLabel(_ label: String) -> String? {
     guard let eq = label.firstIndex(of: "=") else { return "write it as KEY=VALUE" }
     let key = label[..<eq], value = label[label.index(after: eq)...]
     if key.isEmpty || key.utf8.count > 64 { return "the key must be 1 to 64 characters" }
-    for c in key.utf8 {
-        let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-            || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
-        if !ok { return "the key may hold only letters, digits, '.', '_' and '-'" }
-    }
+    if !key.utf8.allSatisfy(isNameByte) { return "the key may hold only letters, digits, '.', '_' and '-'" }
     if value.utf8.count > 256 { return "the value must be at most 256 bytes" }
     if value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return "the value must not hold control characters" }
     return nil
@@ -141,10 +137,12 @@ public func validateLabel(_ label: String) -> String? {
 public func validateSessionID(_ id: String) -> String? {
     if id.isEmpty || id.utf8.count > 64 { return "session id must be 1 to 64 characters" }
     if id.hasPrefix(".") { return "session id must not start with '.'" }
-    for c in id.utf8 {
-        let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-            || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
-        if !ok { return "session id may hold only letters, digits, '.', '_' and '-'" }
-    }
+    if !id.utf8.allSatisfy(isNameByte) { return "session id may hold only letters, digits, '.', '_' and '-'" }
     return nil
+}
+
+/// A byte allowed in session ids and label keys: [A-Za-z0-9._-].
+func isNameByte(_ c: UInt8) -> Bool {
+    (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+        || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
 }

@@ -1,0 +1,66 @@
+import CAgentEvents
+
+/// Finds the session a kernel record belongs to, by the session's cgroup id.
+public protocol SessionSource: AnyObject {
+    func session(for cgid: UInt64) -> Session
+}
+
+/// What happens to each kernel record: decode it in place, keep the process table right, and
+/// write its NDJSON line. The daemon drives it from the ring buffer; the micro-benchmark drives
+/// it from synthetic records.
+public final class Pipeline {
+    public let recorder: Recorder
+    public let table: ProcessTable
+    public internal(set) var decoder = RecordDecoder()
+    public var clock = WallClock()
+    /// Kernel drops reported in the stream so far, by kind.
+    public internal(set) var kernelDropped = [UInt64](repeating: 0, count: Int(AGENT_KIND_COUNT.rawValue))
+    unowned let sessions: SessionSource
+
+    public init(recorder: Recorder, sessions: SessionSource, table: ProcessTable = ProcessTable()) {
+        self.recorder = recorder
+        self.sessions = sessions
+        self.table = table
+    }
+
+    /// One ring buffer record. `raw` is only valid during the call.
+    public func handle(_ raw: UnsafeRawBufferPointer) {
+        guard let record = decoder.decode(raw) else { return }
+        let hdr = record.header
+        let unixNs = clock.wall(bootNs: hdr.ktime_ns)
+        if case .loss(let l) = record {
+            let dropped = withUnsafeBytes(of: l.dropped) { Array($0.bindMemory(to: UInt64.self)) }
+            for (k, v) in dropped.enumerated() { kernelDropped[k] += v }
+            recorder.agentLoss(kernelDropped: dropped, queueDropped: 0, cpuReported: true, unixNs: unixNs)
+            return
+        }
+        let s = sessions.session(for: hdr.session_cgid)
+        let type: RecordType
+        switch record {
+        case .exec(let e, let filename, let args):
+            let (p, previous) = table.exec(e, filename: filename, args: args, clock: clock)
+            recorder.processExec(s, p, tid: hdr.tid, previousExe: previous, argc: e.argc, unixNs: unixNs)
+            type = .processExec
+        case .fork(let f):
+            table.fork(f, clock: clock)
+            return
+        case .exit(let x):
+            let p = table.process(pid: hdr.pid, startNs: x.proc.start_ns, session: s.cgid, clock: clock)
+            let duration = hdr.ktime_ns >= p.startNs ? hdr.ktime_ns - p.startNs : 0
+            recorder.processExit(s, p, tid: hdr.tid, status: x.exit_code, durationNs: duration, unixNs: unixNs)
+            table.remove(pid: hdr.pid)
+            type = .processExit
+        case .open(let o, let requested, let resolved):
+            let p = table.process(pid: hdr.pid, startNs: o.start_ns, session: s.cgid, clock: clock)
+            recorder.fileOpen(s, p, o, requested: requested, resolved: resolved, unixNs: unixNs)
+            type = .fileOpen
+        case .connect(let c):
+            let p = table.process(pid: hdr.pid, startNs: c.start_ns, session: s.cgid, clock: clock)
+            recorder.netConnect(s, p, c, unixNs: unixNs)
+            type = .netConnect
+        case .loss:
+            return
+        }
+        s.counts[Int(type.rawValue)] &+= 1
+    }
+}
