@@ -2,6 +2,7 @@
 /* File opens: openat and openat2. Syscall hooks: attached only while a session exists. */
 #include "lib/session.bpf.h"
 #include "lib/task.bpf.h"
+#include "lib/path.bpf.h"
 
 struct open_args {
 	__u64 path;  /* user pointer to the path */
@@ -62,7 +63,34 @@ static __always_inline int emit_open(__u64 session, long ret)
 			o->hdr.flags |= AGENT_F_PATH_TRUNCATED;
 	}
 	o->requested_len = len;
-	__u64 total = sizeof(*o) + len;
+	if (len > AGENT_PATH_MAX - 1)
+		return 0;
+
+	/* The path the kernel resolved: that of the file now installed at the new descriptor. */
+	bool cut = false;
+	__u32 plen = 0;
+	if (ret >= 0) {
+		struct file *f = current_file((int)ret);
+		if (f)
+			plen = path_to_string(&f->f_path, o->data + len, &cut);
+	} else if (len > 0 && o->data[0] != '/') {
+		/* A failed relative open: the directory it was relative to, so the daemon can show
+		 * the path made absolute as well as can be done. */
+		struct task_struct *task = bpf_get_current_task_btf();
+		struct file *f = a.dfd == -100 ? NULL : current_file(a.dfd);
+		if (f)
+			plen = path_to_string(&f->f_path, o->data + len, &cut);
+		else if (a.dfd == -100)
+			plen = path_to_string(&task->fs->pwd, o->data + len, &cut);
+		if (plen)
+			o->hdr.flags |= AGENT_F_PATH_IS_BASE;
+	}
+	if (cut)
+		o->hdr.flags |= AGENT_F_PATH_TRUNCATED;
+	if (plen > AGENT_PATH_MAX - 1)
+		plen = AGENT_PATH_MAX - 1;
+	o->path_len = plen;
+	__u64 total = sizeof(*o) + len + plen;
 	o->hdr.size = total;
 	output_record(o, total, AGENT_KIND_OPEN);
 	return 0;

@@ -3,6 +3,7 @@
  * syscall hooks and cost nothing measurable outside sessions. */
 #include "lib/session.bpf.h"
 #include "lib/task.bpf.h"
+#include "lib/path.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -22,8 +23,6 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	fill_hdr(&e->hdr, AGENT_KIND_EXEC, 0, session);
 	fill_proc(&e->proc, task);
 	e->old_tid = old_pid;
-	e->exe_len = 0;
-	e->cwd_len = 0;
 	e->_pad0 = 0;
 	e->argc = BPF_CORE_READ(bprm, argc);
 
@@ -36,7 +35,26 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	}
 	e->filename_len = off;
 
+	/* The executed image as /proc/PID/exe names it (for a script: its interpreter), and the
+	 * working directory, both resolved from the kernel's objects. */
 	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	bool cut = false;
+	struct file *exe = BPF_CORE_READ(mm, exe_file);
+	__u32 exe_len = 0;
+	if (exe)
+		exe_len = path_to_string(&exe->f_path, e->data + off, &cut);
+	exe_len = BOUND(exe_len, AGENT_PATH_MAX - 1);
+	e->exe_len = exe_len;
+	off += exe_len;
+	off = BOUND(off, 2 * AGENT_PATH_MAX);
+	__u32 cwd_len = path_to_string(&task->fs->pwd, e->data + off, &cut);
+	cwd_len = BOUND(cwd_len, AGENT_PATH_MAX - 1);
+	e->cwd_len = cwd_len;
+	off += cwd_len;
+	off = BOUND(off, 3 * AGENT_PATH_MAX);
+	if (cut)
+		e->hdr.flags |= AGENT_F_PATH_TRUNCATED;
+
 	__u64 arg_start = BPF_CORE_READ(mm, arg_start);
 	__u64 arg_end = BPF_CORE_READ(mm, arg_end);
 	__u64 size = arg_end > arg_start ? arg_end - arg_start : 0;

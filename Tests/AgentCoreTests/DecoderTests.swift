@@ -85,7 +85,7 @@ struct DecoderTests {
         let bytes = execRecord(filename: filename, args: args, argc: 3)
         var d = RecordDecoder()
         let ok = decode(bytes, &d) { r -> Bool in
-            guard case .exec(let e, let f, let a) = r else { return false }
+            guard case .exec(let e, let f, _, _, let a) = r else { return false }
             #expect(Array(f) == filename)
             #expect(Array(a) == args)
             #expect(e.argc == 3)
@@ -107,7 +107,7 @@ struct DecoderTests {
         let args = Array("ls\0-l\0".utf8)
         var d = RecordDecoder()
         let ok = decode(execRecord(filename: filename, exe: exe, cwd: cwd, args: args), &d) { r -> Bool in
-            guard case .exec(_, let f, let a) = r else { return false }
+            guard case .exec(_, let f, _, _, let a) = r else { return false }
             #expect(Array(f) == filename)
             #expect(Array(a) == args)
             return true
@@ -119,7 +119,7 @@ struct DecoderTests {
     @Test func execWithEmptyTails() {
         var d = RecordDecoder()
         let ok = decode(execRecord(filename: [], args: []), &d) { r -> Bool in
-            guard case .exec(_, let f, let a) = r else { return false }
+            guard case .exec(_, let f, _, _, let a) = r else { return false }
             return f.isEmpty && a.isEmpty
         }
         #expect(ok)
@@ -132,7 +132,7 @@ struct DecoderTests {
         let bytes = execRecord(filename: Array("f".utf8), args: args) + [0xAA, 0xBB, 0xCC, 0xDD, 0xEE]
         var d = RecordDecoder()
         let ok = decode(bytes, &d) { r -> Bool in
-            guard case .exec(_, let f, let a) = r else { return false }
+            guard case .exec(_, let f, _, _, let a) = r else { return false }
             #expect(Array(f) == Array("f".utf8))
             #expect(Array(a) == args)
             return true
@@ -246,7 +246,7 @@ struct DecoderTests {
         var d = RecordDecoder()
         let ok = padded.withUnsafeBytes { all -> Bool in
             let raw = UnsafeRawBufferPointer(rebasing: all[1...])
-            guard case .exec(_, let f, let a) = d.decode(raw) else { return false }
+            guard case .exec(_, let f, _, _, let a) = d.decode(raw) else { return false }
             return Array(f) == Array("/bin/true".utf8) && Array(a) == Array("true\0".utf8)
         }
         #expect(ok)
@@ -406,7 +406,7 @@ struct DecoderTests {
                 }
                 decodedKinds.insert(r.header.kind)
                 switch r {
-                case .exec(_, let f, let a): return size >= 120 && inside(f) && inside(a)
+                case .exec(_, let f, _, _, let a): return size >= 120 && inside(f) && inside(a)
                 case .open(_, let q, let p): return size >= 88 && inside(q) && inside(p)
                 case .fork: return size >= 112
                 case .exit: return size >= 104

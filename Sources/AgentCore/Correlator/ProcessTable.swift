@@ -50,10 +50,10 @@ public final class ProcessTable {
     }
 
     /// A process image replaced by exec: returns the entry and the previous exe, if known.
-    func exec(_ e: agent_exec, filename: UnsafeRawBufferPointer, args: UnsafeRawBufferPointer, clock: WallClock) -> (ProcessInfo, [UInt8]?) {
+    func exec(_ e: agent_exec, exe exePath: UnsafeRawBufferPointer, cwd: UnsafeRawBufferPointer, args: UnsafeRawBufferPointer, clock: WallClock) -> (ProcessInfo, [UInt8]?) {
         let pid = e.hdr.pid
         let comm = Self.cString(e.proc.comm)
-        let exe = Array(filename)
+        let exe = Array(exePath)
         let previous = lookup(pid: pid, startNs: e.proc.start_ns)
         let (parentID, parentExe) = previous.map { ($0.parentEntityID, $0.parentExe) }
             ?? parentInfo(ppid: e.proc.ppid, parentStartNs: e.proc.parent_start_ns)
@@ -72,6 +72,7 @@ public final class ProcessTable {
         p.comm = comm
         p.exe = exe
         p.args = Array(args)
+        p.cwd = cwd.isEmpty ? nil : Array(cwd)
         p.argsTruncated = e.hdr.flags & UInt8(AGENT_F_ARGS_TRUNCATED.rawValue) != 0
         p.source = "kernel"
         p.sessionCgid = e.hdr.session_cgid

@@ -37,9 +37,10 @@ public final class Pipeline {
         let s = sessions.session(for: hdr.session_cgid)
         let type: RecordType
         switch record {
-        case .exec(let e, let filename, let args):
-            let (p, previous) = table.exec(e, filename: filename, args: args, clock: clock)
-            recorder.processExec(s, p, tid: hdr.tid, previousExe: previous, argc: e.argc, unixNs: unixNs)
+        case .exec(let e, let filename, let exe, let cwd, let args):
+            let (p, previous) = table.exec(e, exe: exe.isEmpty ? filename : exe, cwd: cwd, args: args, clock: clock)
+            recorder.processExec(s, p, tid: hdr.tid, previousExe: previous, argc: e.argc,
+                                 filename: filename.elementsEqual(p.exe) ? nil : filename, unixNs: unixNs)
             type = .processExec
         case .fork(let f):
             table.fork(f, clock: clock)

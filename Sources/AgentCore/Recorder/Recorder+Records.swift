@@ -17,11 +17,18 @@ extension Recorder {
         buffer.raw("}")
     }
 
-    func processExec(_ s: Session, _ p: ProcessInfo, tid: UInt32, previousExe: [UInt8]?, argc: UInt32, unixNs: Int64) {
+    /// `filename`: the name passed to execve, when it differs from the resolved exe (a script,
+    /// a relative path, a symlink).
+    func processExec(_ s: Session, _ p: ProcessInfo, tid: UInt32, previousExe: [UInt8]?, argc: UInt32,
+                     filename: UnsafeRawBufferPointer? = nil, unixNs: Int64) {
         begin(.processExec, unixNs: unixNs)
         sessionAndProcess(s, p, tid: tid) {
             self.buffer.raw(",\"argc\":")
             self.buffer.uint(UInt64(argc))
+            if let filename {
+                self.buffer.raw(",\"filename\":")
+                self.buffer.string(filename)
+            }
             if let previousExe {
                 self.buffer.raw(",\"previous_exe\":")
                 self.buffer.string(previousExe)
@@ -52,11 +59,23 @@ extension Recorder {
         begin(.fileOpen, unixNs: unixNs)
         sessionAndProcess(s, p, tid: o.hdr.tid)
         buffer.raw(",\"file\":{\"path\":")
-        // Until the kernel resolves the path, the path is the one requested.
-        let hasResolved = resolved.count > 0
-        buffer.string(hasResolved ? resolved : requested)
-        if hasResolved && !requested.elementsEqual(resolved) {
+        if o.hdr.flags & UInt8(AGENT_F_PATH_IS_BASE.rawValue) != 0 {
+            // A failed relative open: the request made absolute against its directory.
+            pathJoin.removeAll(keepingCapacity: true)
+            pathJoin.append(contentsOf: resolved)
+            if pathJoin.last != UInt8(ascii: "/") { pathJoin.append(UInt8(ascii: "/")) }
+            pathJoin.append(contentsOf: requested)
+            buffer.string(pathJoin)
             buffer.raw(",\"requested_path\":")
+            buffer.string(requested)
+        } else if resolved.count > 0 {
+            buffer.string(resolved)
+            if !requested.elementsEqual(resolved) {
+                buffer.raw(",\"requested_path\":")
+                buffer.string(requested)
+            }
+        } else {
+            // Not resolved (an absolute request that failed): the path as requested.
             buffer.string(requested)
         }
         if o.hdr.flags & UInt8(AGENT_F_PATH_TRUNCATED.rawValue) != 0 { buffer.raw(",\"path_truncated\":true") }

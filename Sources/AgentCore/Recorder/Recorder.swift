@@ -29,6 +29,8 @@ public final class Recorder {
     /// Rendered names of open flag sets and errno values, reused across records.
     var flagNames: [UInt64: [UInt8]] = [:]
     var errnoNames: [Int32: [UInt8]] = [:]
+    /// Reused to join a directory and a relative path.
+    var pathJoin: [UInt8] = []
 
     public init(sink: RecordSink, host: HostIdentity) {
         self.sink = sink

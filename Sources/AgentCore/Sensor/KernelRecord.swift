@@ -3,7 +3,7 @@ import CAgentEvents
 /// A record from the kernel, decoded in place: the byte views point into the ring buffer and
 /// are valid only while the ring buffer callback runs.
 public enum KernelRecord {
-    case exec(agent_exec, filename: UnsafeRawBufferPointer, args: UnsafeRawBufferPointer)
+    case exec(agent_exec, filename: UnsafeRawBufferPointer, exe: UnsafeRawBufferPointer, cwd: UnsafeRawBufferPointer, args: UnsafeRawBufferPointer)
     case fork(agent_fork)
     case exit(agent_exit)
     case open(agent_open, requested: UnsafeRawBufferPointer, resolved: UnsafeRawBufferPointer)
@@ -12,7 +12,7 @@ public enum KernelRecord {
 
     public var header: agent_hdr {
         switch self {
-        case .exec(let e, _, _): e.hdr
+        case .exec(let e, _, _, _, _): e.hdr
         case .fork(let f): f.hdr
         case .exit(let x): x.hdr
         case .open(let o, _, _): o.hdr
@@ -80,9 +80,13 @@ public struct RecordDecoder {
         guard let e = fixed(b, agent_exec.self) else { return nil }
         var at = MemoryLayout<agent_exec>.size
         guard let filename = tail(b, at, Int(e.filename_len)) else { return nil }
-        at += Int(e.filename_len) + Int(e.exe_len) + Int(e.cwd_len)
+        at += Int(e.filename_len)
+        guard let exe = tail(b, at, Int(e.exe_len)) else { return nil }
+        at += Int(e.exe_len)
+        guard let cwd = tail(b, at, Int(e.cwd_len)) else { return nil }
+        at += Int(e.cwd_len)
         guard let args = tail(b, at, Int(e.args_len)) else { return nil }
-        return .exec(e, filename: filename, args: args)
+        return .exec(e, filename: filename, exe: exe, cwd: cwd, args: args)
     }
 
     private static func open(_ b: UnsafeRawBufferPointer) -> KernelRecord? {

@@ -46,6 +46,7 @@ enum agent_flag {
 	AGENT_F_ARGS_TRUNCATED = 1 << 0,  /* argv longer than args_max: the tail is cut */
 	AGENT_F_PATH_TRUNCATED = 1 << 1,  /* a path field hit its bound */
 	AGENT_F_ADDR_TRUNCATED = 1 << 2,  /* the sockaddr passed to connect was longer than we copy */
+	AGENT_F_PATH_IS_BASE = 1 << 3,    /* open failed: path is the directory a relative request was made in */
 };
 
 struct agent_hdr {
@@ -110,7 +111,11 @@ struct agent_exit {
 };
 _Static_assert(sizeof(struct agent_exit) == 104, "abi: agent_exit");
 
-/* openat/openat2 at syscall exit. Tail: requested path | resolved path. */
+/*
+ * openat/openat2 at syscall exit. Tail: requested path | path. path is the absolute path of the
+ * file the new descriptor refers to, resolved by the kernel; for a failed open of a relative
+ * request it is the directory (dirfd or cwd) the request was relative to (AGENT_F_PATH_IS_BASE).
+ */
 struct agent_open {
 	struct agent_hdr hdr;
 	__u64 start_ns;        /* the process's start, as in agent_proc */

@@ -1,0 +1,44 @@
+// swift-tools-version: 6.1
+// The pipeline micro-benchmark (issue 3): synthetic kernel records through decode, correlation
+// and JSON writing, measured with ordo-one/benchmark. A package of its own so that the main
+// build and CI never resolve or build the benchmark dependency.
+import PackageDescription
+
+import class Foundation.ProcessInfo
+
+// The agentwatch package under test: this repository's root by default. AGENTWATCH_PACKAGE_PATH
+// points it at another checkout (for example a copy that exports the AgentCore library product;
+// see README.md).
+let agentwatchPath = ProcessInfo.processInfo.environment["AGENTWATCH_PACKAGE_PATH"] ?? "../.."
+
+let package = Package(
+    name: "agentwatch-micro",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(path: agentwatchPath),
+        // MallocInterposer: malloc/free counting on Swift 6.3 without jemalloc.
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        // The synthetic record stream and the harness that drives AgentCore.Pipeline with it;
+        // shared by the benchmarks and by the plain profiling executable.
+        .target(
+            name: "PipelineWorkload",
+            dependencies: [.product(name: "AgentCore", package: "agentwatch")]
+        ),
+        // A plain loop over the same workload, for perf/valgrind (no benchmark harness around it).
+        .executableTarget(
+            name: "pipeline-profile",
+            dependencies: ["PipelineWorkload"]
+        ),
+        .executableTarget(
+            name: "PipelineBenchmarks",
+            dependencies: [
+                "PipelineWorkload",
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/PipelineBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)
