@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "agentwatch", targets: ["agentwatch"]),
+        // For bench/micro, which drives the pipeline without the kernel.
+        .library(name: "AgentCore", targets: ["AgentCore"]),
     ],
     dependencies: [
         // Commands, flags and help text: the field's standard.

@@ -4,12 +4,16 @@
 // build and CI never resolve or build the benchmark dependency.
 import PackageDescription
 
-import class Foundation.ProcessInfo
+import Foundation
 
 // The agentwatch package under test: this repository's root by default. AGENTWATCH_PACKAGE_PATH
 // points it at another checkout (for example a copy that exports the AgentCore library product;
 // see README.md).
 let agentwatchPath = ProcessInfo.processInfo.environment["AGENTWATCH_PACKAGE_PATH"] ?? "../.."
+// SwiftPM names a path dependency after its directory, which is whatever the clone is called.
+let agentwatchPackage = URL(fileURLWithPath: agentwatchPath,
+                            relativeTo: URL(fileURLWithPath: Context.packageDirectory, isDirectory: true))
+    .standardizedFileURL.lastPathComponent.lowercased()
 
 let package = Package(
     name: "agentwatch-micro",
@@ -18,13 +22,16 @@ let package = Package(
         .package(path: agentwatchPath),
         // MallocInterposer: malloc/free counting on Swift 6.3 without jemalloc.
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
+        // Already in the graph through benchmark: read directly for exact allocation counts of
+        // the records alone, without the harness's own allocations.
+        .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.0"),
     ],
     targets: [
         // The synthetic record stream and the harness that drives AgentCore.Pipeline with it;
         // shared by the benchmarks and by the plain profiling executable.
         .target(
             name: "PipelineWorkload",
-            dependencies: [.product(name: "AgentCore", package: "agentwatch")]
+            dependencies: [.product(name: "AgentCore", package: agentwatchPackage)]
         ),
         // A plain loop over the same workload, for perf/valgrind (no benchmark harness around it).
         .executableTarget(
@@ -36,6 +43,7 @@ let package = Package(
             dependencies: [
                 "PipelineWorkload",
                 .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
             path: "Benchmarks/PipelineBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

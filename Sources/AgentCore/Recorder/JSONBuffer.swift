@@ -10,6 +10,8 @@
 /// so the mapping is unambiguous.
 public struct JSONBuffer {
     public var bytes: [UInt8]
+    var cachedSecond: Int64 = .min
+    var cachedPrefix: [UInt8] = []
 
     public init(capacity: Int = 1 << 16) {
         bytes = []
@@ -59,10 +61,10 @@ public struct JSONBuffer {
                 x /= 10
                 n += 1
             }
-            while n > 0 {
-                n -= 1
-                bytes.append(p[n])
-            }
+            // Reverse in place, then one append.
+            var lo = 0, hi = n - 1
+            while lo < hi { let t = p[lo]; p[lo] = p[hi]; p[hi] = t; lo += 1; hi -= 1 }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: p[0..<n]))
         }
     }
 
@@ -86,6 +88,18 @@ public struct JSONBuffer {
         var i = 0
         let n = s.count
         while i < n {
+            // The longest run that needs no escaping goes in with one append.
+            var j = i
+            while j < n {
+                let c = s[j]
+                if c < 0x20 || c >= 0x7F || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { break }
+                j += 1
+            }
+            if j > i {
+                bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: s[i..<j]))
+                i = j
+                if i == n { break }
+            }
             let b = s[i]
             if b >= 0x20 && b < 0x7F {
                 if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") {
@@ -157,6 +171,19 @@ public struct JSONBuffer {
     public mutating func timestamp(unixNanoseconds ns: Int64) {
         let secs = ns >= 0 ? ns / 1_000_000_000 : (ns - 999_999_999) / 1_000_000_000
         let frac = ns - secs * 1_000_000_000
+        if secs == cachedSecond {
+            bytes.append(contentsOf: cachedPrefix)
+            digits(frac, 9)
+            bytes.append(UInt8(ascii: "Z"))
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
+        let start = bytes.count
+        defer {
+            cachedSecond = secs
+            cachedPrefix.removeAll(keepingCapacity: true)
+            cachedPrefix.append(contentsOf: bytes[start..<(start + 21)])
+        }
         var days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400
         let rem = secs - days * 86400
         // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).

@@ -70,7 +70,7 @@ extension Recorder {
             buffer.string(requested)
         } else if resolved.count > 0 {
             buffer.string(resolved)
-            if !requested.elementsEqual(resolved) {
+            if requested.count != resolved.count || memcmp(requested.baseAddress!, resolved.baseAddress!, requested.count) != 0 {
                 buffer.raw(",\"requested_path\":")
                 buffer.string(requested)
             }

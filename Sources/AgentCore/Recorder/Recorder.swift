@@ -6,6 +6,11 @@ public struct HostIdentity: Sendable {
     public var name: String
     public var id: String
 
+    public init(name: String, id: String) {
+        self.name = name
+        self.id = id
+    }
+
     public static func current() -> HostIdentity {
         var buf = [CChar](repeating: 0, count: 256)
         gethostname(&buf, buf.count - 1)

@@ -17,11 +17,11 @@ enum SocketAddress {
         j.raw(transport(family: Int32(family), sockType: sockType, protocol: proto))
         switch Int32(family) {
         case AF_INET, AF_INET6:
-            if let (addr, port) = inet(remote) {
+            inetNoAlloc(remote) { addr, port in
                 j.raw(",\"daddr\":"); j.string(addr)
                 j.raw(",\"dport\":"); j.uint(UInt64(port))
             }
-            if let (addr, port) = inet(local) {
+            inetNoAlloc(local) { addr, port in
                 j.raw(",\"saddr\":"); j.string(addr)
                 j.raw(",\"sport\":"); j.uint(UInt64(port))
             }
@@ -46,6 +46,26 @@ enum SocketAddress {
         guard a.count >= 24 else { return false }
         for i in 8..<18 where a[i] != 0 { return false }
         return a[18] == 0xff && a[19] == 0xff
+    }
+
+    /// The address text (on the stack) and port of a sockaddr_in or sockaddr_in6, if it is one.
+    @inline(__always)
+    static func inetNoAlloc(_ a: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, UInt16) -> Void) {
+        guard a.count >= 8 else { return }
+        let family = Int32(a.loadUnaligned(as: UInt16.self))
+        let port = UInt16(a[2]) << 8 | UInt16(a[3])
+        var text: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &text) { t in
+            let out = t.baseAddress!.assumingMemoryBound(to: CChar.self)
+            if family == AF_INET {
+                guard inet_ntop(AF_INET, a.baseAddress! + 4, out, socklen_t(t.count)) != nil else { return }
+            } else if family == AF_INET6, a.count >= 24 {
+                guard inet_ntop(AF_INET6, a.baseAddress! + 8, out, socklen_t(t.count)) != nil else { return }
+            } else {
+                return
+            }
+            body(UnsafeRawBufferPointer(start: t.baseAddress, count: strlen(out)), port)
+        }
     }
 
     /// Address text and port of a sockaddr_in or sockaddr_in6.
