@@ -84,6 +84,11 @@ struct CaptureTests {
         let gate = FileManager.default.temporaryDirectory.appendingPathComponent("gate-\(getpid())").path
         unlink(gate)
         let shell = spawn(["/bin/sh", "-c", "echo $$ > '\(cg)/cgroup.procs' && while [ ! -e '\(gate)' ]; do sleep 0.05; done; exec cat /etc/hostname"])
+        // Whatever happens below, the shell does not outlive the test, nor does the root.
+        defer {
+            kill(shell, SIGKILL)
+            removeCgroupTree(root)
+        }
         _ = waitUntil { CgroupFS.processes(below: cg).contains(shell) }
 
         let d = try TestDaemon { $0.sessionRoots = [d0Name] }
