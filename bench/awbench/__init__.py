@@ -1,0 +1,1 @@
+"""agentwatch side-by-side benchmark runner (bench/run.py)."""

@@ -1,0 +1,187 @@
+"""Ratios, medians and the markdown report of a benchmark run."""
+
+import statistics
+
+from .results import AW_IN, AW_NONE, AW_OUT, BASELINE, BPFTRACE, CONFIG_TEXT, CONFIGS
+
+# The issue's targets for agentwatch, and the peer figures measured on this machine before.
+TARGETS = {AW_IN: 0.6, AW_OUT: 0.95, AW_NONE: 1.0}
+EXEC_CONNECT_TARGET = 0.97
+CPU_TARGET_US = 2.0
+RSS_TARGET_MIB = 40
+NOISE = 0.03
+EARLIER_PEERS = ("bpftrace 0.44× losing ~8%, libbpf-tools opensnoop 0.33×, auditd 0.025× "
+                 "(openat loop in session); outside sessions bpftrace 0.90×, auditd 0.5×; "
+                 "exec / connect loop auditd 0.75× / 0.98×")
+
+
+def set_ratios(results):
+    """Each run's ops/s over the baseline of the same workload and round."""
+    base = {(r.workload, r.round): r.ops_per_s for r in results
+            if r.config == BASELINE and not r.error and r.ops_per_s}
+    for r in results:
+        b = base.get((r.workload, r.round))
+        r.ratio = r.ops_per_s / b if b and not r.error else None
+
+
+class Summary:
+    """The runs of one workload under one configuration, summarised over rounds."""
+
+    def __init__(self, runs):
+        self.runs = runs
+        self.ok = [r for r in runs if not r.error]
+        self.errors = [r.error for r in runs if r.error]
+        self.unavailable = bool(runs) and all(r.unavailable for r in runs)
+
+    def median(self, attr):
+        values = [getattr(r, attr) for r in self.ok if getattr(r, attr) is not None]
+        return statistics.median(values) if values else None
+
+    def spread(self, attr):
+        values = [getattr(r, attr) for r in self.ok if getattr(r, attr) is not None]
+        return (min(values), max(values)) if values else None
+
+    def total(self, attr):
+        values = [getattr(r, attr) for r in self.ok if getattr(r, attr) is not None]
+        return sum(values) if values else None
+
+    def peak_rss_mib(self):
+        values = [r.peak_rss_kib for r in self.ok if r.peak_rss_kib]
+        return max(values) / 1024 if values else None
+
+    def bpf_programs(self):
+        """{program: (ns per run, runs per op)} over every round."""
+        ops = sum(r.ops for r in self.ok)
+        totals = {}
+        for r in self.ok:
+            for name, p in r.bpf.items():
+                t = totals.setdefault(name, [0, 0])
+                t[0] += p["runs"]
+                t[1] += p["ns"]
+        return {n: (ns / runs, runs / ops if ops else 0) for n, (runs, ns) in totals.items() if runs}
+
+
+def summarise(results, workloads):
+    return {(w.name, c): Summary([r for r in results if r.workload == w.name and r.config == c])
+            for w in workloads for c in CONFIGS}
+
+
+def fmt(value, spec, none="—"):
+    return none if value is None else format(value, spec)
+
+
+def fmt_rate(v):
+    if v is None:
+        return "—"
+    return f"{v / 1e6:.2f} M" if v >= 1e6 else f"{v / 1e3:.1f} k" if v >= 1e3 else f"{v:.1f}"
+
+
+def main_table(summaries, workloads):
+    rows = ["| workload | configuration | ops/s | × baseline (min–max) | expected | captured | lost "
+            "| unaccounted | tool CPU / record | tool CPU | peak RSS | BPF ns / op |",
+            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for w in workloads:
+        for c in CONFIGS:
+            s = summaries[(w.name, c)]
+            if not s.runs:
+                continue
+            if not s.ok:
+                what = "unavailable" if s.unavailable else "failed"
+                rows.append("| " + " | ".join([w.name, c, f"**{what}**: {escape(s.errors[0])}"] + [""] * 9) + " |")
+                continue
+            spread = s.spread("ratio")
+            ratio = "1" if c == BASELINE else (
+                f"{s.median('ratio'):.3f} ({spread[0]:.2f}–{spread[1]:.2f})" if spread else "—")
+            failed = f" ({len(s.errors)} of {len(s.runs)} runs failed: {escape(s.errors[0])})" if s.errors else ""
+            cpu_rec = s.median("cpu_us_per_record")
+            rows.append("| " + " | ".join([
+                w.name, c + failed, fmt_rate(s.median("ops_per_s")), ratio,
+                fmt(s.total("expected"), ","), fmt(s.total("captured"), ","), fmt(s.total("lost"), ","),
+                fmt(s.total("unaccounted"), ","),
+                fmt(cpu_rec, ".2f") + (" µs" if cpu_rec is not None else ""),
+                fmt(s.median("tool_cpu_s"), ".3f") + (" s" if s.median("tool_cpu_s") is not None else ""),
+                fmt(s.peak_rss_mib(), ".1f") + (" MiB" if s.peak_rss_mib() else ""),
+                fmt(s.median("bpf_ns_per_op"), ",.0f"),
+            ]) + " |")
+    return rows
+
+
+def bpf_table(summaries, workloads):
+    rows = ["| workload | configuration | program: ns per run (runs per op) |", "|---|---|---|"]
+    for w in workloads:
+        for c in (AW_IN, AW_OUT, AW_NONE, BPFTRACE):
+            progs = summaries[(w.name, c)].bpf_programs()
+            if not progs:
+                continue
+            cells = ", ".join(f"{n} {ns:,.0f} ns ({per_op:.2f})" for n, (ns, per_op)
+                              in sorted(progs.items(), key=lambda kv: -kv[1][0] * kv[1][1]))
+            rows.append(f"| {w.name} | {c} | {cells} |")
+    return rows
+
+
+def targets_table(summaries, workloads):
+    rows = ["| target | workload | measured | met |", "|---|---|--:|:-:|"]
+
+    def ratio_row(label, w, c, goal, within=False):
+        s = summaries[(w.name, c)]
+        r = s.median("ratio")
+        if r is None:
+            rows.append(f"| {label} | {w.name} | — | — |")
+            return
+        met = abs(r - goal) <= NOISE if within else r >= goal
+        extra = ""
+        if c == AW_IN and w.kind == "open":
+            un = s.total("unaccounted")
+            extra = f", unaccounted {un:,}" if un is not None else ""
+            met = met and un == 0
+        rows.append(f"| {label} | {w.name} | {r:.3f}×{extra} | {'yes' if met else '**no**'} |")
+
+    for w in workloads:
+        if w.kind == "open":
+            ratio_row(f"in session ≥ {TARGETS[AW_IN]}×, 0 unaccounted loss", w, AW_IN, TARGETS[AW_IN])
+            ratio_row(f"outside sessions ≥ {TARGETS[AW_OUT]}×", w, AW_OUT, TARGETS[AW_OUT])
+    for w in workloads:
+        ratio_row(f"no session 1.0× (±{NOISE:.0%})", w, AW_NONE, 1.0, within=True)
+    for w in workloads:
+        if w.name in ("exec", "connect"):
+            ratio_row(f"in session ≥ {EXEC_CONNECT_TARGET}×", w, AW_IN, EXEC_CONNECT_TARGET)
+    for w in workloads:
+        s = summaries[(w.name, AW_IN)]
+        cpu, rss = s.median("cpu_us_per_record"), s.peak_rss_mib()
+        if cpu is not None:
+            rows.append(f"| daemon ≤ {CPU_TARGET_US} µs CPU per record | {w.name} | {cpu:.2f} µs | "
+                        f"{'yes' if cpu <= CPU_TARGET_US else '**no**'} |")
+        if rss is not None:
+            rows.append(f"| daemon RSS ≤ {RSS_TARGET_MIB} MiB | {w.name} | {rss:.1f} MiB | "
+                        f"{'yes' if rss <= RSS_TARGET_MIB else '**no**'} |")
+    return rows
+
+
+def escape(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")[:300]
+
+
+def markdown(results, workloads, meta):
+    summaries = summarise(results, workloads)
+    lines = [f"# agentwatch side by side — {meta['started']}", ""]
+    lines += [f"`{meta['command']}`", ""]
+    lines += [f"- {k}: {v}" for k, v in meta["environment"].items()]
+    lines += ["", "## Results", "",
+              f"Median of {meta['rounds']} round(s); ratios against the baseline of the same round; "
+              "expected / captured / lost / unaccounted summed over rounds. *Expected* are the "
+              "records the workload's ops must produce (one per open, exec or connect of its "
+              "target); *unaccounted* = expected − captured − reported lost. *Tool CPU* is the "
+              "tool's process (agentwatch daemon, auditd with kauditd, bpftrace) from the start of "
+              "the run until it has caught up; "
+              "*BPF ns / op* is the kernel time of the tool's BPF programs per workload op "
+              "(kernel.bpf_stats_enabled).", ""]
+    lines += main_table(summaries, workloads)
+    lines += ["", "## Targets (reported, not asserted)", ""]
+    lines += targets_table(summaries, workloads)
+    lines += ["", f"Peer figures measured on this machine earlier: {EARLIER_PEERS}.", ""]
+    lines += ["## Kernel time per BPF program", ""]
+    lines += bpf_table(summaries, workloads)
+    lines += ["", "## Workloads and configurations", ""]
+    lines += [f"- `{w.name}`: {w.note}" for w in workloads]
+    lines += [f"- `{c}`: {CONFIG_TEXT[c]}" for c in CONFIGS]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,489 @@
+"""The configurations a workload runs under: baseline, agentwatch (no session, a session with the
+workload outside it, the workload inside it), auditd and bpftrace. Each returns RunResults with
+the workload's ops/s and the tool's records, losses, CPU time, peak RSS and BPF program time."""
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+
+from . import workloads
+from .results import AUDITD, AW_IN, AW_NONE, AW_OUT, BASELINE, BPFTRACE, RunResult
+from .system import (BenchError, ToolProcess, bpf_prog_names, bpf_prog_stats, bpf_stats_delta,
+                     cgroup_make, cgroup_remove, proc_cpu_seconds, run_quiet, wait_for_xattr,
+                     wait_until)
+
+PEERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "peers")
+WATCHED_XATTR = "trusted.agentwatch.watched"
+
+
+@dataclass
+class Context:
+    """What every configuration needs: where to put things, whom to run as, how long."""
+    scratch: str
+    uid: int               # the dedicated user the workloads run as
+    gid: int
+    cgroup_mount: str
+    session_root: str      # agentwatch's session root for the benchmark (absolute path)
+    peer_root: str         # parent of the cgroups of runs outside sessions
+    limits: dict           # workload name -> ["--ops", N] or ["--seconds", S]
+    timeout: float         # the longest one workload run may take
+    # Seconds to leave the machine alone before every run (after the tool, if any, has become
+    # idle): the previous configuration's teardown (a tracer exiting, files deleted) leaves
+    # deferred kernel work behind. 0 in the smoke.
+    settle: float = 0.0
+
+    def out(self, name):
+        """A file in the scratch's out/: every tool's output and log, kept until the end (deleting
+        hundreds of megabytes between runs has the filesystem's discards slow the next ones)."""
+        return os.path.join(self.scratch, "out", name)
+
+    @contextlib.contextmanager
+    def cgroup(self, name):
+        """A fresh cgroup outside any session for one run, removed afterwards."""
+        path = os.path.join(self.peer_root, name)
+        cgroup_make(path)
+        try:
+            yield path
+        finally:
+            cgroup_remove(path)
+
+    def run_workload(self, workload, cgroup, result, tool=None, bpf_names=None):
+        """Runs `workload` in `cgroup`, filling `result` with its ops and, when `tool` (a
+        ToolProcess) is given, the tool's BPF program time over the run, and its CPU time and
+        peak RSS from the start of the run until it has caught up. Returns the WorkloadRun."""
+        if self.settle:
+            if tool:
+                tool.wait_idle()
+            time.sleep(self.settle)
+        if tool:
+            cpu0, bpf0 = tool.cpu_seconds(), bpf_prog_stats(tool.pid)
+        run = workloads.run(workload, self.limits[workload.name], cgroup, self.uid, self.gid,
+                            self.scratch, self.timeout)
+        result.ops, result.seconds, result.ops_per_s = run.ops, run.seconds, run.ops_per_s
+        if tool:
+            result.bpf = bpf_stats_delta(bpf0, bpf_prog_stats(tool.pid), bpf_names or {})
+            tool.wait_idle()
+            result.tool_cpu_s = tool.cpu_seconds() - cpu0
+            result.peak_rss_kib = tool.peak_rss_kib()
+        return run
+
+
+def tag(workload, rnd):
+    return f"r{rnd}-{workload.name}"
+
+
+def names_of(pid):
+    """Names of the BPF programs `pid` holds, by program id."""
+    ids = bpf_prog_stats(pid)
+    return {i: n for i, n in bpf_prog_names().items() if i in ids}
+
+
+# --- baseline ------------------------------------------------------------------------------
+
+
+def run_baseline(ctx, workload, rnd):
+    result = RunResult(workload.name, BASELINE, rnd)
+    with ctx.cgroup(f"{tag(workload, rnd)}-baseline") as cg:
+        ctx.run_workload(workload, cg, result)
+    return result
+
+
+# --- agentwatch ----------------------------------------------------------------------------
+
+
+class Agentwatch:
+    """One daemon per workload and round, three configurations in turn: no session, a session
+    (with an idle process in it) while the workload runs outside, the workload inside it."""
+
+    CONFIGS = (AW_NONE, AW_OUT, AW_IN)
+
+    def __init__(self, ctx, binary):
+        self.ctx = ctx
+        self.binary = binary
+        self.config_path = os.path.join(ctx.scratch, "agentwatch.yaml")
+        root = os.path.relpath(ctx.session_root, ctx.cgroup_mount)
+        with open(self.config_path, "w") as f:
+            f.write(f"session_roots: [{root}]\n"
+                    f"runtime_dir: {os.path.join(ctx.scratch, 'run')}\n"
+                    "status_interval_s: 0\n")
+
+    def run(self, workload, rnd):
+        ctx, name = self.ctx, tag(workload, rnd)
+        results = {c: RunResult(workload.name, c, rnd) for c in self.CONFIGS}
+        runs, lines_before, idle = {}, 0, None
+        output = ctx.out(f"{name}.ndjson")
+        session = os.path.join(ctx.session_root, name)
+        daemon = ToolProcess("agentwatch", [self.binary, "daemon", "--config", self.config_path,
+                                            "--output", output], ctx.out(f"{name}.agentwatch.log"))
+        step = AW_NONE
+        try:
+            if not wait_until(lambda: b'"agent.start"' in read_head(output) or not daemon.running(), 30):
+                raise BenchError("agentwatch did not start within 30 s")
+            if not daemon.running():
+                raise BenchError(f"agentwatch exited with {daemon.proc.returncode} at start: {daemon.log_tail()}")
+            names = names_of(daemon.pid)
+
+            with ctx.cgroup(f"{name}-{AW_NONE}") as cg:
+                runs[AW_NONE] = ctx.run_workload(workload, cg, results[AW_NONE], daemon, names)
+
+            step = AW_OUT
+            cgroup_make(session)
+            idle = workloads.start_idle(session)
+            if not wait_for_xattr(session, WATCHED_XATTR, 15):
+                raise BenchError(f"agentwatch did not mark session {session} watched within 15 s")
+            with ctx.cgroup(f"{name}-{AW_OUT}") as cg:
+                runs[AW_OUT] = ctx.run_workload(workload, cg, results[AW_OUT], daemon, names)
+
+            step = AW_IN
+            time.sleep(0.25)  # let the reader flush what is pending before counting lines
+            lines_before = count_lines(output)
+            runs[AW_IN] = ctx.run_workload(workload, session, results[AW_IN], daemon, names)
+        except BenchError as e:
+            failed = self.CONFIGS.index(step)
+            for c in self.CONFIGS[failed:]:
+                results[c].error = str(e) if c == step else f"not run: {step} failed"
+        finally:
+            if idle:
+                idle.kill()
+                idle.wait()
+            with contextlib.suppress(BenchError):
+                cgroup_remove(session)
+            status = daemon.stop(signal.SIGTERM)
+
+        if status != 0:
+            err = f"agentwatch exited with {status} at SIGTERM: {daemon.log_tail()}"
+            for r in results.values():
+                r.error = r.error or err
+        if runs:
+            self.account(workload, output, runs, results, lines_before)
+        return [results[c] for c in self.CONFIGS]
+
+    def account(self, workload, output, runs, results, lines_before):
+        """Counts the output: each configuration's records of its workload, the losses reported
+        (all of them during the in-session run: the others produce no records), and all the
+        records written since the in-session run began."""
+        captured, lost, total = count_agentwatch(output, workload, runs)
+        for c, run in runs.items():
+            r = results[c]
+            r.captured = captured[c]
+            r.expected = run.events if c == AW_IN else 0
+            r.lost = lost.get(workload.kind, 0) if c == AW_IN else 0
+            r.lost_all_kinds = sum(lost.values()) if c == AW_IN else 0
+            r.records = captured[c]
+        if AW_IN in runs:
+            r = results[AW_IN]
+            r.records = max(total - lines_before - 1, 0)  # all records since the run began, not agent.stop
+        for c in (AW_OUT, AW_NONE):
+            if c in runs and results[c].captured and not results[c].error:
+                results[c].error = f"recorded {results[c].captured} records of a process outside any session"
+        r = results[AW_IN]
+        if AW_IN in runs and not r.error and r.expected and not r.captured and not r.lost:
+            r.error = "no records captured and none reported lost"
+
+
+def read_head(path, size=65536):
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return b""
+
+
+def count_lines(path):
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            n += chunk.count(b"\n")
+    return n
+
+
+def count_agentwatch(path, workload, runs):
+    """({config: records of that run's workload ops}, {kind: reported lost}, total lines).
+
+    Only lines that can match are parsed as JSON: those naming the workload's record type (or
+    target path) and agent.loss records."""
+    if workload.kind == "open":
+        needle = json.dumps(workload.resolved).encode()
+    else:
+        needle = {"exec": b'"process.exec"', "connect": b'"net.connect"'}[workload.kind]
+    captured = {c: 0 for c in runs}
+    lost, total = {}, 0
+    with open(path, "rb") as f:
+        for line in f:
+            total += 1
+            if needle in line:
+                rec = json.loads(line)
+                for c, run in runs.items():
+                    if agentwatch_matches(workload, rec, run):
+                        captured[c] += 1
+            elif b'"agent.loss"' in line:
+                for kind, n in json.loads(line)["loss"]["kernel_dropped"].items():
+                    lost[kind] = lost.get(kind, 0) + n
+    return captured, lost, total
+
+
+def agentwatch_matches(workload, rec, run):
+    """Whether an agentwatch record is one of the records `run`'s ops should produce."""
+    p = rec.get("process") or {}
+    kind, t = workload.kind, rec.get("type")
+    if kind == "open":
+        return t == "file.open" and p.get("pid") == run.pid and rec["file"].get("path") == workload.resolved
+    if kind == "exec":
+        return t == "process.exec" and p.get("ppid") == run.pid and p.get("exe") in workload.exec_paths
+    if kind == "connect":
+        return t == "net.connect" and p.get("pid") == run.pid and rec["net"].get("dport") == run.port
+    return False
+
+
+# --- auditd --------------------------------------------------------------------------------
+
+
+class Auditd:
+    """auditd with rules for execve, openat and connect of the workload's uid, logging to the
+    run's own file. The kernel's audit settings are saved and restored around every run."""
+
+    KEY = "awbench"
+    SYSCALLS = ("execve", "openat", "openat2", "connect")
+    # Debian's /etc/audit/rules.d/audit.rules: buffers, burst wait, failure mode.
+    SETTINGS = ["-b", "8192", "--backlog_wait_time", "60000", "-f", "1"]
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        for tool in ("auditd", "auditctl"):
+            if not shutil.which(tool):
+                raise BenchError(f"{tool} is not installed (apt-get install auditd)")
+        self.saved = audit_status()
+        if self.saved.get("pid", 0) != 0:
+            raise BenchError(f"another audit daemon (pid {self.saved['pid']}) is running")
+        # Once audit has been enabled, every new task gets an audit context and takes the slow
+        # syscall path for good (the kernel's audit_ever_enabled), which would slow every later
+        # configuration down by ~20% on the openat loop. A `never,task` rule gives new tasks
+        # no context: it is in place except during auditd's runs, and stays after the
+        # benchmark, as on distributions that ship it. Only on a host without audit rules.
+        self.task_never = run_quiet(["auditctl", "-l"]).stdout.strip() in ("No rules", TASK_NEVER)
+        if self.task_never and TASK_NEVER not in run_quiet(["auditctl", "-l"]).stdout:
+            auditctl("-a", "never,task")
+        with open(os.path.join(PEERS, "auditd.conf")) as f:
+            self.conf_template = f.read()
+        # The kernel thread that hands records to auditd: part of auditd's cost.
+        self.kauditd = kernel_thread("kauditd")
+
+    def run(self, workload, rnd):
+        ctx, name = self.ctx, tag(workload, rnd)
+        result = RunResult(workload.name, AUDITD, rnd)
+        conf_dir = ctx.out(f"{name}.auditd")
+        log = os.path.join(conf_dir, "audit.log")
+        os.makedirs(conf_dir, mode=0o700)
+        with open(os.path.join(conf_dir, "auditd.conf"), "w") as f:
+            f.write(self.conf_template.replace("@LOG@", log))
+        os.chmod(os.path.join(conf_dir, "auditd.conf"), 0o600)
+
+        if self.task_never:
+            auditctl("-d", "never,task")
+        daemon = ToolProcess("auditd", ["auditd", "-n", "-c", conf_dir], ctx.out(f"{name}.auditd.log"))
+        try:
+            if not wait_until(lambda: audit_status().get("pid") == daemon.pid or not daemon.running(), 15):
+                raise BenchError("auditd did not register with the kernel within 15 s")
+            if not daemon.running():
+                raise BenchError(f"auditd exited with {daemon.proc.returncode} at start: {daemon.log_tail()}")
+            auditctl(*self.SETTINGS)
+            for syscall in self.SYSCALLS:
+                auditctl("-a", "always,exit", "-F", "arch=b64", "-S", syscall, "-F", f"uid={ctx.uid}",
+                         "-k", self.KEY)
+            lost0 = audit_status().get("lost", 0)
+            kthread0 = self.kthread_cpu()
+            with ctx.cgroup(f"{name}-auditd") as cg:
+                run = ctx.run_workload(workload, cg, result, daemon)
+            if not wait_until(lambda: audit_status().get("backlog", 0) == 0, 30):
+                raise BenchError("the kernel's audit backlog did not drain within 30 s")
+            result.lost = audit_status().get("lost", 0) - lost0
+            result.tool_cpu_s += self.kthread_cpu() - kthread0
+        except BenchError as e:
+            result.error = str(e)
+        finally:
+            self.restore()
+            status = daemon.stop(signal.SIGTERM)
+        if result.error:
+            return result
+        if status != 0:
+            result.error = f"auditd exited with {status}: {daemon.log_tail()}"
+        events = parse_audit_log(log, self.KEY)
+        result.records = len(events)
+        result.expected = run.events
+        result.captured = sum(1 for e in events if audit_matches(workload, e, run))
+        result.lost_all_kinds = result.lost
+        if result.expected and not result.captured and not result.lost:
+            result.error = "no records captured and none reported lost"
+        return result
+
+    def kthread_cpu(self):
+        return proc_cpu_seconds(self.kauditd) if self.kauditd else 0.0
+
+    def restore(self):
+        """Deletes the benchmark's rules and puts the audit settings back as they were."""
+        run_quiet(["auditctl", "-D", "-k", self.KEY])
+        s = self.saved
+        run_quiet(["auditctl", "-b", str(s.get("backlog_limit", 64)),
+                   "--backlog_wait_time", str(s.get("backlog_wait_time", 60000)),
+                   "-f", str(s.get("failure", 1))])
+        if s.get("enabled") in (0, 1):
+            run_quiet(["auditctl", "-e", str(s["enabled"])])
+        if self.task_never and TASK_NEVER not in run_quiet(["auditctl", "-l"]).stdout:
+            run_quiet(["auditctl", "-a", "never,task"])
+
+
+TASK_NEVER = "-a never,task"
+
+
+def kernel_thread(comm):
+    """The pid of a kernel thread by name, or None."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == comm:
+                    return int(pid)
+    return None
+
+
+def auditctl(*args):
+    out = run_quiet(["auditctl", *args])
+    if out.returncode != 0:
+        raise BenchError(f"auditctl {' '.join(args)}: {out.stderr.strip() or out.stdout.strip()}")
+
+
+def audit_status():
+    """`auditctl -s` as a dict of integers (enabled, pid, lost, backlog, …)."""
+    status = {}
+    out = run_quiet(["auditctl", "-s"])
+    for line in out.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            status[key] = int(value.split()[0])
+    return status
+
+
+_AUDIT_LINE = re.compile(r"type=(\w+) msg=audit\([\d.]+:(\d+)\): ([^\x1d]*)")
+_AUDIT_FIELD = re.compile(r'(\w+)=("[^"]*"|\S+)')
+
+
+def parse_audit_log(path, key):
+    """The syscall events with `key`, each a dict of the SYSCALL record's fields plus `names`
+    (PATH records' names) and `saddr` (the SOCKADDR record's hex address)."""
+    events = {}
+    try:
+        f = open(path, errors="replace")
+    except FileNotFoundError:
+        return []
+    with f:
+        for line in f:
+            m = _AUDIT_LINE.match(line)
+            if not m:
+                continue
+            rtype, serial, body = m.groups()
+            fields = dict(_AUDIT_FIELD.findall(body))
+            if rtype == "SYSCALL":
+                if fields.get("key") == f'"{key}"':
+                    fields["names"] = []
+                    events[serial] = fields
+            elif serial in events:
+                if rtype == "PATH" and "name" in fields:
+                    events[serial]["names"].append(fields["name"].strip('"'))
+                elif rtype == "SOCKADDR":
+                    events[serial]["saddr"] = fields.get("saddr", "")
+    return list(events.values())
+
+
+def audit_matches(workload, event, run):
+    syscall, pid = int(event.get("syscall", -1)), int(event.get("pid", -1))
+    if workload.kind == "open":
+        return syscall in (257, 437) and pid == run.pid and workload.requested in event["names"]
+    if workload.kind == "exec":
+        return syscall == 59 and int(event.get("ppid", -1)) == run.pid and \
+            event.get("exe", "").strip('"') in workload.exec_paths
+    if workload.kind == "connect":
+        saddr = event.get("saddr", "")
+        # struct sockaddr_in in hex: family (little-endian 2), port (big-endian), address.
+        return syscall == 42 and pid == run.pid and saddr[:4] == "0200" and int(saddr[4:8] or "0", 16) == run.port
+    return False
+
+
+# --- bpftrace ------------------------------------------------------------------------------
+
+
+class Bpftrace:
+    """bpftrace running peers/session.bt for the workload's cgroup, writing to a file."""
+
+    SCRIPT = os.path.join(PEERS, "session.bt")
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        if not shutil.which("bpftrace"):
+            raise BenchError("bpftrace is not installed (apt-get install bpftrace)")
+
+    def run(self, workload, rnd):
+        ctx, name = self.ctx, tag(workload, rnd)
+        result = RunResult(workload.name, BPFTRACE, rnd)
+        output, ready = ctx.out(f"{name}.bpftrace.out"), ctx.out(f"{name}.bpftrace.ready")
+        with ctx.cgroup(f"{name}-bpftrace") as cg:
+            tracer = ToolProcess("bpftrace", ["bpftrace", "--unsafe", "-o", output, self.SCRIPT, cg, ready],
+                                 ctx.out(f"{name}.bpftrace.log"), env=dict(os.environ, BPFTRACE_STRLEN="200"))
+            try:
+                if not wait_until(lambda: os.path.exists(ready) or not tracer.running(), 60):
+                    raise BenchError("bpftrace did not attach its probes within 60 s")
+                if not tracer.running():
+                    raise BenchError(f"bpftrace exited with {tracer.proc.returncode} at start: {tracer.log_tail()}")
+                run = ctx.run_workload(workload, cg, result, tracer, names_of(tracer.pid))
+            except BenchError as e:
+                result.error = str(e)
+            finally:
+                status = tracer.stop(signal.SIGINT)
+        if result.error:
+            return result
+        if status != 0:
+            result.error = f"bpftrace exited with {status}: {tracer.log_tail()}"
+        events, lost = parse_bpftrace(output, tracer.log_path)
+        result.records = len(events)
+        result.expected = run.events
+        result.captured = sum(1 for e in events if bpftrace_matches(workload, e, run))
+        result.lost = result.lost_all_kinds = lost
+        if result.expected and not result.captured and not result.lost:
+            result.error = "no records captured and none reported lost"
+        return result
+
+
+_LOST = re.compile(r"Lost (\d+) events")
+_BPFTRACE_FIELDS = {"exec": 5, "exit": 3, "open": 6, "connect": 7}
+
+
+def parse_bpftrace(output, log):
+    """(event lines split into fields, events bpftrace reported lost)."""
+    events, lost = [], 0
+    for path in (output, log):
+        try:
+            f = open(path, errors="replace")
+        except FileNotFoundError:
+            continue
+        with f:
+            for line in f:
+                fields = line.rstrip("\n").split("\t")
+                if len(fields) == _BPFTRACE_FIELDS.get(fields[0]) and path == output:
+                    events.append(fields)
+                elif m := _LOST.search(line):
+                    lost += int(m.group(1))
+    return events, lost
+
+
+def bpftrace_matches(workload, f, run):
+    kind = f[0]
+    if workload.kind == "open":   # open pid comm ret flags path
+        return kind == "open" and int(f[1]) == run.pid and f[5] == workload.requested
+    if workload.kind == "exec":   # exec pid ppid comm filename
+        return kind == "exec" and int(f[2]) == run.pid and f[4] in workload.exec_paths
+    if workload.kind == "connect":  # connect pid comm ret family addr port
+        return kind == "connect" and int(f[1]) == run.pid and int(f[6]) == run.port
+    return False
