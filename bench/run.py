@@ -13,6 +13,7 @@ the benchmark could not be set up. See bench/README.md.
 """
 
 import argparse
+import dataclasses
 import datetime
 import fcntl
 import json
@@ -24,6 +25,7 @@ import signal
 import sys
 import tempfile
 import time
+from types import SimpleNamespace
 
 sys.dont_write_bytecode = True  # no __pycache__ in the repository
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -63,6 +65,8 @@ def parse_args():
     p.add_argument("--no-bpf-stats", action="store_true",
                    help="leave kernel.bpf_stats_enabled alone: no kernel time per BPF program, and no "
                         "clock reads added to every program run")
+    p.add_argument("--render", metavar="JSON",
+                   help="only print the markdown report of an earlier run's raw JSON (no root needed)")
     p.add_argument("--keep-scratch", action="store_true",
                    help="keep the scratch directory with every tool's output and log")
     args = p.parse_args()
@@ -208,8 +212,22 @@ def interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def render(path):
+    """The markdown report of an earlier run, from its raw JSON (after the report changed)."""
+    with open(path) as f:
+        raw = json.load(f)
+    wls = [SimpleNamespace(**w) for w in raw["workloads"]]
+    fields = {f.name for f in dataclasses.fields(RunResult)}
+    results = [RunResult(**{k: v for k, v in r.items() if k in fields}) for r in raw["runs"]]
+    report.set_ratios(results)
+    print(report.markdown(results, wls, raw["meta"]), end="")
+    return 0
+
+
 def main():
     args = parse_args()
+    if args.render:
+        return render(args.render)
     if os.geteuid() != 0:
         log("bench/run.py needs root (BPF, cgroups, auditd): run it with sudo")
         return 2
@@ -222,7 +240,7 @@ def main():
     signal.signal(signal.SIGTERM, interrupt)
 
     started = datetime.datetime.now(datetime.timezone.utc)
-    command = "python3 bench/run.py " + " ".join(sys.argv[1:])
+    command = " ".join(["python3 bench/run.py", *sys.argv[1:]])
     agentwatch_bin, agentwatch_error = None, None
     scratch = None
     restore = []

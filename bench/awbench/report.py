@@ -89,9 +89,7 @@ def main_table(summaries, workloads):
                 what = "unavailable" if s.unavailable else "failed"
                 rows.append("| " + " | ".join([w.name, c, f"**{what}**: {escape(s.errors[0])}"] + [""] * 9) + " |")
                 continue
-            spread = s.spread("ratio")
-            ratio = "1" if c == BASELINE else (
-                f"{s.median('ratio'):.3f} ({spread[0]:.2f}–{spread[1]:.2f})" if spread else "—")
+            ratio = baseline_spread(s) if c == BASELINE else ratio_cell(s)
             failed = f" ({len(s.errors)} of {len(s.runs)} runs failed: {escape(s.errors[0])})" if s.errors else ""
             cpu_rec = s.median("cpu_us_per_record")
             rows.append("| " + " | ".join([
@@ -104,6 +102,19 @@ def main_table(summaries, workloads):
                 fmt(s.median("bpf_ns_per_op"), ",.0f"),
             ]) + " |")
     return rows
+
+
+def ratio_cell(s):
+    spread = s.spread("ratio")
+    return f"{s.median('ratio'):.3f} ({spread[0]:.2f}–{spread[1]:.2f})" if spread else "—"
+
+
+def baseline_spread(s):
+    """1, and the baseline's own rounds against their median: the noise a ratio sits in."""
+    med, spread = s.median("ops_per_s"), s.spread("ops_per_s")
+    if not med or not spread or len(s.ok) < 2:
+        return "1"
+    return f"1 (rounds {spread[0] / med:.2f}–{spread[1] / med:.2f})"
 
 
 def bpf_table(summaries, workloads):
@@ -164,7 +175,7 @@ def escape(text):
 def markdown(results, workloads, meta):
     summaries = summarise(results, workloads)
     lines = [f"# agentwatch side by side — {meta['started']}", ""]
-    lines += [f"`{meta['command']}`", ""]
+    lines += [f"`{meta['command'].strip()}`", ""]
     lines += [f"- {k}: {v}" for k, v in meta["environment"].items()]
     lines += ["", "## Results", "",
               f"Median of {meta['rounds']} round(s); ratios against the baseline of the same round; "

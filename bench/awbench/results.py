@@ -56,9 +56,10 @@ class RunResult:
 
     @property
     def bpf_ns_per_op(self):
-        if not self.bpf or not self.ops:
+        ns = sum(p["ns"] for p in self.bpf.values())
+        if not ns or not self.ops:  # no programs, or kernel.bpf_stats_enabled off
             return None
-        return sum(p["ns"] for p in self.bpf.values()) / self.ops
+        return ns / self.ops
 
     def to_dict(self):
         d = asdict(self)
