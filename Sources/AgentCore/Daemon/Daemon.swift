@@ -156,7 +156,8 @@ public final class Daemon: SessionSource, @unchecked Sendable {
             }
             consumeRing()
             let now = monotonicNs()
-            if rootsChanged || now - lastScan >= 1_000_000_000 {
+            // inotify does not always report mkdir on cgroupfs; a rescan is one readdir per root.
+            if rootsChanged || now - lastScan >= 250_000_000 {
                 rescan()
                 lastScan = now
             }
