@@ -2,6 +2,7 @@
 /* Outgoing connections: connect(2). Syscall hooks: attached only while a session exists. */
 #include "lib/session.bpf.h"
 #include "lib/task.bpf.h"
+#include "lib/path.bpf.h"
 
 #define AF_UNIX 1
 #define AF_INET 2
@@ -45,17 +46,8 @@ int on_connect_enter(struct trace_event_raw_sys_enter *ctx)
 /* The socket behind fd in the current task, or NULL. */
 static __always_inline struct socket *socket_of_fd(int fd)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
-	if (fd < 0 || (unsigned int)fd >= max)
-		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *file = NULL;
-	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-	if (!file)
-		return NULL;
-	return BPF_CORE_READ(file, private_data);
+	struct file *file = current_file(fd);
+	return file ? BPF_CORE_READ(file, private_data) : NULL;
 }
 
 /* The local address the kernel chose for the socket, as a sockaddr_in or sockaddr_in6. */
