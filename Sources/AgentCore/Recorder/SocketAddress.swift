@@ -17,11 +17,11 @@ enum SocketAddress {
         j.raw(transport(family: Int32(family), sockType: sockType, protocol: proto))
         switch Int32(family) {
         case AF_INET, AF_INET6:
-            inetNoAlloc(remote) { addr, port in
+            inet(remote) { addr, port in
                 j.raw(",\"daddr\":"); j.string(addr)
                 j.raw(",\"dport\":"); j.uint(UInt64(port))
             }
-            inetNoAlloc(local) { addr, port in
+            inet(local) { addr, port in
                 j.raw(",\"saddr\":"); j.string(addr)
                 j.raw(",\"sport\":"); j.uint(UInt64(port))
             }
@@ -50,7 +50,7 @@ enum SocketAddress {
 
     /// The address text (on the stack) and port of a sockaddr_in or sockaddr_in6, if it is one.
     @inline(__always)
-    static func inetNoAlloc(_ a: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, UInt16) -> Void) {
+    static func inet(_ a: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, UInt16) -> Void) {
         guard a.count >= 8 else { return }
         let family = Int32(a.loadUnaligned(as: UInt16.self))
         let port = UInt16(a[2]) << 8 | UInt16(a[3])
@@ -66,22 +66,6 @@ enum SocketAddress {
             }
             body(UnsafeRawBufferPointer(start: t.baseAddress, count: strlen(out)), port)
         }
-    }
-
-    /// Address text and port of a sockaddr_in or sockaddr_in6.
-    static func inet(_ a: UnsafeRawBufferPointer) -> (String, UInt16)? {
-        guard a.count >= 8 else { return nil }
-        let family = Int32(a.loadUnaligned(as: UInt16.self))
-        let port = UInt16(a[2]) << 8 | UInt16(a[3])
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        if family == AF_INET {
-            guard inet_ntop(AF_INET, a.baseAddress! + 4, &text, socklen_t(text.count)) != nil else { return nil }
-        } else if family == AF_INET6, a.count >= 24 {
-            guard inet_ntop(AF_INET6, a.baseAddress! + 8, &text, socklen_t(text.count)) != nil else { return nil }
-        } else {
-            return nil
-        }
-        return (String(decoding: text.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self), port)
     }
 
     static func transport(family: Int32, sockType: UInt16, protocol proto: UInt16) -> StaticString {

@@ -98,19 +98,6 @@ public struct RecordDecoder {
     }
 }
 
-extension KernelRecord {
-    var kindName: StaticString {
-        switch self {
-        case .exec: "exec"
-        case .fork: "fork"
-        case .exit: "exit"
-        case .open: "open"
-        case .connect: "connect"
-        case .loss: "loss"
-        }
-    }
-}
-
 /// The name of a kind in `agent.loss` counts.
 func kindName(_ kind: Int) -> StaticString {
     switch UInt32(kind) {
