@@ -3,6 +3,7 @@
 #   make test  installs what is missing, builds, runs every test (kernel tests included) and a
 #              seconds-long smoke of the benchmark runner
 SWIFT ?= swift
+SHELL := /bin/bash
 
 .PHONY: deps build run test bench clean
 
@@ -17,7 +18,10 @@ run: build
 
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	@# The failures are repeated at the end, where a CI log's tail shows them.
+	set -o pipefail; $(SWIFT) test --skip-build 2>&1 | tee .build/test.log || { \
+		echo "== failed tests (full log: .build/test.log) =="; \
+		grep -aE "recorded an issue|✘ Test [^r]*failed" .build/test.log | cut -c1-600 | tail -n 30; exit 1; }
 	python3 bench/run.py --smoke --agentwatch .build/debug/agentwatch
 
 # The full side-by-side benchmark (about 15 minutes): results in bench/results/.

@@ -36,118 +36,120 @@ enum Executable {
     }
 }
 
-@Suite("command line", .serialized, .enabled(if: KernelEnv.enabled))
-struct CommandLineTests {
-    func tempDir(_ name: String) throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aw-cli-\(getpid())-\(name)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
-
-    @Test("agentwatch daemon + agentwatch run: the issue's scenario end to end, schema-valid output")
-    func endToEnd() throws {
-        let dir = try tempDir("e2e")
-        let rootName = "agentwatch-e2e-\(getpid())"
-        let config = dir + "/agentwatch.yaml"
-        try """
-        # test config
-        session_roots: [\(rootName)]
-        runtime_dir: \(dir)/run
-        poll_interval_ms: 50
-        status_interval_s: 1
-        """.write(toFile: config, atomically: true, encoding: .utf8)
-        let output = dir + "/events.ndjson"
-        let listener = LoopbackListener()
-
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: Executable.path)
-        daemon.arguments = ["daemon", "--config", config, "--output", output]
-        let log = Pipe()
-        daemon.standardError = log
-        try daemon.run()
-        defer {
-            if daemon.isRunning { daemon.terminate() }
-            removeCgroupTree(CgroupFS.mountPoint()! + "/" + rootName)
+extension KernelSuite {
+    @Suite("command line")
+    struct CommandLineTests {
+        func tempDir(_ name: String) throws -> String {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aw-cli-\(getpid())-\(name)").path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            return dir
         }
-        #expect(waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: dir + "/run/daemon.pid") })
 
-        let script = "cat /etc/hostname; python3 -c \"import socket; socket.create_connection((\\\"127.0.0.1\\\", \(listener.port)))\""
-        let run = try Executable.run(["run", "--config", config, "--session", "e2e", "--label", "agent=test", "--", "sh", "-c", script])
-        #expect(run.status == 0, "agentwatch run failed: \(run.stderr)")
-        #expect(run.stdout.contains(try String(contentsOfFile: "/etc/hostname", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
-        // Outside any session: nothing may appear.
-        let outside = runIn(nil, ["/bin/sh", "-c", "cat /etc/hostname >/dev/null"])
+        @Test("agentwatch daemon + agentwatch run: the issue's scenario end to end, schema-valid output")
+        func endToEnd() throws {
+            let dir = try tempDir("e2e")
+            let rootName = "agentwatch-e2e-\(getpid())"
+            let config = dir + "/agentwatch.yaml"
+            try """
+            # test config
+            session_roots: [\(rootName)]
+            runtime_dir: \(dir)/run
+            poll_interval_ms: 50
+            status_interval_s: 1
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+            let output = dir + "/events.ndjson"
+            let listener = LoopbackListener()
 
-        // The session ends when run removes its cgroup; then stop the daemon like systemd does.
-        #expect(waitUntil(timeout: 10) { ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains("\"type\":\"session.end\"") })
-        daemon.terminate()  // SIGTERM
-        daemon.waitUntilExit()
-        #expect(daemon.terminationStatus == 0)
-        let console = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(console.contains("writing records to \(output)"))
-        #expect(console.contains("session e2e started"))
-        #expect(console.contains("session e2e ended"))
+            let daemon = Process()
+            daemon.executableURL = URL(fileURLWithPath: Executable.path)
+            daemon.arguments = ["daemon", "--config", config, "--output", output]
+            let log = Pipe()
+            daemon.standardError = log
+            try daemon.run()
+            defer {
+                if daemon.isRunning { daemon.terminate() }
+                removeCgroupTree(CgroupFS.mountPoint()! + "/" + rootName)
+            }
+            #expect(waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: dir + "/run/daemon.pid") })
 
-        let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n")
-        let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        #expect(records.count == lines.count)
-        #expect(records.first?.string("type") == "agent.start")
-        #expect(records.last?.string("type") == "agent.stop")
-        let session = records.filter { $0.string("session.id") == "e2e" }
-        #expect(session.contains { $0.string("type") == "process.exec" && ($0[path: "process.argv"] as? [String])?.first == "sh" })
-        #expect(session.contains { $0.string("type") == "file.open" && $0.string("file.path") == "/etc/hostname" })
-        #expect(session.contains { $0.string("type") == "net.connect" && $0.string("net.daddr") == "127.0.0.1" && $0.int("net.dport") == Int(listener.port) })
-        let start = records.first { $0.string("type") == "session.start" }
-        #expect((start?[path: "session.labels"] as? [String: Any])?["agent"] as? String == "test")
-        #expect(!records.contains { $0.int("process.pid") == Int(outside.pid) })
+            let script = "cat /etc/hostname; python3 -c \"import socket; socket.create_connection((\\\"127.0.0.1\\\", \(listener.port)))\""
+            let run = try Executable.run(["run", "--config", config, "--session", "e2e", "--label", "agent=test", "--", "sh", "-c", script])
+            #expect(run.status == 0, "agentwatch run failed: \(run.stderr)")
+            #expect(run.stdout.contains(try String(contentsOfFile: "/etc/hostname", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+            // Outside any session: nothing may appear.
+            let outside = runIn(nil, ["/bin/sh", "-c", "cat /etc/hostname >/dev/null"])
 
-        // Every record is valid against the schema.
-        let validate = Process()
-        validate.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        validate.arguments = ["python3", KernelEnv.packageRoot + "/schema/validate.py", output]
-        let vout = Pipe()
-        validate.standardOutput = vout
-        validate.standardError = vout
-        try validate.run()
-        let report = String(decoding: vout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        validate.waitUntilExit()
-        #expect(validate.terminationStatus == 0, "schema validation: \(report)")
-    }
+            // The session ends when run removes its cgroup; then stop the daemon like systemd does.
+            #expect(waitUntil(timeout: 10) { ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains("\"type\":\"session.end\"") })
+            daemon.terminate()  // SIGTERM
+            daemon.waitUntilExit()
+            #expect(daemon.terminationStatus == 0)
+            let console = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(console.contains("writing records to \(output)"))
+            #expect(console.contains("session e2e started"))
+            #expect(console.contains("session e2e ended"))
 
-    @Test("bad input: one clear error line and a non-zero exit", arguments: [
-        "unreadable config", "unknown setting", "missing session root", "no BTF", "no privileges",
-    ])
-    func badInput(_ situation: String) throws {
-        let dir = try tempDir("bad")
-        var args = ["daemon", "--output", dir + "/out.ndjson"]
-        var env: [String: String] = [:]
-        var user: UInt32?
-        let expected: String
-        switch situation {
-        case "unreadable config":
-            args += ["--config", dir + "/does-not-exist.yaml"]
-            expected = "cannot read config \(dir)/does-not-exist.yaml"
-        case "unknown setting":
-            try "output: /tmp/x\nring_bufer_kib: 64\n".write(toFile: dir + "/typo.yaml", atomically: true, encoding: .utf8)
-            args += ["--config", dir + "/typo.yaml"]
-            expected = "typo.yaml:2:1: unknown setting 'ring_bufer_kib'"
-        case "missing session root":
-            let root = CgroupFS.mountPoint()! + "/no-such-parent/agentwatch"
-            try "session_roots: [\(root)]\n".write(toFile: dir + "/root.yaml", atomically: true, encoding: .utf8)
-            args += ["--config", dir + "/root.yaml"]
-            expected = "session root \(root) is missing"
-        case "no BTF":
-            env["AGENTWATCH_BTF"] = "/nonexistent/vmlinux"
-            expected = "no kernel BTF at /nonexistent/vmlinux"
-        default:
-            user = 65534
-            args = ["daemon", "--output", "-"]
-            expected = "needs root"
+            let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n")
+            let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            #expect(records.count == lines.count)
+            #expect(records.first?.string("type") == "agent.start")
+            #expect(records.last?.string("type") == "agent.stop")
+            let session = records.filter { $0.string("session.id") == "e2e" }
+            #expect(session.contains { $0.string("type") == "process.exec" && ($0[path: "process.argv"] as? [String])?.first == "sh" })
+            #expect(session.contains { $0.string("type") == "file.open" && $0.string("file.path") == "/etc/hostname" })
+            #expect(session.contains { $0.string("type") == "net.connect" && $0.string("net.daddr") == "127.0.0.1" && $0.int("net.dport") == Int(listener.port) })
+            let start = records.first { $0.string("type") == "session.start" }
+            #expect((start?[path: "session.labels"] as? [String: Any])?["agent"] as? String == "test")
+            #expect(!records.contains { $0.int("process.pid") == Int(outside.pid) })
+
+            // Every record is valid against the schema.
+            let validate = Process()
+            validate.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            validate.arguments = ["python3", KernelEnv.packageRoot + "/schema/validate.py", output]
+            let vout = Pipe()
+            validate.standardOutput = vout
+            validate.standardError = vout
+            try validate.run()
+            let report = String(decoding: vout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            validate.waitUntilExit()
+            #expect(validate.terminationStatus == 0, "schema validation: \(report)")
         }
-        let r = try Executable.run(args, env: env, asUser: user)
-        #expect(r.status != 0)
-        let lines = r.stderr.split(separator: "\n")
-        #expect(lines.count == 1, "expected one line, got: \(r.stderr)")
-        #expect(r.stderr.contains(expected), "stderr: \(r.stderr)")
+
+        @Test("bad input: one clear error line and a non-zero exit", arguments: [
+            "unreadable config", "unknown setting", "missing session root", "no BTF", "no privileges",
+        ])
+        func badInput(_ situation: String) throws {
+            let dir = try tempDir("bad")
+            var args = ["daemon", "--output", dir + "/out.ndjson"]
+            var env: [String: String] = [:]
+            var user: UInt32?
+            let expected: String
+            switch situation {
+            case "unreadable config":
+                args += ["--config", dir + "/does-not-exist.yaml"]
+                expected = "cannot read config \(dir)/does-not-exist.yaml"
+            case "unknown setting":
+                try "output: /tmp/x\nring_bufer_kib: 64\n".write(toFile: dir + "/typo.yaml", atomically: true, encoding: .utf8)
+                args += ["--config", dir + "/typo.yaml"]
+                expected = "typo.yaml:2:1: unknown setting 'ring_bufer_kib'"
+            case "missing session root":
+                let root = CgroupFS.mountPoint()! + "/no-such-parent/agentwatch"
+                try "session_roots: [\(root)]\n".write(toFile: dir + "/root.yaml", atomically: true, encoding: .utf8)
+                args += ["--config", dir + "/root.yaml"]
+                expected = "session root \(root) is missing"
+            case "no BTF":
+                env["AGENTWATCH_BTF"] = "/nonexistent/vmlinux"
+                expected = "no kernel BTF at /nonexistent/vmlinux"
+            default:
+                user = 65534
+                args = ["daemon", "--output", "-"]
+                expected = "needs root"
+            }
+            let r = try Executable.run(args, env: env, asUser: user)
+            #expect(r.status != 0)
+            let lines = r.stderr.split(separator: "\n")
+            #expect(lines.count == 1, "expected one line, got: \(r.stderr)")
+            #expect(r.stderr.contains(expected), "stderr: \(r.stderr)")
+        }
     }
 }

@@ -32,6 +32,12 @@ enum KernelEnv {
     }()
 }
 
+/// Every kernel suite is nested here and runs one test at a time: the tests share the host's pid
+/// space (one rewinds `ns_last_pid`), its CPUs (one floods a ring buffer) and its tracefs, and a
+/// test must not see another's side effects.
+@Suite("kernel", .serialized, .enabled(if: KernelEnv.enabled))
+enum KernelSuite {}
+
 /// A daemon running in this process on a session root of its own, writing to a file.
 final class TestDaemon: @unchecked Sendable {
     let root: String
@@ -67,7 +73,8 @@ final class TestDaemon: @unchecked Sendable {
             finished.signal()
         }
         // The daemon is ready once agent.start is out and the process hooks are attached.
-        _ = waitUntil { self.daemon.counters.records >= 1 }
+        let ready = waitUntil(timeout: 30) { self.daemon.counters.records >= 1 || self.runError != nil }
+        #expect(ready && runError == nil, "daemon not ready: \(runError.map { "\($0)" } ?? "no agent.start within 30 s")")
     }
 
     func stop() {
@@ -86,7 +93,8 @@ final class TestDaemon: @unchecked Sendable {
     func makeSession(_ id: String) -> String {
         let p = sessionPath(id)
         mkdir(p, 0o755)
-        _ = SessionLauncher.waitUntilWatched(path: p, timeoutMs: 5000)
+        let watched = SessionLauncher.waitUntilWatched(path: p, timeoutMs: 30_000)
+        #expect(watched, "session \(id) not watched within 30 s; daemon: \(daemon.counters)")
         return p
     }
 
@@ -98,15 +106,33 @@ final class TestDaemon: @unchecked Sendable {
         }
     }
 
-    /// Waits until `condition` over the records holds; returns the records.
+    /// Waits until `condition` over the records holds; returns the records. A timeout is an
+    /// issue of its own that says what the daemon had written, so a failure explains itself.
     @discardableResult
-    func waitForRecords(timeout: Double = 5, _ condition: ([[String: Any]]) -> Bool) -> [[String: Any]] {
+    func waitForRecords(
+        timeout: Double = 20, sourceLocation: SourceLocation = #_sourceLocation,
+        _ condition: ([[String: Any]]) -> Bool
+    ) -> [[String: Any]] {
         var last: [[String: Any]] = []
-        _ = waitUntil(timeout: timeout) {
+        let held = waitUntil(timeout: timeout) {
             last = self.records()
             return condition(last)
         }
+        if !held {
+            Issue.record("records awaited for \(Int(timeout)) s did not come; \(summary(last))", sourceLocation: sourceLocation)
+        }
         return last
+    }
+
+    /// What the daemon wrote, in a few lines: counts by type, the last records, its counters.
+    func summary(_ records: [[String: Any]]) -> String {
+        var byType: [String: Int] = [:]
+        for r in records { byType[r.string("type") ?? "?", default: 0] += 1 }
+        let tail = records.suffix(8).map { r in
+            [r.string("type"), r.int("process.pid").map { "pid \($0)" }, r.string("process.exe"), r.string("file.path"), r.string("session.id").map { "session \($0)" }]
+                .compactMap { $0 }.joined(separator: " ")
+        }
+        return "\(records.count) records \(byType.sorted { $0.key < $1.key }); last: \(tail); counters: \(daemon.counters); error: \(runError.map { "\($0)" } ?? "none")"
     }
 }
 

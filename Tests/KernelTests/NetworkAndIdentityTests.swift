@@ -3,71 +3,73 @@ import Glibc
 import Testing
 @testable import AgentCore
 
-@Suite("connect and identity", .serialized, .enabled(if: KernelEnv.enabled))
-struct NetworkAndIdentityTests {
-    @Test("connect over IPv4, IPv6, v4-mapped IPv6, unix path, abstract unix, non-blocking")
-    func connectForms() throws {
-        let d = try TestDaemon()
-        d.start()
-        defer { d.stop() }
-        let cg = d.makeSession("net")
-        let sock = "/tmp/aw-unix-\(getpid()).sock"
-        unlink(sock)
-        defer { unlink(sock) }
-        let script = """
-            import errno, socket
-            l4 = socket.socket(); l4.bind(("127.0.0.1", 0)); l4.listen(8); p4 = l4.getsockname()[1]
-            l6 = socket.socket(socket.AF_INET6); l6.bind(("::", 0)); l6.listen(8); p6 = l6.getsockname()[1]
-            lu = socket.socket(socket.AF_UNIX); lu.bind("\(sock)"); lu.listen(8)
-            la = socket.socket(socket.AF_UNIX); la.bind("\\0aw-abstract-\(getpid())"); la.listen(8)
-            print(p4, p6)
-            socket.create_connection(("127.0.0.1", p4)).close()
-            s = socket.socket(socket.AF_INET6); s.connect(("::1", p6)); s.close()
-            s = socket.socket(socket.AF_INET6); s.connect(("::ffff:127.0.0.1", p6)); s.close()
-            s = socket.socket(socket.AF_UNIX); s.connect("\(sock)"); s.close()
-            s = socket.socket(socket.AF_UNIX); s.connect("\\0aw-abstract-\(getpid())"); s.close()
-            s = socket.socket(); s.setblocking(False); assert s.connect_ex(("127.0.0.1", p4)) == errno.EINPROGRESS; s.close()
-            """
-        let r = runIn(cg, ["/usr/bin/env", "python3", "-c", script])
-        #expect(r.status == 0)
-        let records = d.waitForRecords { $0.contains { $0.string("type") == "process.exit" && $0.int("process.pid") == Int(r.pid) } }
-        let c = records.filter { $0.string("type") == "net.connect" && $0.int("process.pid") == Int(r.pid) }
-        let v4 = c.filter { $0.string("net.family") == "ipv4" }
-        #expect(v4.contains { $0.string("net.daddr") == "127.0.0.1" && $0.int("net.result") == 0 && $0.string("net.saddr") == "127.0.0.1" && ($0.int("net.sport") ?? 0) > 0 })
-        // Non-blocking: the result is -EINPROGRESS, named.
-        #expect(v4.contains { $0.string("net.error") == "EINPROGRESS" && $0.int("net.result") == -Int(EINPROGRESS) })
-        let v6 = c.filter { $0.string("net.family") == "ipv6" }
-        #expect(v6.contains { $0.string("net.daddr") == "::1" && $0.int("net.result") == 0 && $0.string("net.saddr") == "::1" && $0.string("net.transport") == "tcp" })
-        #expect(v6.contains { $0.string("net.daddr") == "::ffff:127.0.0.1" && ($0[path: "net.v4_mapped"] as? Bool) == true })
-        let unix = c.filter { $0.string("net.family") == "unix" }
-        #expect(unix.contains { $0.string("net.path") == sock && $0.int("net.result") == 0 && $0.string("net.transport") == "stream" })
-        #expect(unix.contains { $0.string("net.path") == "@aw-abstract-\(getpid())" && ($0[path: "net.abstract"] as? Bool) == true })
-    }
-
-    @Test("a pid reused while the daemon runs gets a new entity id")
-    func pidReuse() throws {
-        let d = try TestDaemon()
-        d.start()
-        defer { d.stop() }
-        let cg = d.makeSession("reuse")
-        // Make the kernel hand out the same pid again (ns_last_pid), retrying if another
-        // process on the host takes it first.
-        var pair: (pid_t, pid_t)?
-        for _ in 0..<20 {
-            let first = runIn(cg, ["/bin/true"]).pid
-            let fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY)
-            guard fd >= 0 else { break }
-            let text = Array("\(first - 1)".utf8)
-            _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            close(fd)
-            let second = runIn(cg, ["/bin/true"]).pid
-            if second == first { pair = (first, second); break }
+extension KernelSuite {
+    @Suite("connect and identity")
+    struct NetworkAndIdentityTests {
+        @Test("connect over IPv4, IPv6, v4-mapped IPv6, unix path, abstract unix, non-blocking")
+        func connectForms() throws {
+            let d = try TestDaemon()
+            d.start()
+            defer { d.stop() }
+            let cg = d.makeSession("net")
+            let sock = "/tmp/aw-unix-\(getpid()).sock"
+            unlink(sock)
+            defer { unlink(sock) }
+            let script = """
+                import errno, socket
+                l4 = socket.socket(); l4.bind(("127.0.0.1", 0)); l4.listen(8); p4 = l4.getsockname()[1]
+                l6 = socket.socket(socket.AF_INET6); l6.bind(("::", 0)); l6.listen(8); p6 = l6.getsockname()[1]
+                lu = socket.socket(socket.AF_UNIX); lu.bind("\(sock)"); lu.listen(8)
+                la = socket.socket(socket.AF_UNIX); la.bind("\\0aw-abstract-\(getpid())"); la.listen(8)
+                print(p4, p6)
+                socket.create_connection(("127.0.0.1", p4)).close()
+                s = socket.socket(socket.AF_INET6); s.connect(("::1", p6)); s.close()
+                s = socket.socket(socket.AF_INET6); s.connect(("::ffff:127.0.0.1", p6)); s.close()
+                s = socket.socket(socket.AF_UNIX); s.connect("\(sock)"); s.close()
+                s = socket.socket(socket.AF_UNIX); s.connect("\\0aw-abstract-\(getpid())"); s.close()
+                s = socket.socket(); s.setblocking(False); assert s.connect_ex(("127.0.0.1", p4)) == errno.EINPROGRESS; s.close()
+                """
+            let r = runIn(cg, ["/usr/bin/env", "python3", "-c", script])
+            #expect(r.status == 0)
+            let records = d.waitForRecords { $0.contains { $0.string("type") == "process.exit" && $0.int("process.pid") == Int(r.pid) } }
+            let c = records.filter { $0.string("type") == "net.connect" && $0.int("process.pid") == Int(r.pid) }
+            let v4 = c.filter { $0.string("net.family") == "ipv4" }
+            #expect(v4.contains { $0.string("net.daddr") == "127.0.0.1" && $0.int("net.result") == 0 && $0.string("net.saddr") == "127.0.0.1" && ($0.int("net.sport") ?? 0) > 0 })
+            // Non-blocking: the result is -EINPROGRESS, named.
+            #expect(v4.contains { $0.string("net.error") == "EINPROGRESS" && $0.int("net.result") == -Int(EINPROGRESS) })
+            let v6 = c.filter { $0.string("net.family") == "ipv6" }
+            #expect(v6.contains { $0.string("net.daddr") == "::1" && $0.int("net.result") == 0 && $0.string("net.saddr") == "::1" && $0.string("net.transport") == "tcp" })
+            #expect(v6.contains { $0.string("net.daddr") == "::ffff:127.0.0.1" && ($0[path: "net.v4_mapped"] as? Bool) == true })
+            let unix = c.filter { $0.string("net.family") == "unix" }
+            #expect(unix.contains { $0.string("net.path") == sock && $0.int("net.result") == 0 && $0.string("net.transport") == "stream" })
+            #expect(unix.contains { $0.string("net.path") == "@aw-abstract-\(getpid())" && ($0[path: "net.abstract"] as? Bool) == true })
         }
-        let (pid, _) = try #require(pair, "could not get the kernel to reuse a pid")
-        let records = d.waitForRecords { rs in rs.filter { $0.string("type") == "process.exit" && $0.int("process.pid") == Int(pid) }.count >= 2 }
-        let execs = records.filter { $0.string("type") == "process.exec" && $0.int("process.pid") == Int(pid) && $0.string("process.exe") == "/usr/bin/true" }
-        #expect(execs.count >= 2)
-        let ids = Set(execs.compactMap { $0.string("process.entity_id") })
-        #expect(ids.count == execs.count)
+
+        @Test("a pid reused while the daemon runs gets a new entity id")
+        func pidReuse() throws {
+            let d = try TestDaemon()
+            d.start()
+            defer { d.stop() }
+            let cg = d.makeSession("reuse")
+            // Make the kernel hand out the same pid again (ns_last_pid), retrying if another
+            // process on the host takes it first.
+            var pair: (pid_t, pid_t)?
+            for _ in 0..<20 {
+                let first = runIn(cg, ["/bin/true"]).pid
+                let fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY)
+                guard fd >= 0 else { break }
+                let text = Array("\(first - 1)".utf8)
+                _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                close(fd)
+                let second = runIn(cg, ["/bin/true"]).pid
+                if second == first { pair = (first, second); break }
+            }
+            let (pid, _) = try #require(pair, "could not get the kernel to reuse a pid")
+            let records = d.waitForRecords { rs in rs.filter { $0.string("type") == "process.exit" && $0.int("process.pid") == Int(pid) }.count >= 2 }
+            let execs = records.filter { $0.string("type") == "process.exec" && $0.int("process.pid") == Int(pid) && $0.string("process.exe") == "/usr/bin/true" }
+            #expect(execs.count >= 2)
+            let ids = Set(execs.compactMap { $0.string("process.entity_id") })
+            #expect(ids.count == execs.count)
+        }
     }
 }
