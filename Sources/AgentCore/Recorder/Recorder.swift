@@ -82,6 +82,7 @@ public final class Recorder {
 public enum RecordType: UInt8, CaseIterable, Sendable {
     case processExec, processExit, fileOpen, netConnect, sessionStart, sessionEnd
     case agentStart, agentStop, agentHeartbeat, agentLoss
+    case netFlow, alert
 
     public var name: StaticString {
         switch self {
@@ -95,6 +96,8 @@ public enum RecordType: UInt8, CaseIterable, Sendable {
         case .agentStop: "agent.stop"
         case .agentHeartbeat: "agent.heartbeat"
         case .agentLoss: "agent.loss"
+        case .netFlow: "net.flow"
+        case .alert: "alert"
         }
     }
 }
