@@ -10,6 +10,42 @@ char LICENSE[] SEC("license") = "GPL";
 /* Keeps a length the verifier can see is within [0, max]. */
 #define BOUND(v, max) ((v) > (max) ? (max) : (v))
 
+/* File types of i_mode (include/uapi/linux/stat.h: macros, so not in vmlinux.h). */
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define S_IFREG 0100000
+#define S_IFCHR 0020000
+#define S_IFIFO 0010000
+
+/* Classifies standard descriptor fd of the current task; pipes and sockets also give their inode. */
+static __always_inline __u8 stdio_kind(int fd, __u64 *ino)
+{
+	struct file *file = current_file(fd);
+	if (!file)
+		return AGENT_STDIO_NONE;
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	__u16 mode = BPF_CORE_READ(inode, i_mode) & S_IFMT;
+	switch (mode) {
+	case S_IFREG:
+		return AGENT_STDIO_FILE;
+	case S_IFIFO:
+		*ino = BPF_CORE_READ(inode, i_ino);
+		return AGENT_STDIO_PIPE;
+	case S_IFSOCK:
+		*ino = BPF_CORE_READ(inode, i_ino);
+		return AGENT_STDIO_SOCKET;
+	case S_IFCHR: {
+		/* Majors 4 (tty), 5 (tty, console, ptmx) and 136-143 (pts). */
+		__u32 major = BPF_CORE_READ(inode, i_rdev) >> 20;
+		if (major == 4 || major == 5 || (major >= 136 && major <= 143))
+			return AGENT_STDIO_TTY;
+		return AGENT_STDIO_CHAR;
+	}
+	default:
+		return AGENT_STDIO_OTHER;
+	}
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -25,6 +61,13 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	e->old_tid = old_pid;
 	e->_pad0 = 0;
 	e->argc = BPF_CORE_READ(bprm, argc);
+	__builtin_memset(e->_pad1, 0, sizeof(e->_pad1));
+	e->stdin_ino = 0;
+	e->stdout_ino = 0;
+	__u64 unused = 0;
+	e->stdio_type[0] = stdio_kind(0, &e->stdin_ino);
+	e->stdio_type[1] = stdio_kind(1, &e->stdout_ino);
+	e->stdio_type[2] = stdio_kind(2, &unused);
 
 	__u32 off = 0;
 	long n = bpf_probe_read_kernel_str(e->data, AGENT_PATH_MAX, BPF_CORE_READ(bprm, filename));

@@ -36,7 +36,7 @@ struct RecordLayoutTests {
     }
 
     @Test func execSizeAndOffsets() {
-        #expect(MemoryLayout<agent_exec>.size == 120)
+        #expect(MemoryLayout<agent_exec>.size == 144)
         #expect(MemoryLayout<agent_exec>.offset(of: \.hdr) == 0)
         #expect(MemoryLayout<agent_exec>.offset(of: \.proc) == 40)
         #expect(MemoryLayout<agent_exec>.offset(of: \.proc.comm) == 80)
@@ -48,6 +48,10 @@ struct RecordLayoutTests {
         #expect(MemoryLayout<agent_exec>.offset(of: \.args_len) == 108)
         #expect(MemoryLayout<agent_exec>.offset(of: \.args_size) == 112)
         #expect(MemoryLayout<agent_exec>.offset(of: \.argc) == 116)
+        #expect(MemoryLayout<agent_exec>.offset(of: \.stdio_type) == 120)
+        #expect(MemoryLayout<agent_exec>.offset(of: \._pad1) == 123)
+        #expect(MemoryLayout<agent_exec>.offset(of: \.stdin_ino) == 128)
+        #expect(MemoryLayout<agent_exec>.offset(of: \.stdout_ino) == 136)
     }
 
     @Test func forkSizeAndOffsets() {

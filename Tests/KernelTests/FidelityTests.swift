@@ -30,6 +30,30 @@ extension KernelSuite {
             records.filter { $0.string("type") == "file.open" }
         }
 
+        @Test("exec records what the standard descriptors are: pipe ends share an inode, a socket, /dev/null, a file")
+        func standardDescriptors() throws {
+            let listener = LoopbackListener()
+            let out = "/tmp/aw-stdio-\(getpid())"
+            defer { unlink(out) }
+            let records = try capture("""
+                /bin/echo hi | /bin/cat >\(out) 2>/dev/null
+                exec 3<>/dev/tcp/127.0.0.1/\(listener.port); /usr/bin/true <&3
+                """)
+            func exec(_ exe: String) -> [String: Any]? {
+                records.first { $0.string("type") == "process.exec" && $0.string("process.exe") == exe }
+            }
+            let echo = try #require(exec("/usr/bin/echo"))
+            let cat = try #require(exec("/usr/bin/cat"))
+            let tru = try #require(exec("/usr/bin/true"))
+            #expect(echo.string("process.stdout.type") == "pipe")
+            #expect(cat.string("process.stdin.type") == "pipe")
+            #expect(echo.int("process.stdout.ino") != nil && echo.int("process.stdout.ino") == cat.int("process.stdin.ino"))
+            #expect(cat.string("process.stdout.type") == "file")
+            #expect(cat.string("process.stderr.type") == "char")
+            #expect(tru.string("process.stdin.type") == "socket")
+            #expect(tru.int("process.stdin.ino") ?? 0 > 0)
+        }
+
         @Test("relative, dirfd-relative, symlinked and ../ paths are resolved to the real file")
         func resolvedPaths() throws {
             let dir = "/tmp/aw-fid-\(getpid())"

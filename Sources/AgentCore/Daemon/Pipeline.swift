@@ -40,7 +40,7 @@ public final class Pipeline {
         case .exec(let e, let filename, let exe, let cwd, let args):
             let (p, previous) = table.exec(e, exe: exe.isEmpty ? filename : exe, cwd: cwd, args: args, clock: clock)
             recorder.processExec(s, p, tid: hdr.tid, previousExe: previous, argc: e.argc,
-                                 filename: filename.elementsEqual(p.exe) ? nil : filename, unixNs: unixNs)
+                                 filename: filename.elementsEqual(p.exe) ? nil : filename, stdio: StdioInfo(e), unixNs: unixNs)
             type = .processExec
         case .fork(let f):
             table.fork(f, clock: clock)

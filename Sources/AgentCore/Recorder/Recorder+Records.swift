@@ -20,11 +20,16 @@ extension Recorder {
     /// `filename`: the name passed to execve, when it differs from the resolved exe (a script,
     /// a relative path, a symlink).
     func processExec(_ s: Session, _ p: ProcessInfo, tid: UInt32, previousExe: [UInt8]?, argc: UInt32,
-                     filename: UnsafeRawBufferPointer? = nil, unixNs: Int64) {
+                     filename: UnsafeRawBufferPointer? = nil, stdio: StdioInfo? = nil, unixNs: Int64) {
         begin(.processExec, unixNs: unixNs)
         sessionAndProcess(s, p, tid: tid) {
             self.buffer.raw(",\"argc\":")
             self.buffer.uint(UInt64(argc))
+            if let stdio {
+                self.stdioStream("stdin", stdio.types.0, ino: stdio.stdinIno)
+                self.stdioStream("stdout", stdio.types.1, ino: stdio.stdoutIno)
+                self.stdioStream("stderr", stdio.types.2, ino: 0)
+            }
             if let filename {
                 self.buffer.raw(",\"filename\":")
                 self.buffer.string(filename)
@@ -35,6 +40,20 @@ extension Recorder {
             }
         }
         end(.processExec)
+    }
+
+    private func stdioStream(_ name: StaticString, _ kind: UInt8, ino: UInt64) {
+        buffer.raw(",")
+        buffer.key(name)
+        buffer.raw("{\"type\":")
+        buffer.raw("\"")
+        buffer.raw(StdioInfo.name(kind))
+        buffer.raw("\"")
+        if ino != 0 {
+            buffer.raw(",\"ino\":")
+            buffer.uint(ino)
+        }
+        buffer.raw("}")
     }
 
     func processExit(_ s: Session, _ p: ProcessInfo, tid: UInt32, status: Int32, durationNs: UInt64, unixNs: Int64) {

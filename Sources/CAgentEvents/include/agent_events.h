@@ -88,9 +88,25 @@ struct agent_exec {
 	__u32 args_len;        /* bytes of argv copied */
 	__u32 args_size;       /* bytes of the whole argv area: larger than args_len when truncated */
 	__u32 argc;            /* argument count as the kernel saw it */
+	__u8 stdio_type[3];    /* what descriptors 0, 1, 2 are: enum agent_stdio */
+	__u8 _pad1[5];
+	__u64 stdin_ino;       /* inode of descriptor 0 when it is a pipe or socket, else 0 */
+	__u64 stdout_ino;      /* inode of descriptor 1 when it is a pipe or socket, else 0 */
 	__u8 data[];
 };
-_Static_assert(sizeof(struct agent_exec) == 120, "abi: agent_exec");
+_Static_assert(sizeof(struct agent_exec) == 144, "abi: agent_exec");
+
+/* What a standard descriptor refers to at exec: a shell reading a socket is a reverse shell,
+ * a shell reading the pipe a downloader writes is `curl | sh`. */
+enum agent_stdio {
+	AGENT_STDIO_NONE = 0,   /* not open */
+	AGENT_STDIO_FILE = 1,   /* regular file */
+	AGENT_STDIO_PIPE = 2,
+	AGENT_STDIO_SOCKET = 3,
+	AGENT_STDIO_TTY = 4,    /* terminal or pseudo-terminal */
+	AGENT_STDIO_CHAR = 5,   /* other character device (/dev/null) */
+	AGENT_STDIO_OTHER = 6,  /* directory, block device, anonymous inode */
+};
 
 /* sched_process_fork of a new process (threads are not reported). hdr names the parent. */
 struct agent_fork {
