@@ -116,6 +116,18 @@ public struct BPFProgram {
         return BPFLink(handle: link, name: name)
     }
 
+    /// Attaches a cgroup program (cgroup_skb, cgroup/connect4, cgroup/sock_release...) to the
+    /// cgroup open at `cgroupFD`, where it runs for that cgroup and every descendant. Other
+    /// programs on the same cgroup keep running (a link attaches with BPF_F_ALLOW_MULTI).
+    public func attachCgroup(fd cgroupFD: Int32, path: String) throws(BPFError) -> BPFLink {
+        let link = bpf_program__attach_cgroup(handle, cgroupFD)
+        let err = libbpf_get_error(UnsafeRawPointer(link))
+        guard let link, err == 0 else {
+            throw BPFError("bpf_program__attach_cgroup(\(name), \(path))", errno: Int32(err == 0 ? Int(EINVAL) : -err))
+        }
+        return BPFLink(handle: link, name: name)
+    }
+
     /// Kernel statistics (run count and time) when kernel.bpf_stats_enabled is on.
     public func stats() throws(BPFError) -> (runCount: UInt64, runTimeNs: UInt64) {
         var info = bpf_prog_info()

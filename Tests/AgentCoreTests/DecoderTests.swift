@@ -329,7 +329,7 @@ struct DecoderTests {
         cases.append(Hostile(name: "open both lengths 65535", bytes: o, truncated: true))
 
         // Unknown kinds with a plausible size.
-        for kind: UInt32 in [0, 7, 200, 255] {
+        for kind: UInt32 in [0, 8, 200, 255] {
             let b = rawBytes(of: header(kind, size: 112)) + [UInt8](repeating: 0, count: 72)
             cases.append(Hostile(name: "kind \(kind)", bytes: b, truncated: false))
         }
@@ -406,12 +406,13 @@ struct DecoderTests {
                 }
                 decodedKinds.insert(r.header.kind)
                 switch r {
-                case .exec(_, let f, _, _, let a): return size >= 120 && inside(f) && inside(a)
+                case .exec(_, let f, _, _, let a): return size >= 144 && inside(f) && inside(a)
                 case .open(_, let q, let p): return size >= 88 && inside(q) && inside(p)
                 case .fork: return size >= 112
                 case .exit: return size >= 104
-                case .connect: return size >= 216
-                case .loss: return size >= 96
+                case .connect: return size >= 224
+                case .flow: return size >= 96
+                case .loss: return size >= 104
                 }
             }
             switch inBounds {

@@ -87,7 +87,7 @@ struct RecordLayoutTests {
     }
 
     @Test func connectSizeAndOffsets() {
-        #expect(MemoryLayout<agent_connect>.size == 216)
+        #expect(MemoryLayout<agent_connect>.size == 224)
         #expect(MemoryLayout<agent_connect>.offset(of: \.hdr) == 0)
         #expect(MemoryLayout<agent_connect>.offset(of: \.start_ns) == 40)
         #expect(MemoryLayout<agent_connect>.offset(of: \.uid) == 48)
@@ -100,12 +100,26 @@ struct RecordLayoutTests {
         #expect(MemoryLayout<agent_connect>.offset(of: \.`protocol`) == 70)
         #expect(MemoryLayout<agent_connect>.offset(of: \.addr) == 72)
         #expect(MemoryLayout<agent_connect>.offset(of: \.local) == 184)
+        #expect(MemoryLayout<agent_connect>.offset(of: \.cookie) == 216)
         #expect(MemoryLayout.size(ofValue: agent_connect().addr) == Int(AGENT_SOCKADDR_MAX))
         #expect(MemoryLayout.size(ofValue: agent_connect().local) == Int(AGENT_LOCAL_ADDR_MAX))
     }
 
+    @Test func flowSizeAndOffsets() {
+        #expect(MemoryLayout<agent_flow>.size == 96)
+        #expect(MemoryLayout<agent_flow>.offset(of: \.hdr) == 0)
+        #expect(MemoryLayout<agent_flow>.offset(of: \.cookie) == 40)
+        #expect(MemoryLayout<agent_flow>.offset(of: \.start_ns) == 48)
+        #expect(MemoryLayout<agent_flow>.offset(of: \.bytes_sent) == 56)
+        #expect(MemoryLayout<agent_flow>.offset(of: \.bytes_received) == 64)
+        #expect(MemoryLayout<agent_flow>.offset(of: \.sent_delta) == 72)
+        #expect(MemoryLayout<agent_flow>.offset(of: \.received_delta) == 80)
+        #expect(MemoryLayout<agent_flow>.offset(of: \.final) == 88)
+        #expect(MemoryLayout<agent_flow>.offset(of: \._pad0) == 89)
+    }
+
     @Test func lossSizeAndOffsets() {
-        #expect(MemoryLayout<agent_loss>.size == 96)
+        #expect(MemoryLayout<agent_loss>.size == 104)
         #expect(MemoryLayout<agent_loss>.offset(of: \.hdr) == 0)
         #expect(MemoryLayout<agent_loss>.offset(of: \.dropped) == 40)
         #expect(MemoryLayout.size(ofValue: agent_loss().dropped) == 8 * Int(AGENT_KIND_COUNT.rawValue))
@@ -118,7 +132,8 @@ struct RecordLayoutTests {
         #expect(AGENT_KIND_OPEN.rawValue == 4)
         #expect(AGENT_KIND_CONNECT.rawValue == 5)
         #expect(AGENT_KIND_LOSS.rawValue == 6)
-        #expect(AGENT_KIND_COUNT.rawValue == 7)
+        #expect(AGENT_KIND_FLOW.rawValue == 7)
+        #expect(AGENT_KIND_COUNT.rawValue == 8)
         #expect(AGENT_F_ARGS_TRUNCATED.rawValue == 1)
         #expect(AGENT_F_PATH_TRUNCATED.rawValue == 2)
         #expect(AGENT_F_ADDR_TRUNCATED.rawValue == 4)

@@ -45,6 +45,53 @@ extension KernelSuite {
             #expect(unix.contains { $0.string("net.path") == "@aw-abstract-\(getpid())" && ($0[path: "net.abstract"] as? Bool) == true })
         }
 
+        @Test("bytes sent and received are counted per socket in the kernel: net.flow at each MiB and a final one at close")
+        func uploadAccounting() throws {
+            let d = try TestDaemon()
+            d.start()
+            defer { d.stop() }
+            let cg = d.makeSession("up")
+            // A server outside the session that counts what it receives and answers with 1000 bytes.
+            let script = """
+                import socket, threading
+                l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(1); port = l.getsockname()[1]
+                got = []
+                def serve():
+                    c, _ = l.accept(); n = 0
+                    while True:
+                        b = c.recv(1 << 16)
+                        if not b: break
+                        n += len(b)
+                        if n >= 5 * 1048576 + 77 and not got: c.sendall(b"r" * 1000); got.append(n)
+                    c.close()
+                t = threading.Thread(target=serve); t.start()
+                s = socket.create_connection(("127.0.0.1", port)); s.sendall(b"x" * (5 * 1048576 + 77))
+                r = 0
+                while r < 1000: r += len(s.recv(4096))
+                s.shutdown(socket.SHUT_WR); t.join(); s.close()
+                print(got[0], port)
+                """
+            let r = runIn(cg, ["/usr/bin/env", "python3", "-c", script])
+            #expect(r.status == 0)
+            let records = d.waitForRecords { $0.contains { $0.string("type") == "net.flow" && ($0[path: "net.final"] as? Bool) == true } }
+            let flows = records.filter { $0.string("type") == "net.flow" && $0.string("net.daddr") == "127.0.0.1" && $0.int("process.pid") == Int(r.pid) }
+            let final = try #require(flows.last)
+            #expect(final[path: "net.final"] as? Bool == true)
+            #expect(final.int("net.bytes_sent") == 5 * 1048576 + 77)
+            #expect(final.int("net.bytes_received") == 1000)
+            #expect(final.string("net.transport") == "tcp")
+            // One record per MiB sent, then the final one; the deltas add up to the total.
+            #expect(flows.count >= 5 && flows.count <= 7)
+            let deltas: [Int] = flows.compactMap { $0.int("net.bytes_sent_delta") }
+            let total: Int = deltas.reduce(0, +)
+            #expect(total == 5 * 1048576 + 77)
+            #expect(flows.dropLast().allSatisfy { ($0[path: "net.final"] as? Bool) == false })
+            let connect = records.first { $0.string("type") == "net.connect" && $0.int("process.pid") == Int(r.pid) }
+            let flowEntity = flows.first?.string("process.entity_id")
+            #expect(flowEntity != nil)
+            #expect(flowEntity == connect?.string("process.entity_id"))
+        }
+
         @Test("a pid reused while the daemon runs gets a new entity id")
         func pidReuse() throws {
             let d = try TestDaemon()

@@ -20,6 +20,9 @@ const volatile __u32 args_max __weak = 4096;
 /* Wake the reader only once this much is waiting; it polls on a timer otherwise. */
 const volatile __u64 wakeup_bytes __weak = 64 * 1024;
 
+/* A flow record is written each time a socket has sent this many more bytes. */
+const volatile __u64 flow_report_bytes __weak = 1024 * 1024;
+
 /* Sized by the daemon before load (bpf_map__set_max_entries). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -32,6 +35,30 @@ struct {
 	__type(key, __u32);
 	__type(value, struct agent_loss_counters);
 } loss_counters SEC(".maps") __weak;
+
+/*
+ * Connected inet sockets of sessions, by socket cookie: registered at connect (net.bpf.c),
+ * counted by the cgroup_skb programs and reported at thresholds and at release (flow.bpf.c).
+ * LRU: a socket whose release was never seen cannot fill the map.
+ */
+struct flow_state {
+	__u64 session_cgid;
+	__u64 cgroup_id;
+	__u64 start_ns;
+	__u32 pid;
+	__u32 tid;
+	__u64 bytes_sent;
+	__u64 bytes_received;
+	__u64 reported_sent;
+	__u64 reported_received;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct flow_state);
+} flows SEC(".maps") __weak;
 
 /* Room to build one variable-size record before copying it into the ring. */
 #define SCRATCH_SIZE 32768

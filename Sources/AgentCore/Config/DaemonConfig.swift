@@ -17,6 +17,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var pollIntervalMs = 100
     /// How often a summary line goes to the console, in seconds (0: never).
     public var statusIntervalS = 5
+    /// A net.flow record each time a socket has sent this many more KiB (and one at close).
+    public var flowReportKiB = 1024
     /// Where the daemon keeps its pid file.
     public var runtimeDir = "/run/agentwatch"
 
@@ -79,6 +81,7 @@ public struct DaemonConfig: Sendable, Equatable {
                 guard v & (v - 1) == 0 else { throw AgentError("\(at): ring_buffer_kib must be a power of two") }
                 config.ringBufferKiB = v
             case "args_max": config.argsMax = try int(0...16384)
+            case "flow_report_kib": config.flowReportKiB = try int(4...(1 << 20))
             case "poll_interval_ms": config.pollIntervalMs = try int(1...10_000)
             case "status_interval_s": config.statusIntervalS = try int(0...86_400)
             case "runtime_dir": config.runtimeDir = try string()
@@ -89,7 +92,7 @@ public struct DaemonConfig: Sendable, Equatable {
         return config
     }
 
-    public static let knownKeys = ["output", "session_roots", "ring_buffer_kib", "args_max", "poll_interval_ms", "status_interval_s", "runtime_dir"]
+    public static let knownKeys = ["output", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "poll_interval_ms", "status_interval_s", "runtime_dir"]
 
     /// `LINE:COL: YAML error: ...`, to follow `file:`.
     static func describe(_ error: YamlError, text: String) -> String {

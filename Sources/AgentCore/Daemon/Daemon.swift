@@ -46,12 +46,14 @@ public final class Daemon: SessionSource, @unchecked Sendable {
         }
         registry = try SessionRegistry(mount: mount, roots: config.sessionRoots)
         try Self.mountTracefs()
-        let settings = SensorSettings(
+        var settings = SensorSettings(
             roots: registry.roots.map { ($0.cgid, $0.level) },
             ringBufferBytes: UInt32(config.ringBufferKiB * 1024),
             argsMax: UInt32(config.argsMax),
             wakeupBytes: UInt64(config.ringBufferKiB * 1024 / 4),
             btfPath: customBTF)
+        settings.rootPaths = registry.roots.map(\.path)
+        settings.flowReportBytes = UInt64(config.flowReportKiB) * 1024
         do {
             sensor = try Sensor(settings: settings, objectBytes: objectBytes)
         } catch {

@@ -16,6 +16,11 @@ public final class Pipeline {
     /// Kernel drops reported in the stream so far, by kind.
     public internal(set) var kernelDropped = [UInt64](repeating: 0, count: Int(AGENT_KIND_COUNT.rawValue))
     unowned let sessions: SessionSource
+    /// Connects whose sockets the kernel counts bytes for, by socket cookie: a net.flow record
+    /// carries the connect's addresses. Bounded: a socket whose release was never reported
+    /// (the kernel map is LRU too) cannot grow it without end.
+    private var flows: [UInt64: agent_connect] = [:]
+    static let maxFlows = 65536
 
     public init(recorder: Recorder, sessions: SessionSource, table: ProcessTable = ProcessTable()) {
         self.recorder = recorder
@@ -58,7 +63,16 @@ public final class Pipeline {
         case .connect(let c):
             let p = table.process(pid: hdr.pid, startNs: c.start_ns, session: s.cgid, clock: clock)
             recorder.netConnect(s, p, c, unixNs: unixNs)
+            if c.cookie != 0 {
+                if flows.count >= Self.maxFlows, let any = flows.keys.first { flows[any] = nil }
+                flows[c.cookie] = c
+            }
             type = .netConnect
+        case .flow(let f):
+            let p = table.process(pid: hdr.pid, startNs: f.start_ns, session: s.cgid, clock: clock)
+            recorder.netFlow(s, p, f, connect: flows[f.cookie], unixNs: unixNs)
+            if f.final != 0 { flows[f.cookie] = nil }
+            type = .netFlow
         case .loss:
             return
         }

@@ -126,6 +126,39 @@ extension Recorder {
         begin(.netConnect, unixNs: unixNs)
         sessionAndProcess(s, p, tid: c.hdr.tid)
         buffer.raw(",\"net\":{")
+        addresses(c)
+        buffer.raw(",\"fd\":")
+        buffer.int(c.fd)
+        result(c.ret)
+        buffer.raw("}")
+        end(.netConnect)
+    }
+
+    /// `net.flow`: bytes through a socket, with the addresses of the connect that opened it
+    /// (`connect` nil when the daemon did not see that connect).
+    func netFlow(_ s: Session, _ p: ProcessInfo, _ f: agent_flow, connect: agent_connect?, unixNs: Int64) {
+        begin(.netFlow, unixNs: unixNs)
+        sessionAndProcess(s, p, tid: f.hdr.tid)
+        buffer.raw(",\"net\":{")
+        if let connect {
+            addresses(connect)
+            buffer.raw(",")
+        }
+        buffer.raw("\"bytes_sent\":")
+        buffer.uint(f.bytes_sent)
+        buffer.raw(",\"bytes_received\":")
+        buffer.uint(f.bytes_received)
+        buffer.raw(",\"bytes_sent_delta\":")
+        buffer.uint(f.sent_delta)
+        buffer.raw(",\"bytes_received_delta\":")
+        buffer.uint(f.received_delta)
+        buffer.raw(",\"final\":")
+        buffer.bool(f.final != 0)
+        buffer.raw("}")
+        end(.netFlow)
+    }
+
+    private func addresses(_ c: agent_connect) {
         var c = c
         withUnsafeBytes(of: &c.addr) { addr in
             withUnsafeBytes(of: &c.local) { local in
@@ -134,11 +167,6 @@ extension Recorder {
                                     sockType: c.sock_type, protocol: c.protocol)
             }
         }
-        buffer.raw(",\"fd\":")
-        buffer.int(c.fd)
-        result(c.ret)
-        buffer.raw("}")
-        end(.netConnect)
     }
 
     func sessionRecord(_ type: RecordType, _ s: Session, unixNs: Int64, ended: Bool = false) {

@@ -8,6 +8,7 @@ public enum KernelRecord {
     case exit(agent_exit)
     case open(agent_open, requested: UnsafeRawBufferPointer, resolved: UnsafeRawBufferPointer)
     case connect(agent_connect)
+    case flow(agent_flow)
     case loss(agent_loss)
 
     public var header: agent_hdr {
@@ -17,6 +18,7 @@ public enum KernelRecord {
         case .exit(let x): x.hdr
         case .open(let o, _, _): o.hdr
         case .connect(let c): c.hdr
+        case .flow(let f): f.hdr
         case .loss(let l): l.hdr
         }
     }
@@ -57,6 +59,7 @@ public struct RecordDecoder {
         case AGENT_KIND_EXIT.rawValue: record = Self.fixed(bytes, agent_exit.self).map { .exit($0) }
         case AGENT_KIND_OPEN.rawValue: record = Self.open(bytes)
         case AGENT_KIND_CONNECT.rawValue: record = Self.fixed(bytes, agent_connect.self).map { .connect($0) }
+        case AGENT_KIND_FLOW.rawValue: record = Self.fixed(bytes, agent_flow.self).map { .flow($0) }
         case AGENT_KIND_LOSS.rawValue: record = Self.fixed(bytes, agent_loss.self).map { .loss($0) }
         default:
             counters.unknownKind += 1
@@ -107,6 +110,7 @@ func kindName(_ kind: Int) -> StaticString {
     case AGENT_KIND_OPEN.rawValue: "open"
     case AGENT_KIND_CONNECT.rawValue: "connect"
     case AGENT_KIND_LOSS.rawValue: "loss"
+    case AGENT_KIND_FLOW.rawValue: "flow"
     default: "unknown"
     }
 }

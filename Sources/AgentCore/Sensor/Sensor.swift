@@ -13,6 +13,10 @@ public struct SensorSettings: Sendable {
     public var wakeupBytes: UInt64
     /// Kernel BTF to relocate against, when not /sys/kernel/btf/vmlinux.
     public var btfPath: String?
+    /// Session root directories: the byte-counting cgroup programs attach to each.
+    public var rootPaths: [String] = []
+    /// A flow record each time a socket has sent this many more bytes.
+    public var flowReportBytes: UInt64 = 1 << 20
 
     public init(roots: [(cgid: UInt64, level: UInt32)], ringBufferBytes: UInt32, argsMax: UInt32, wakeupBytes: UInt64, btfPath: String? = nil) {
         self.btfPath = btfPath
@@ -35,7 +39,11 @@ public final class Sensor {
         "on_connect_enter", "on_connect_exit",
     ]
 
+    /// Attached to every session root: they run only for sockets of session processes.
+    public static let cgroupPrograms = ["flow_connect4", "flow_connect6", "flow_egress", "flow_ingress", "flow_release"]
+
     public let object: BPFObject
+    private let rootPaths: [String]
     private var processLinks: [BPFLink] = []
     private var syscallLinks: [BPFLink] = []
     private var ring: RingBuffer?
@@ -44,6 +52,7 @@ public final class Sensor {
     public init(settings: SensorSettings, objectBytes: [UInt8]? = nil) throws(BPFError) {
         let bytes = objectBytes ?? AgentProbes.object()
         object = try BPFObject(bytes: bytes, name: "agentwatch", btfPath: settings.btfPath)
+        rootPaths = settings.rootPaths
         guard settings.roots.count <= Int(AGENT_MAX_ROOTS) else {
             throw BPFError("more than \(AGENT_MAX_ROOTS) session roots", errno: EINVAL)
         }
@@ -58,6 +67,7 @@ public final class Sensor {
         try object.setGlobal("nroots", UInt32(settings.roots.count))
         try object.setGlobal("args_max", min(settings.argsMax, UInt32(AGENT_ARGS_MAX)))
         try object.setGlobal("wakeup_bytes", settings.wakeupBytes)
+        try object.setGlobal("flow_report_bytes", settings.flowReportBytes)
         try object.map("events").setMaxEntries(settings.ringBufferBytes)
         try object.load()
     }
@@ -67,6 +77,14 @@ public final class Sensor {
         ring = try RingBuffer(map: object.map("events"), handler: handler)
         for name in Self.processPrograms {
             processLinks.append(try object.program(name).attach())
+        }
+        for path in rootPaths {
+            let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { throw BPFError("open(\(path))", errno: errno) }
+            defer { close(fd) }
+            for name in Self.cgroupPrograms {
+                processLinks.append(try object.program(name).attachCgroup(fd: fd, path: path))
+            }
         }
     }
 

@@ -37,8 +37,9 @@ enum agent_kind {
 	AGENT_KIND_OPEN = 4,
 	AGENT_KIND_CONNECT = 5,
 	AGENT_KIND_LOSS = 6,
+	AGENT_KIND_FLOW = 7,
 	/* One past the last kind: sizes the per-kind counters. */
-	AGENT_KIND_COUNT = 7,
+	AGENT_KIND_COUNT = 8,
 };
 
 /* hdr.flags */
@@ -162,8 +163,28 @@ struct agent_connect {
 	__u16 protocol;        /* IPPROTO_TCP, IPPROTO_UDP, ... (0: not known) */
 	__u8 addr[AGENT_SOCKADDR_MAX];
 	__u8 local[AGENT_LOCAL_ADDR_MAX];
+	__u64 cookie;          /* socket cookie of an inet socket whose bytes are counted (0: none) */
 };
-_Static_assert(sizeof(struct agent_connect) == 216, "abi: agent_connect");
+_Static_assert(sizeof(struct agent_connect) == 224, "abi: agent_connect");
+
+/*
+ * Bytes through a connected inet socket of a session, counted in the kernel per socket (no
+ * record per send). Written each time flow_report_bytes more were sent, and once when the
+ * socket is released (final). hdr names the process that connected; the daemon joins the
+ * record to that connect by cookie.
+ */
+struct agent_flow {
+	struct agent_hdr hdr;
+	__u64 cookie;
+	__u64 start_ns;        /* start of the process that connected */
+	__u64 bytes_sent;      /* payload bytes, IP and TCP/UDP headers excluded, retransmits included */
+	__u64 bytes_received;
+	__u64 sent_delta;      /* bytes_sent since the previous record of this socket */
+	__u64 received_delta;
+	__u8 final;            /* 1: the socket was released, this is its last record */
+	__u8 _pad0[7];
+};
+_Static_assert(sizeof(struct agent_flow) == 96, "abi: agent_flow");
 
 /*
  * Records this CPU could not reserve since its last loss record, per kind. Written into the
@@ -173,7 +194,7 @@ struct agent_loss {
 	struct agent_hdr hdr;
 	__u64 dropped[AGENT_KIND_COUNT];
 };
-_Static_assert(sizeof(struct agent_loss) == 96, "abi: agent_loss");
+_Static_assert(sizeof(struct agent_loss) == 104, "abi: agent_loss");
 
 /* Per-CPU loss accounting (map loss_counters). dropped only grows; reported trails it. */
 struct agent_loss_counters {

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Upload accounting: bytes sent and received per connected inet socket of a session, counted in
+ * the kernel (cgroup_skb on the session roots), reported at thresholds and when the socket is
+ * released. No record per send. These are cgroup hooks, not syscall hooks: attached to the
+ * session roots, they run only for sockets of session processes.
+ */
+#include "lib/common.bpf.h"
+#include <bpf/bpf_endian.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+
+/* Generates the socket's cookie during connect(2), so the syscall exit hook can key the flow. */
+SEC("cgroup/connect4")
+int flow_connect4(struct bpf_sock_addr *ctx)
+{
+	bpf_get_socket_cookie(ctx);
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int flow_connect6(struct bpf_sock_addr *ctx)
+{
+	bpf_get_socket_cookie(ctx);
+	return 1;
+}
+
+/* Payload bytes of a packet: its length without the IP and TCP/UDP headers. */
+static __always_inline __u64 payload_len(struct __sk_buff *skb)
+{
+	__u32 len = skb->len;
+	__u32 hdr = 0;
+	__u8 proto = 0;
+	if (skb->protocol == bpf_htons(0x0800)) {
+		__u8 vihl;
+		if (bpf_skb_load_bytes(skb, 0, &vihl, 1))
+			return 0;
+		hdr = (vihl & 0x0f) * 4;
+		if (bpf_skb_load_bytes(skb, 9, &proto, 1))
+			return 0;
+	} else if (skb->protocol == bpf_htons(0x86DD)) {
+		hdr = 40;
+		if (bpf_skb_load_bytes(skb, 6, &proto, 1))
+			return 0;
+	} else {
+		return 0;
+	}
+	if (proto == IPPROTO_TCP) {
+		__u8 doff;
+		if (bpf_skb_load_bytes(skb, hdr + 12, &doff, 1))
+			return 0;
+		hdr += (doff >> 4) * 4;
+	} else if (proto == IPPROTO_UDP) {
+		hdr += 8;
+	}
+	return len > hdr ? len - hdr : 0;
+}
+
+static __always_inline void emit_flow(__u64 cookie, struct flow_state *f, bool final)
+{
+	struct agent_flow *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count_drop(AGENT_KIND_FLOW);
+		return;
+	}
+	r->hdr.kind = AGENT_KIND_FLOW;
+	r->hdr.flags = 0;
+	r->hdr.size = sizeof(*r);
+	r->hdr.pid = f->pid;
+	r->hdr.tid = f->tid;
+	r->hdr._pad0 = 0;
+	r->hdr.ktime_ns = bpf_ktime_get_boot_ns();
+	r->hdr.session_cgid = f->session_cgid;
+	r->hdr.cgroup_id = f->cgroup_id;
+	r->cookie = cookie;
+	r->start_ns = f->start_ns;
+	__u64 sent = f->bytes_sent, received = f->bytes_received;
+	/* Claim the deltas: two CPUs crossing a threshold at once report each byte once. */
+	__u64 rs = f->reported_sent, rr = f->reported_received;
+	r->sent_delta = __sync_val_compare_and_swap(&f->reported_sent, rs, sent) == rs ? sent - rs : 0;
+	r->received_delta = __sync_val_compare_and_swap(&f->reported_received, rr, received) == rr ? received - rr : 0;
+	r->bytes_sent = sent;
+	r->bytes_received = received;
+	r->final = final;
+	__builtin_memset(r->_pad0, 0, sizeof(r->_pad0));
+	bpf_ringbuf_submit(r, ring_flags());
+}
+
+SEC("cgroup_skb/egress")
+int flow_egress(struct __sk_buff *skb)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct flow_state *f = bpf_map_lookup_elem(&flows, &cookie);
+	if (!f)
+		return 1;
+	__u64 n = payload_len(skb);
+	if (!n)
+		return 1;
+	__u64 sent = __sync_fetch_and_add(&f->bytes_sent, n) + n;
+	if (sent - f->reported_sent >= flow_report_bytes)
+		emit_flow(cookie, f, false);
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int flow_ingress(struct __sk_buff *skb)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct flow_state *f = bpf_map_lookup_elem(&flows, &cookie);
+	if (f)
+		__sync_fetch_and_add(&f->bytes_received, payload_len(skb));
+	return 1;
+}
+
+/* The socket is going away: its last record, then forget it. */
+SEC("cgroup/sock_release")
+int flow_release(struct bpf_sock *sk)
+{
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	struct flow_state *f = bpf_map_lookup_elem(&flows, &cookie);
+	if (!f)
+		return 1;
+	emit_flow(cookie, f, true);
+	bpf_map_delete_elem(&flows, &cookie);
+	return 1;
+}
