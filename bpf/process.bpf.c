@@ -156,3 +156,20 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	submit_record(x);
 	return 0;
 }
+
+/* Every process on the host with its exact start time, read by the daemon once when it adopts
+ * sessions that were running before it (bpf_iter_create + read). */
+SEC("iter/task")
+int task_starts(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	if (!task || task->pid != task->tgid)
+		return 0;
+	struct agent_task_start t = {
+		.pid = task->tgid,
+		.ppid = BPF_CORE_READ(task, real_parent, tgid),
+		.start_ns = task->start_boottime,
+	};
+	bpf_seq_write(ctx->meta->seq, &t, sizeof(t));
+	return 0;
+}

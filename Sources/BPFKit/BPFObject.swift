@@ -128,6 +128,28 @@ public struct BPFProgram {
         return BPFLink(handle: link, name: name)
     }
 
+    /// Runs an iterator program (SEC("iter/...")) once and returns everything it wrote.
+    public func readIterator(limit: Int = 64 << 20) throws(BPFError) -> [UInt8] {
+        let link = bpf_program__attach_iter(handle, nil)
+        let err = libbpf_get_error(UnsafeRawPointer(link))
+        guard let link, err == 0 else {
+            throw BPFError("bpf_program__attach_iter(\(name))", errno: Int32(err == 0 ? Int(EINVAL) : -err))
+        }
+        defer { bpf_link__destroy(link) }
+        let fd = try check(bpf_iter_create(bpf_link__fd(link)), "bpf_iter_create(\(name))")
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while out.count < limit {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw BPFError("read(iterator \(name))", errno: errno) }
+            if n == 0 { break }
+            out += chunk[0..<n]
+        }
+        return out
+    }
+
     /// Kernel statistics (run count and time) when kernel.bpf_stats_enabled is on.
     public func stats() throws(BPFError) -> (runCount: UInt64, runTimeNs: UInt64) {
         var info = bpf_prog_info()

@@ -114,6 +114,36 @@ extension KernelSuite {
             #expect(open?.string("session.id") == "early")
         }
 
+        @Test("a daemon restarted under running sessions adopts their processes with the entity ids and parents they had")
+        func restartKeepsEntityIDs() throws {
+            let first = try TestDaemon()
+            first.start()
+            let cg = first.makeSession("long")
+            defer { removeCgroupTree(first.root) }
+            // Three generations in the session: sh -> sh -> sleep, all exec'd inside it.
+            let outer = spawn(["/bin/sh", "-c", "echo $$ > '\(cg)/cgroup.procs' && exec /bin/sh -c '/bin/sh -c \"/bin/sleep 30; true\"; true'"])
+            defer { kill(outer, SIGKILL); var st: Int32 = 0; waitpid(outer, &st, 0) }
+            let seen = first.waitForRecords { $0.contains { $0.string("type") == "process.exec" && $0.string("process.exe") == "/usr/bin/sleep" } }
+            first.stop(keepCgroups: true)
+            let live = seen.filter { $0.string("type") == "process.exec" && $0.string("process.source") == "kernel" }
+            let sleep = try #require(live.last { $0.string("process.exe") == "/usr/bin/sleep" })
+            let middle = try #require(live.last { $0.int("process.pid") == sleep.int("process.ppid") })
+            let top = try #require(live.last { $0.int("process.pid") == middle.int("process.ppid") })
+            #expect(top.int("process.pid") == Int(outer))
+
+            let second = try TestDaemon { $0.sessionRoots = [first.rootName] }
+            second.start()
+            defer { second.stop() }
+            let records = second.waitForRecords { $0.filter { $0.string("process.source") == "procfs" }.count >= 3 }
+            let adopted = records.filter { $0.string("type") == "process.exec" && $0.string("process.source") == "procfs" }
+            for was in [top, middle, sleep] {
+                let now = adopted.first { $0.int("process.pid") == was.int("process.pid") }
+                #expect(now?.string("process.entity_id") == was.string("process.entity_id"), "pid \(was.int("process.pid") ?? 0)")
+                #expect(now?.string("process.parent.entity_id") == was.string("process.parent.entity_id"))
+                #expect(now?.string("process.exe") == was.string("process.exe"))
+            }
+        }
+
         @Test("sessions created and removed while the daemon runs start and end; syscall hooks follow them")
         func sessionLifecycleAndHooks() throws {
             let d = try TestDaemon()

@@ -77,9 +77,12 @@ final class TestDaemon: @unchecked Sendable {
         #expect(ready && runError == nil, "daemon not ready: \(runError.map { "\($0)" } ?? "no agent.start within 30 s")")
     }
 
-    func stop() {
+    /// Stops the daemon and, unless `keepCgroups` (a test that starts another daemon on the same
+    /// sessions), removes its root and sessions.
+    func stop(keepCgroups: Bool = false) {
         daemon.stop()
         finished.wait()
+        if keepCgroups { return }
         // Leave no cgroup behind: sessions first (children), then the root.
         for s in CgroupFS.subdirectories(of: root) { removeCgroupTree(root + "/" + s) }
         rmdir(root)
@@ -110,7 +113,7 @@ final class TestDaemon: @unchecked Sendable {
     /// issue of its own that says what the daemon had written, so a failure explains itself.
     @discardableResult
     func waitForRecords(
-        timeout: Double = 20, sourceLocation: SourceLocation = #_sourceLocation,
+        timeout: Double = 20, sourceLocation: Testing.SourceLocation = #_sourceLocation,
         _ condition: ([[String: Any]]) -> Bool
     ) -> [[String: Any]] {
         var last: [[String: Any]] = []

@@ -15,6 +15,24 @@ public final class ProcessTable {
 
     public var count: Int { byPID.count }
 
+    /// Exact start times (CLOCK_BOOTTIME ns) by pid, from the kernel's task iterator, taken when
+    /// the daemon adopts running sessions. /proc rounds starts to a clock tick; with these an
+    /// adopted process keeps the entity id an earlier daemon gave it.
+    public var exactStarts: [UInt32: UInt64] = [:]
+
+    /// The start of `pid` from the exact snapshot when /proc agrees with it (the snapshot may
+    /// predate a pid reuse), else /proc's tick-rounded one.
+    func bestStart(pid: UInt32, ticks: UInt64?) -> (ns: UInt64, exact: Bool) {
+        let approx = ticks.map { $0 * 1_000_000_000 / clockTicks }
+        if let exact = exactStarts[pid] {
+            guard let approx else { return (exact, true) }
+            let tick = 1_000_000_000 / clockTicks
+            let diff = exact > approx ? exact - approx : approx - exact
+            if diff <= 2 * tick { return (exact, true) }
+        }
+        return (approx ?? 0, false)
+    }
+
     public static func readBootID() -> String {
         let raw = (try? readFile("/proc/sys/kernel/random/boot_id")) ?? ""
         let hex = raw.filter { $0.isHexDigit }
@@ -108,10 +126,10 @@ public final class ProcessTable {
     @discardableResult
     func adopt(pid: UInt32, startNs: UInt64, session: UInt64, clock: WallClock) -> ProcessInfo {
         let stat = Self.procStat(Int32(pid))
-        let procStart = stat.map { $0.startTicks * 1_000_000_000 / clockTicks }
-        let start = startNs != 0 ? startNs : (procStart ?? 0)
+        let best = bestStart(pid: pid, ticks: stat?.startTicks)
+        let start = startNs != 0 ? startNs : best.ns
         let ppid = stat?.ppid ?? 0
-        let parentStart = Self.procStat(Int32(ppid)).map { $0.startTicks * 1_000_000_000 / clockTicks } ?? 0
+        let parentStart = bestStart(pid: ppid, ticks: Self.procStat(Int32(ppid))?.startTicks).ns
         let (parentID, parentExe) = parentInfo(ppid: ppid, parentStartNs: parentStart)
         let status = Self.procStatus(Int32(pid))
         let p = ProcessInfo(
@@ -123,7 +141,7 @@ public final class ProcessTable {
             comm: stat?.comm ?? [], exe: Self.procExe(Int32(pid)) ?? [],
             args: (try? readBytes("/proc/\(pid)/cmdline", limit: Int(AGENT_ARGS_MAX))) ?? [], argsTruncated: false,
             cwd: Self.readLink("/proc/\(pid)/cwd"), sessionCgid: session, source: "procfs",
-            approximateStart: startNs == 0)
+            approximateStart: startNs == 0 && !best.exact)
         p.render(clock: clock)
         byPID[pid] = p
         return p

@@ -136,8 +136,16 @@ public final class Daemon: SessionSource, @unchecked Sendable {
         for root in registry.roots {
             inotify_add_watch(inotifyFD, root.path, UInt32(IN_CREATE | IN_DELETE | IN_ATTRIB | IN_ONLYDIR | IN_MOVED_TO | IN_MOVED_FROM))
         }
-        // Sessions that exist already, with the processes running in them.
+        // Sessions that exist already, with the processes running in them. The process hooks
+        // are attached first, so an exec during the scan is seen; exact start times keep the
+        // entity ids an earlier daemon gave these processes.
+        do {
+            table.exactStarts = try sensor.taskStartTimes()
+        } catch {
+            logger.warning("task iterator unavailable, adopted processes get /proc start times (to a clock tick): \(error)")
+        }
         rescan(adopting: true)
+        table.exactStarts = [:]
 
         watch(sensor.ringEpollFD, tag: 1)
         watch(inotifyFD, tag: 2)

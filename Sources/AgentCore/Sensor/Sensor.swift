@@ -109,6 +109,23 @@ public final class Sensor {
         processLinks.removeAll()
     }
 
+    /// Every process on the host with its exact start time, from the task iterator.
+    public func taskStartTimes() throws(BPFError) -> [UInt32: UInt64] {
+        let bytes = try object.program("task_starts").readIterator()
+        let size = MemoryLayout<agent_task_start>.size
+        var starts: [UInt32: UInt64] = [:]
+        starts.reserveCapacity(bytes.count / size)
+        bytes.withUnsafeBytes { raw in
+            var at = 0
+            while at + size <= raw.count {
+                let t = raw.loadUnaligned(fromByteOffset: at, as: agent_task_start.self)
+                starts[t.pid] = t.start_ns
+                at += size
+            }
+        }
+        return starts
+    }
+
     public var ringEpollFD: Int32 { ring?.epollFD ?? -1 }
 
     @discardableResult

@@ -196,6 +196,18 @@ struct agent_loss {
 };
 _Static_assert(sizeof(struct agent_loss) == 104, "abi: agent_loss");
 
+/*
+ * Written by the task iterator (not the ring buffer) for every process on the host when the
+ * daemon adopts running sessions: the exact start time /proc rounds to clock ticks, so an
+ * adopted process gets the same entity id it had under an earlier daemon.
+ */
+struct agent_task_start {
+	__u32 pid;       /* thread group id */
+	__u32 ppid;      /* real parent's thread group id */
+	__u64 start_ns;  /* CLOCK_BOOTTIME start of the thread group leader */
+};
+_Static_assert(sizeof(struct agent_task_start) == 16, "abi: agent_task_start");
+
 /* Per-CPU loss accounting (map loss_counters). dropped only grows; reported trails it. */
 struct agent_loss_counters {
 	__u64 dropped[AGENT_KIND_COUNT];
