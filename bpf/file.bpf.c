@@ -69,7 +69,9 @@ static __always_inline int emit_open(__u64 session, long ret)
 	/* The path the kernel resolved: that of the file now installed at the new descriptor. */
 	bool cut = false;
 	__u32 plen = 0;
-	if (ret >= 0) {
+	if (!resolve_paths) {
+		/* Measuring mode: no dentry walk. */
+	} else if (ret >= 0) {
 		struct file *f = current_file((int)ret);
 		if (f)
 			plen = path_to_string(&f->f_path, o->data + len, &cut);

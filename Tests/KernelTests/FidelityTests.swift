@@ -54,6 +54,14 @@ extension KernelSuite {
             #expect(tru.int("process.stdin.ino") ?? 0 > 0)
         }
 
+        @Test("with resolve_paths off (the benchmark's measuring mode) file.path is the path as requested")
+        func resolutionOff() throws {
+            let records = try capture("cd /etc && /bin/cat ./hostname >/dev/null") { $0.resolvePaths = false }
+            let open = opens(records).first { ($0.string("file.path") ?? "").hasSuffix("hostname") }
+            #expect(open?.string("file.path") == "./hostname")
+            #expect(open?.string("file.requested_path") == nil)
+        }
+
         @Test("relative, dirfd-relative, symlinked and ../ paths are resolved to the real file")
         func resolvedPaths() throws {
             let dir = "/tmp/aw-fid-\(getpid())"

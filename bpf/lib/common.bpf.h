@@ -20,6 +20,9 @@ const volatile __u32 args_max __weak = 4096;
 /* Wake the reader only once this much is waiting; it polls on a timer otherwise. */
 const volatile __u64 wakeup_bytes __weak = 64 * 1024;
 
+/* 0: file.open records carry the requested path only (for measuring what resolution costs). */
+const volatile __u32 resolve_paths __weak = 1;
+
 /* A flow record is written each time a socket has sent this many more bytes. */
 const volatile __u64 flow_report_bytes __weak = 1024 * 1024;
 

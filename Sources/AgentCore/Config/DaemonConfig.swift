@@ -19,6 +19,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var statusIntervalS = 5
     /// A net.flow record each time a socket has sent this many more KiB (and one at close).
     public var flowReportKiB = 1024
+    /// Resolve each opened file's absolute path in the kernel. Off, file.path is the path as
+    /// requested: only for measuring what resolution costs (the benchmark does).
+    public var resolvePaths = true
     /// Where the daemon keeps its pid file.
     public var runtimeDir = "/run/agentwatch"
 
@@ -82,6 +85,9 @@ public struct DaemonConfig: Sendable, Equatable {
                 config.ringBufferKiB = v
             case "args_max": config.argsMax = try int(0...16384)
             case "flow_report_kib": config.flowReportKiB = try int(4...(1 << 20))
+            case "resolve_paths":
+                guard case .scalar = value, let b = value.bool else { throw AgentError("\(at): resolve_paths must be true or false") }
+                config.resolvePaths = b
             case "poll_interval_ms": config.pollIntervalMs = try int(1...10_000)
             case "status_interval_s": config.statusIntervalS = try int(0...86_400)
             case "runtime_dir": config.runtimeDir = try string()
@@ -92,7 +98,7 @@ public struct DaemonConfig: Sendable, Equatable {
         return config
     }
 
-    public static let knownKeys = ["output", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "poll_interval_ms", "status_interval_s", "runtime_dir"]
+    public static let knownKeys = ["output", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "resolve_paths", "poll_interval_ms", "status_interval_s", "runtime_dir"]
 
     /// `LINE:COL: YAML error: ...`, to follow `file:`.
     static func describe(_ error: YamlError, text: String) -> String {

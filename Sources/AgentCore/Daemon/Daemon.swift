@@ -54,6 +54,7 @@ public final class Daemon: SessionSource, @unchecked Sendable {
             btfPath: customBTF)
         settings.rootPaths = registry.roots.map(\.path)
         settings.flowReportBytes = UInt64(config.flowReportKiB) * 1024
+        settings.resolvePaths = config.resolvePaths
         do {
             sensor = try Sensor(settings: settings, objectBytes: objectBytes)
         } catch {

@@ -17,6 +17,8 @@ public struct SensorSettings: Sendable {
     public var rootPaths: [String] = []
     /// A flow record each time a socket has sent this many more bytes.
     public var flowReportBytes: UInt64 = 1 << 20
+    /// Resolve open paths in the kernel (off only to measure what resolution costs).
+    public var resolvePaths = true
 
     public init(roots: [(cgid: UInt64, level: UInt32)], ringBufferBytes: UInt32, argsMax: UInt32, wakeupBytes: UInt64, btfPath: String? = nil) {
         self.btfPath = btfPath
@@ -68,6 +70,7 @@ public final class Sensor {
         try object.setGlobal("args_max", min(settings.argsMax, UInt32(AGENT_ARGS_MAX)))
         try object.setGlobal("wakeup_bytes", settings.wakeupBytes)
         try object.setGlobal("flow_report_bytes", settings.flowReportBytes)
+        try object.setGlobal("resolve_paths", UInt32(settings.resolvePaths ? 1 : 0))
         try object.map("events").setMaxEntries(settings.ringBufferBytes)
         try object.load()
     }
