@@ -30,35 +30,61 @@ int flow_connect6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-/* Payload bytes of a packet: its length without the IP and TCP/UDP headers. */
-static __always_inline __u64 payload_len(struct __sk_buff *skb)
+/* What a packet carries: payload bytes (IP and TCP/UDP headers excluded) and, for TCP, the
+ * sequence number of its first payload byte. */
+struct packet {
+	__u64 payload;
+	__u32 seq;
+	bool tcp;
+};
+
+static __always_inline bool parse_packet(struct __sk_buff *skb, struct packet *p)
 {
-	__u32 len = skb->len;
 	__u32 hdr = 0;
 	__u8 proto = 0;
 	if (skb->protocol == bpf_htons(0x0800)) {
 		__u8 vihl;
-		if (bpf_skb_load_bytes(skb, 0, &vihl, 1))
-			return 0;
+		if (bpf_skb_load_bytes(skb, 0, &vihl, 1) || bpf_skb_load_bytes(skb, 9, &proto, 1))
+			return false;
 		hdr = (vihl & 0x0f) * 4;
-		if (bpf_skb_load_bytes(skb, 9, &proto, 1))
-			return 0;
 	} else if (skb->protocol == bpf_htons(0x86DD)) {
 		hdr = 40;
 		if (bpf_skb_load_bytes(skb, 6, &proto, 1))
-			return 0;
+			return false;
 	} else {
-		return 0;
+		return false;
 	}
-	if (proto == IPPROTO_TCP) {
+	p->tcp = proto == IPPROTO_TCP;
+	if (p->tcp) {
 		__u8 doff;
-		if (bpf_skb_load_bytes(skb, hdr + 12, &doff, 1))
-			return 0;
+		__be32 seq;
+		if (bpf_skb_load_bytes(skb, hdr + 4, &seq, 4) || bpf_skb_load_bytes(skb, hdr + 12, &doff, 1))
+			return false;
+		p->seq = bpf_ntohl(seq);
 		hdr += (doff >> 4) * 4;
 	} else if (proto == IPPROTO_UDP) {
 		hdr += 8;
 	}
-	return len > hdr ? len - hdr : 0;
+	p->payload = skb->len > hdr ? skb->len - hdr : 0;
+	return true;
+}
+
+/* New bytes in a packet: all of a datagram's; for TCP only those past the highest sequence
+ * already counted, so retransmissions are not counted twice. */
+static __always_inline __u64 new_bytes(struct packet *p, __u32 *next, __u8 *seen)
+{
+	if (!p->tcp)
+		return p->payload;
+	if (!*seen) {
+		*next = p->seq;
+		*seen = 1;
+	}
+	__u32 end = p->seq + (__u32)p->payload;
+	__s32 ahead = (__s32)(end - *next);
+	if (ahead <= 0)
+		return 0;
+	*next = end;
+	return (__u64)(__u32)ahead;
 }
 
 static __always_inline void emit_flow(__u64 cookie, struct flow_state *f, bool final)
@@ -98,7 +124,10 @@ int flow_egress(struct __sk_buff *skb)
 	struct flow_state *f = bpf_map_lookup_elem(&flows, &cookie);
 	if (!f)
 		return 1;
-	__u64 n = payload_len(skb);
+	struct packet p = {};
+	if (!parse_packet(skb, &p))
+		return 1;
+	__u64 n = new_bytes(&p, &f->tx_next, &f->tx_seen);
 	if (!n)
 		return 1;
 	__u64 sent = __sync_fetch_and_add(&f->bytes_sent, n) + n;
@@ -112,8 +141,12 @@ int flow_ingress(struct __sk_buff *skb)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	struct flow_state *f = bpf_map_lookup_elem(&flows, &cookie);
-	if (f)
-		__sync_fetch_and_add(&f->bytes_received, payload_len(skb));
+	struct packet p = {};
+	if (!f || !parse_packet(skb, &p))
+		return 1;
+	__u64 n = new_bytes(&p, &f->rx_next, &f->rx_seen);
+	if (n)
+		__sync_fetch_and_add(&f->bytes_received, n);
 	return 1;
 }
 

@@ -58,7 +58,7 @@ struct RunCommand: ParsableCommand {
             return (String(l[..<eq]), String(l[l.index(after: eq)...]))
         }
         let id = session ?? SessionLauncher.generatedID()
-        let path = try SessionLauncher.create(id: id, metadata: SessionMetadata(uid: uid, labels: labels), config: settings)
+        let path = try SessionLauncher.create(id: id, metadata: SessionMetadata(uid: uid, labels: labels, home: env.callerHome), config: settings)
         if SessionLauncher.daemonRunning(config: settings) {
             if !SessionLauncher.waitUntilWatched(path: path, timeoutMs: 3000) {
                 FileHandleStderr.write("agentwatch run: the daemon has not picked up session \(id) within 3 s; its first file and network records may be missing\n")
@@ -107,6 +107,13 @@ struct RunCommand: ParsableCommand {
 struct ProcessEnvironment {
     var sudoUID: UInt32? { getenv("SUDO_UID").flatMap { UInt32(String(cString: $0)) } }
     var sudoGID: UInt32? { getenv("SUDO_GID").flatMap { UInt32(String(cString: $0)) } }
+    /// The caller's HOME when it runs as itself; under sudo, HOME may be root's, and the
+    /// daemon takes the session user's home from passwd instead.
+    var callerHome: String? {
+        guard sudoUID == nil, let h = getenv("HOME") else { return nil }
+        let home = String(cString: h)
+        return home.hasPrefix("/") ? home : nil
+    }
 }
 
 /// Passes terminal and termination signals from `agentwatch run` to the command it started.

@@ -54,6 +54,13 @@ struct flow_state {
 	__u64 bytes_received;
 	__u64 reported_sent;
 	__u64 reported_received;
+	/* TCP: the next sequence number expected in each direction, so a retransmitted segment
+	 * is not counted twice (0 in *_seen: no segment seen yet). */
+	__u32 tx_next;
+	__u32 rx_next;
+	__u8 tx_seen;
+	__u8 rx_seen;
+	__u8 _pad[6];
 };
 
 struct {

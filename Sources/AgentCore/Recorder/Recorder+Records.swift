@@ -184,7 +184,12 @@ extension Recorder {
             if i > 0 { buffer.raw(",") }
             buffer.string(l.key); buffer.raw(":"); buffer.string(l.value)
         }
-        buffer.raw("},\"adopted\":")
+        buffer.raw("},\"homes\":[")
+        for (i, h) in s.homes.enumerated() {
+            if i > 0 { buffer.raw(",") }
+            buffer.string(h)
+        }
+        buffer.raw("],\"adopted\":")
         buffer.bool(s.adopted)
         buffer.raw(",\"start_time\":")
         buffer.timestamp(unixNanoseconds: s.startNs)
@@ -257,6 +262,20 @@ enum OpenFlags {
 
     static func json(_ flags: UInt64, cache: inout [UInt64: [UInt8]]) -> [UInt8] {
         if let hit = cache[flags] { return hit }
+        let parts = list(flags)
+        var j = JSONBuffer(capacity: 64)
+        j.raw("[")
+        for (i, p) in parts.enumerated() {
+            if i > 0 { j.raw(",") }
+            j.string(p)
+        }
+        j.raw("]")
+        if cache.count < 4096 { cache[flags] = j.bytes }
+        return j.bytes
+    }
+
+    /// The names of the flags set, access mode first; unnamed bits as one hex number.
+    static func list(_ flags: UInt64) -> [String] {
         var parts: [String] = []
         switch Int32(truncatingIfNeeded: flags) & O_ACCMODE {
         case O_RDONLY: parts.append("O_RDONLY")
@@ -270,15 +289,7 @@ enum OpenFlags {
             rest &= ~UInt64(bit)
         }
         if rest != 0 { parts.append("0x" + String(rest, radix: 16)) }
-        var j = JSONBuffer(capacity: 64)
-        j.raw("[")
-        for (i, p) in parts.enumerated() {
-            if i > 0 { j.raw(",") }
-            j.string(p)
-        }
-        j.raw("]")
-        if cache.count < 4096 { cache[flags] = j.bytes }
-        return j.bytes
+        return parts
     }
 }
 

@@ -1,3 +1,5 @@
+import Glibc
+
 /// One agent session: a cgroup directly below a session root, and everything in it.
 public final class Session {
     public let id: String
@@ -8,6 +10,9 @@ public final class Session {
     public let cgid: UInt64
     public let uid: UInt32
     public let labels: [(key: String, value: String)]
+    /// What `~` means in rules for this session: the HOME `agentwatch run` was started with,
+    /// then the passwd home of `uid` when different. An agent cannot change either.
+    public let homes: [String]
     /// Whether the session existed before the daemon started.
     public let adopted: Bool
     public var startNs: Int64 = 0
@@ -16,7 +21,11 @@ public final class Session {
     /// `"session":{...}`, rendered once.
     var json: [UInt8] = []
 
-    public init(id: String, path: String, cgroup: String, cgid: UInt64, uid: UInt32, labels: [(key: String, value: String)], adopted: Bool) {
+    public init(id: String, path: String, cgroup: String, cgid: UInt64, uid: UInt32, labels: [(key: String, value: String)], adopted: Bool, home: String? = nil) {
+        var homes: [String] = []
+        if let home, home.hasPrefix("/") { homes.append(home) }
+        if let pw = Self.passwdHome(uid), !homes.contains(pw) { homes.append(pw) }
+        self.homes = homes
         self.id = id
         self.path = path
         self.cgroup = cgroup
@@ -37,6 +46,14 @@ public final class Session {
         j.raw("}}")
         json = j.bytes
     }
+
+    static func passwdHome(_ uid: UInt32) -> String? {
+        var pw = passwd(), result: UnsafeMutablePointer<passwd>?
+        var buf = [CChar](repeating: 0, count: 4096)
+        guard getpwuid_r(uid, &pw, &buf, buf.count, &result) == 0, result != nil, let dir = pw.pw_dir else { return nil }
+        let home = String(cString: dir)
+        return home.hasPrefix("/") ? home : nil
+    }
 }
 
 /// Session metadata that `agentwatch run` stores on the cgroup directory as the trusted
@@ -48,14 +65,17 @@ public struct SessionMetadata: Equatable {
 
     public var uid: UInt32?
     public var labels: [(key: String, value: String)]
+    /// The HOME of the user who started the session.
+    public var home: String?
 
-    public init(uid: UInt32?, labels: [(key: String, value: String)]) {
+    public init(uid: UInt32?, labels: [(key: String, value: String)], home: String? = nil) {
         self.uid = uid
         self.labels = labels
+        self.home = home
     }
 
     public static func == (a: Self, b: Self) -> Bool {
-        a.uid == b.uid && a.labels.map { $0.key + "=" + $0.value } == b.labels.map { $0.key + "=" + $0.value }
+        a.uid == b.uid && a.home == b.home && a.labels.map { $0.key + "=" + $0.value } == b.labels.map { $0.key + "=" + $0.value }
     }
 
     /// One `key=value` per line. Labels are checked by `validateLabel` before they get here;
@@ -64,6 +84,7 @@ public struct SessionMetadata: Equatable {
     public func encoded() -> [UInt8] {
         var lines: [String] = []
         if let uid { lines.append("uid=\(uid)") }
+        if let home { lines.append("home=\(Self.oneLine(home))") }
         for l in labels {
             lines.append("label.\(Self.oneLine(l.key))=\(Self.oneLine(l.value))")
         }
@@ -113,6 +134,8 @@ public struct SessionMetadata: Equatable {
                 // Only the first: the writer puts uid first, before any label.
                 if !sawUID { m.uid = UInt32(v) }
                 sawUID = true
+            } else if k == "home" {
+                if m.home == nil, v.hasPrefix("/") { m.home = v }
             } else if k.hasPrefix("label.") {
                 m.labels.append((String(k.dropFirst(6)), v))
             }

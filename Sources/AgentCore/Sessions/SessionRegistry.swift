@@ -69,7 +69,7 @@ public final class SessionRegistry {
                 var st = stat()
                 let owner = stat(path, &st) == 0 ? UInt32(st.st_uid) : 0
                 let s = Session(id: name, path: path, cgroup: root.cgroup == "/" ? "/" + name : root.cgroup + "/" + name,
-                                cgid: cgid, uid: meta?.uid ?? owner, labels: meta?.labels ?? [], adopted: adopting)
+                                cgid: cgid, uid: meta?.uid ?? owner, labels: meta?.labels ?? [], adopted: adopting, home: meta?.home)
                 s.startNs = nowNs
                 sessions[cgid] = s
                 started.append(s)

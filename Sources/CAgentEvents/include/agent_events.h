@@ -177,7 +177,7 @@ struct agent_flow {
 	struct agent_hdr hdr;
 	__u64 cookie;
 	__u64 start_ns;        /* start of the process that connected */
-	__u64 bytes_sent;      /* payload bytes, IP and TCP/UDP headers excluded, retransmits included */
+	__u64 bytes_sent;      /* payload bytes, IP and TCP/UDP headers excluded; a TCP retransmission counts once */
 	__u64 bytes_received;
 	__u64 sent_delta;      /* bytes_sent since the previous record of this socket */
 	__u64 received_delta;
