@@ -22,6 +22,8 @@ test: deps
 	set -o pipefail; $(SWIFT) test --skip-build 2>&1 | tee .build/test.log || { \
 		echo "== failed tests (full log: .build/test.log) =="; \
 		grep -aE "recorded an issue|✘ Test [^r]*failed" .build/test.log | cut -c1-600 | tail -n 30; exit 1; }
+	.build/debug/agentwatch rules check rules
+	.build/debug/agentwatch rules test rules
 	python3 bench/run.py --smoke --agentwatch .build/debug/agentwatch
 
 # The full side-by-side benchmark (about 15 minutes): results in bench/results/.

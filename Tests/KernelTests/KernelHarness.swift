@@ -61,6 +61,7 @@ final class TestDaemon: @unchecked Sendable {
         config.pollIntervalMs = 20
         config.statusIntervalS = 0
         config.runtimeDir = dir
+        config.rules = []
         configure(&config)
         var logger = Logger(label: "test")
         logger.logLevel = .warning

@@ -22,6 +22,9 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Resolve each opened file's absolute path in the kernel. Off, file.path is the path as
     /// requested: only for measuring what resolution costs (the benchmark does).
     public var resolvePaths = true
+    /// Rule files and directories. nil: the installed rules and /etc/agentwatch/rules.d (or
+    /// `rules/` in a source tree); an empty list: no rules.
+    public var rules: [String]? = nil
     /// Where the daemon keeps its pid file.
     public var runtimeDir = "/run/agentwatch"
 
@@ -85,6 +88,12 @@ public struct DaemonConfig: Sendable, Equatable {
                 config.ringBufferKiB = v
             case "args_max": config.argsMax = try int(0...16384)
             case "flow_report_kib": config.flowReportKiB = try int(4...(1 << 20))
+            case "rules":
+                guard case .sequence(let seq) = value,
+                      seq.allSatisfy({ if case .scalar = $0 { return !($0.string ?? "").isEmpty } else { return false } }) else {
+                    throw AgentError("\(at): rules must be a list of rule files or directories ([] for none)")
+                }
+                config.rules = seq.compactMap { $0.string }
             case "resolve_paths":
                 guard case .scalar = value, let b = value.bool else { throw AgentError("\(at): resolve_paths must be true or false") }
                 config.resolvePaths = b
@@ -98,7 +107,7 @@ public struct DaemonConfig: Sendable, Equatable {
         return config
     }
 
-    public static let knownKeys = ["output", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "resolve_paths", "poll_interval_ms", "status_interval_s", "runtime_dir"]
+    public static let knownKeys = ["output", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "resolve_paths", "rules", "poll_interval_ms", "status_interval_s", "runtime_dir"]
 
     /// `LINE:COL: YAML error: ...`, to follow `file:`.
     static func describe(_ error: YamlError, text: String) -> String {

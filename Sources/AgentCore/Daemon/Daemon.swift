@@ -26,6 +26,10 @@ public final class Daemon: SessionSource, @unchecked Sendable {
     private let stopFD: Int32
     private let inotifyFD: Int32
     private let stopRequested = Atomic<Bool>(false)
+    private let reloadRequested = Atomic<Bool>(false)
+    /// Where the rules come from (resolved once), and what is loaded.
+    let rulePaths: [String]
+    private(set) var rules: RuleSet?
     private let published = Mutex(DaemonCounters())
 
     /// Checks the machine, resolves the session roots and loads the kernel programs.
@@ -45,6 +49,16 @@ public final class Daemon: SessionSource, @unchecked Sendable {
             throw AgentError("no cgroup2 filesystem is mounted: mount one (mount -t cgroup2 none /sys/fs/cgroup) and start again")
         }
         registry = try SessionRegistry(mount: mount, roots: config.sessionRoots)
+        // Invalid rules stop the daemon before it loads anything: a SIEM must not believe a
+        // host is covered by rules that never loaded.
+        rulePaths = config.rules ?? RuleSet.defaultPaths()
+        if !rulePaths.isEmpty {
+            do {
+                rules = try RuleSet.load(paths: rulePaths)
+            } catch {
+                throw AgentError("invalid rules in \(rulePaths.joined(separator: ", ")), not starting (check them with agentwatch rules check):\n\(error)")
+            }
+        }
         try Self.mountTracefs()
         var settings = SensorSettings(
             roots: registry.roots.map { ($0.cgid, $0.level) },
@@ -71,6 +85,7 @@ public final class Daemon: SessionSource, @unchecked Sendable {
             throw AgentError("epoll/eventfd/inotify: \(String(cString: strerror(errno)))")
         }
         pipeline = Pipeline(recorder: recorder, sessions: self)
+        pipeline.detector = rules.map { Detector(rules: $0) }
     }
 
     deinit {
@@ -95,6 +110,27 @@ public final class Daemon: SessionSource, @unchecked Sendable {
         if access("/sys/kernel/tracing/events", F_OK) == 0 || access("/sys/kernel/debug/tracing/events", F_OK) == 0 { return }
         if mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nil) != 0 {
             throw AgentError("tracefs is not mounted and mounting it at /sys/kernel/tracing failed (\(String(cString: strerror(errno)))): mount it (mount -t tracefs nodev /sys/kernel/tracing)")
+        }
+    }
+
+    /// Asks the loop to reload the rules between two records (SIGHUP). Safe from any thread.
+    public func reloadRules() {
+        reloadRequested.store(true, ordering: .releasing)
+        var one: UInt64 = 1
+        _ = write(stopFD, &one, 8)
+    }
+
+    /// Loads the rules again; on an error keeps the ones running and says why. Runs on the loop
+    /// thread between records, so no record is evaluated twice or skipped.
+    private func applyReload() {
+        guard !rulePaths.isEmpty else { return }
+        do {
+            let fresh = try RuleSet.load(paths: rulePaths)
+            if let detector = pipeline.detector { detector.replaceRules(fresh) } else { pipeline.detector = Detector(rules: fresh) }
+            rules = fresh
+            logger.info("rules reloaded: \(fresh.rules.count) rules, digest \(fresh.digest.prefix(16))")
+        } catch {
+            logger.error("rules reload failed, keeping the \(rules?.rules.count ?? 0) rules loaded before: \(error)")
         }
     }
 
@@ -123,7 +159,11 @@ public final class Daemon: SessionSource, @unchecked Sendable {
                 if i > 0 { j.raw(",") }
                 j.string(r.path)
             }
-            j.raw("],"); j.key("features"); j.raw("[\"exec\",\"fork\",\"exit\",\"openat\",\"openat2\",\"connect\"]")
+            j.raw("],"); j.key("features"); j.raw("[\"exec\",\"fork\",\"exit\",\"openat\",\"openat2\",\"connect\",\"flow\"]")
+            if let rules = self.rules {
+                j.raw(","); j.key("rules"); j.raw("{"); j.key("count"); j.uint(UInt64(rules.rules.filter(\.enabled).count))
+                j.raw(","); j.key("digest"); j.string(rules.digest); j.raw("}")
+            }
         }
         do {
             let pipeline = self.pipeline!
@@ -160,10 +200,23 @@ public final class Daemon: SessionSource, @unchecked Sendable {
             let n = epoll_wait(epollFD, &events, Int32(events.count), Int32(config.pollIntervalMs))
             if n < 0 && errno != EINTR { break }
             pipeline.clock.refresh()
+            if reloadRequested.exchange(false, ordering: .acquiring) {
+                consumeRing()
+                applyReload()
+            }
             var rootsChanged = false
-            for i in 0..<max(Int(n), 0) where events[i].data.u64 == 2 {
-                rootsChanged = true
-                drainInotify()
+            for i in 0..<max(Int(n), 0) {
+                switch events[i].data.u64 {
+                case 2:
+                    rootsChanged = true
+                    drainInotify()
+                case 3:
+                    // Level-triggered: read the counter, or a reload request keeps waking us.
+                    var count: UInt64 = 0
+                    _ = read(stopFD, &count, 8)
+                default:
+                    break
+                }
             }
             consumeRing()
             let now = monotonicNs()
@@ -256,6 +309,7 @@ public final class Daemon: SessionSource, @unchecked Sendable {
         if !ended.isEmpty {
             consumeRing()
             for s in ended {
+                pipeline.endSession(s, unixNs: wallNow())
                 recorder.sessionRecord(.sessionEnd, s, unixNs: wallNow(), ended: true)
                 table.removeSession(s.cgid)
                 logger.info("session \(s.id) ended")

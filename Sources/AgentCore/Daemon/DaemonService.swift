@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import ServiceLifecycle
 
@@ -9,6 +10,12 @@ public struct DaemonService: Service {
     public init(daemon: Daemon) { self.daemon = daemon }
 
     public func run() async throws {
+        // SIGHUP reloads the rules: the loop swaps them between two records.
+        signal(SIGHUP, SIG_IGN)
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hup.setEventHandler { [daemon] in daemon.reloadRules() }
+        hup.resume()
+        defer { hup.cancel() }
         try await withGracefulShutdownHandler {
             try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in
                 startThread(name: "agentwatch-loop") {

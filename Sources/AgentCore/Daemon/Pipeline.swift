@@ -16,6 +16,9 @@ public final class Pipeline {
     /// Kernel drops reported in the stream so far, by kind.
     public internal(set) var kernelDropped = [UInt64](repeating: 0, count: Int(AGENT_KIND_COUNT.rawValue))
     unowned let sessions: SessionSource
+    /// The rules, when any are loaded: every session record is evaluated right after it is
+    /// written (its seq is then known), and alerts follow their last evidence.
+    public var detector: Detector?
     /// Connects whose sockets the kernel counts bytes for, by socket cookie: a net.flow record
     /// carries the connect's addresses. Bounded: a socket whose release was never reported
     /// (the kernel map is LRU too) cannot grow it without end.
@@ -41,41 +44,67 @@ public final class Pipeline {
         }
         let s = sessions.session(for: hdr.session_cgid)
         let type: RecordType
+        let p: ProcessInfo
+        let detail: LiveRecord.Detail
         switch record {
         case .exec(let e, let filename, let exe, let cwd, let args):
-            let (p, previous) = table.exec(e, exe: exe.isEmpty ? filename : exe, cwd: cwd, args: args, clock: clock)
+            let previous: [UInt8]?
+            (p, previous) = table.exec(e, exe: exe.isEmpty ? filename : exe, cwd: cwd, args: args, clock: clock)
+            let shownFilename = filename.elementsEqual(p.exe) ? nil : filename
+            let stdio = StdioInfo(e)
             recorder.processExec(s, p, tid: hdr.tid, previousExe: previous, argc: e.argc,
-                                 filename: filename.elementsEqual(p.exe) ? nil : filename, stdio: StdioInfo(e), unixNs: unixNs)
+                                 filename: shownFilename, stdio: stdio, unixNs: unixNs)
             type = .processExec
+            detail = .exec(stdio: stdio, previousExe: previous, filename: shownFilename)
         case .fork(let f):
             table.fork(f, clock: clock)
             return
         case .exit(let x):
-            let p = table.process(pid: hdr.pid, startNs: x.proc.start_ns, session: s.cgid, clock: clock)
+            p = table.process(pid: hdr.pid, startNs: x.proc.start_ns, session: s.cgid, clock: clock)
             let duration = hdr.ktime_ns >= p.startNs ? hdr.ktime_ns - p.startNs : 0
             recorder.processExit(s, p, tid: hdr.tid, status: x.exit_code, durationNs: duration, unixNs: unixNs)
             table.remove(pid: hdr.pid)
             type = .processExit
+            detail = .exit(status: x.exit_code, durationNs: duration)
         case .open(let o, let requested, let resolved):
-            let p = table.process(pid: hdr.pid, startNs: o.start_ns, session: s.cgid, clock: clock)
+            p = table.process(pid: hdr.pid, startNs: o.start_ns, session: s.cgid, clock: clock)
             recorder.fileOpen(s, p, o, requested: requested, resolved: resolved, unixNs: unixNs)
             type = .fileOpen
+            detail = .open(o, requested: requested, resolved: resolved)
         case .connect(let c):
-            let p = table.process(pid: hdr.pid, startNs: c.start_ns, session: s.cgid, clock: clock)
+            p = table.process(pid: hdr.pid, startNs: c.start_ns, session: s.cgid, clock: clock)
             recorder.netConnect(s, p, c, unixNs: unixNs)
             if c.cookie != 0 {
                 if flows.count >= Self.maxFlows, let any = flows.keys.first { flows[any] = nil }
                 flows[c.cookie] = c
             }
             type = .netConnect
+            detail = .connect(c)
         case .flow(let f):
-            let p = table.process(pid: hdr.pid, startNs: f.start_ns, session: s.cgid, clock: clock)
-            recorder.netFlow(s, p, f, connect: flows[f.cookie], unixNs: unixNs)
+            p = table.process(pid: hdr.pid, startNs: f.start_ns, session: s.cgid, clock: clock)
+            let connect = flows[f.cookie]
+            recorder.netFlow(s, p, f, connect: connect, unixNs: unixNs)
             if f.final != 0 { flows[f.cookie] = nil }
             type = .netFlow
+            detail = .flow(f, connect: connect)
         case .loss:
             return
         }
         s.counts[Int(type.rawValue)] &+= 1
+        if let detector {
+            let live = LiveRecord(type: type, seq: recorder.seq, timeNs: unixNs, session: s, process: p, tid: hdr.tid, detail: detail)
+            detector.evaluate(live) { alert in
+                recorder.alert(alert, s, p, tid: hdr.tid, unixNs: unixNs)
+                s.counts[Int(RecordType.alert.rawValue)] &+= 1
+            }
+        }
+    }
+
+    /// A session ended: alerts its rules still owe (suppressed matches), before `session.end`.
+    public func endSession(_ s: Session, unixNs: Int64) {
+        detector?.endSession(s.id, timeNs: unixNs) { alert in
+            recorder.alert(alert, s, nil, tid: 0, unixNs: unixNs)
+            s.counts[Int(RecordType.alert.rawValue)] &+= 1
+        }
     }
 }

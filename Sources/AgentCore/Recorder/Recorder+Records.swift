@@ -158,6 +158,46 @@ extension Recorder {
         end(.netFlow)
     }
 
+    /// `alert`: a rule fired. Carries the session and, when the trigger was a process's record,
+    /// the process, so a SIEM needs no join to show who did it.
+    func alert(_ a: Alert, _ s: Session, _ p: ProcessInfo?, tid: UInt32, unixNs: Int64) {
+        begin(.alert, unixNs: unixNs)
+        if let p {
+            sessionAndProcess(s, p, tid: tid)
+        } else {
+            buffer.raw(",")
+            buffer.bytes.append(contentsOf: s.json)
+        }
+        buffer.raw(",\"rule\":{\"id\":")
+        buffer.string(a.rule.id)
+        buffer.raw(",\"title\":")
+        buffer.string(a.rule.title)
+        buffer.raw(",\"severity\":")
+        buffer.string(a.rule.severity.rawValue)
+        buffer.raw(",\"tags\":[")
+        for (i, t) in a.rule.tags.enumerated() {
+            if i > 0 { buffer.raw(",") }
+            buffer.string(t)
+        }
+        buffer.raw("],\"source\":")
+        buffer.string(a.rule.source)
+        buffer.raw(",\"author\":")
+        buffer.string(a.rule.author)
+        buffer.raw("},\"message\":")
+        buffer.string(a.message)
+        buffer.raw(",\"evidence\":[")
+        for (i, e) in a.evidence.enumerated() {
+            if i > 0 { buffer.raw(",") }
+            buffer.uint(e)
+        }
+        buffer.raw("]")
+        if a.suppressed > 0 {
+            buffer.raw(",\"suppressed\":")
+            buffer.uint(UInt64(a.suppressed))
+        }
+        end(.alert)
+    }
+
     private func addresses(_ c: agent_connect) {
         var c = c
         withUnsafeBytes(of: &c.addr) { addr in
