@@ -134,6 +134,41 @@ extension KernelSuite {
             #expect(alerts.isEmpty, "alerts: \(ids(alerts))")
         }
 
+        @Test("SIGHUP reloads the rules between records: none lost or doubled; invalid rules keep the previous ones")
+        func reload() throws {
+            let home = try FakeHome()
+            let rules = "/tmp/aw-rules-\(getpid())"
+            try? FileManager.default.removeItem(atPath: rules)
+            try FileManager.default.copyItem(atPath: KernelEnv.packageRoot + "/rules", toPath: rules)
+            defer { try? FileManager.default.removeItem(atPath: rules) }
+            let d = try TestDaemon { $0.rules = [rules] }
+            d.start()
+            defer { d.stop() }
+            let cg = d.sessionPath("reload")
+            mkdir(cg, 0o755)
+            CgroupFS.setxattr(cg, SessionMetadata.xattr, SessionMetadata(uid: 0, labels: [], home: home.path).encoded())
+            #expect(SessionLauncher.waitUntilWatched(path: cg, timeoutMs: 30_000))
+            // 200 numbered execs while the rules are reloaded under them, twice with valid rules
+            // and once after a rule file broke.
+            let shell = spawn(["/bin/sh", "-c", "echo $$ > '\(cg)/cgroup.procs' && for i in $(seq 1 200); do /bin/echo n$i >/dev/null; done; cat \(home.path)/.ssh/id_ed25519 >/dev/null"])
+            d.daemon.reloadRules()
+            usleep(20_000)
+            d.daemon.reloadRules()
+            try Data("rules:\n  - id: broken\n    condition: file.pth == x\n".utf8).write(to: URL(fileURLWithPath: rules + "/zz-broken.yaml"))
+            usleep(20_000)
+            d.daemon.reloadRules()
+            var status: Int32 = 0
+            waitpid(shell, &status, 0)
+            let records = d.waitForRecords { $0.contains { $0.string("type") == "alert" && $0.string("session.id") == "reload" } }
+            let seqs = records.compactMap { $0.int("seq") }
+            #expect(seqs == Array(1...seqs.count), "seq has a gap or a repeat")
+            let echoes = records.filter { $0.string("type") == "process.exec" && $0.string("process.exe") == "/usr/bin/echo" }
+                .compactMap { ($0[path: "process.argv"] as? [String])?.last }
+            #expect(echoes.count == 200 && Set(echoes).count == 200)
+            // The broken file did not replace the running rules: the key read still alerts.
+            #expect(records.contains { $0.string("type") == "alert" && $0.string("rule.id") == "cred-ssh-private-key" })
+        }
+
         @Test("the same attacks outside any session raise nothing")
         func outsideRaisesNothing() throws {
             let home = try FakeHome()
