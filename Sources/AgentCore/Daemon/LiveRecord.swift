@@ -29,14 +29,26 @@ struct LiveRecord: RuleInput {
     static let typeNames: [String] = RecordType.allCases.map { "\($0.name)" }
 
     func value(_ field: Field) -> RuleValue? {
+        let id = field.catalogueField
+        if Self.processFields.contains(id) {
+            if let v = process.ruleValues[id.rawValue] { return v }
+            let v = processValue(id)
+            if let v { process.ruleValues[id.rawValue] = v }
+            return v
+        }
+        return recordValue(field)
+    }
+
+    /// Fields that belong to the process, the same for all its records until it execs again.
+    static let processFields: Set<CatalogueField> = [
+        .processEntityID, .processComm, .processExe, .processName, .processCwd, .processArgs, .processSource,
+        .processPID, .processPPID, .processUID, .processGID, .processEUID, .processAUID, .processArgv,
+        .processArgvTruncated, .parentEntityID, .parentExe, .parentName, .parentPID,
+    ]
+
+    private func processValue(_ id: CatalogueField) -> RuleValue? {
         let p = process
-        switch field.catalogueField {
-        case .type: return .string(typeName)
-        case .seq: return .int(Int64(seq))
-        case .sessionID: return .string(session.id)
-        case .sessionCgroup: return .string(session.cgroup)
-        case .sessionUID: return .int(Int64(session.uid))
-        case .sessionLabel: return session.labels.first { $0.key == field.labelKey }.map { .string($0.value) }
+        switch id {
         case .processEntityID: return .string(p.entityID)
         case .processComm: return .string(Self.text(p.comm))
         case .processExe: return .string(Self.text(p.exe))
@@ -45,7 +57,6 @@ struct LiveRecord: RuleInput {
         case .processArgs: return .string(Self.argv(p.args).joined(separator: " "))
         case .processSource: return .string("\(p.source)")
         case .processPID: return .int(Int64(p.pid))
-        case .processTID: return .int(Int64(tid))
         case .processPPID: return .int(Int64(p.ppid))
         case .processUID: return .int(Int64(p.uid))
         case .processGID: return .int(Int64(p.gid))
@@ -57,6 +68,19 @@ struct LiveRecord: RuleInput {
         case .parentExe: return p.parentExe.isEmpty ? nil : .string(Self.text(p.parentExe))
         case .parentName: return p.parentExe.isEmpty ? nil : .string(Self.text(Self.basename(p.parentExe)))
         case .parentPID: return .int(Int64(p.ppid))
+        default: return nil
+        }
+    }
+
+    private func recordValue(_ field: Field) -> RuleValue? {
+        switch field.catalogueField {
+        case .type: return .string(typeName)
+        case .seq: return .int(Int64(seq))
+        case .sessionID: return .string(session.id)
+        case .sessionCgroup: return .string(session.cgroup)
+        case .sessionUID: return .int(Int64(session.uid))
+        case .sessionLabel: return session.labels.first { $0.key == field.labelKey }.map { .string($0.value) }
+        case .processTID: return .int(Int64(tid))
         default: break
         }
         switch detail {
@@ -117,7 +141,7 @@ struct LiveRecord: RuleInput {
             if field == .fileName { return .string(Self.text(Self.basename(path))) }
             return showRequested ? .string(Self.text(Array(requested))) : nil
         case .fileError: return o.ret < 0 ? .string(ErrnoNames.name(Int32(truncatingIfNeeded: -o.ret))) : nil
-        case .fileFlags: return .list(OpenFlags.list(o.flags))
+        case .fileFlags: return .list(OpenFlags.cachedList(o.flags))
         case .fileWrite:
             let f = Int32(truncatingIfNeeded: o.flags)
             let acc = f & O_ACCMODE

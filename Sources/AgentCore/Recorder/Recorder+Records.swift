@@ -1,3 +1,4 @@
+import Synchronization
 import CAgentEvents
 import CSupport
 import Glibc
@@ -312,6 +313,17 @@ enum OpenFlags {
         j.raw("]")
         if cache.count < 4096 { cache[flags] = j.bytes }
         return j.bytes
+    }
+
+    /// `list`, kept per flag set (programs open with a handful of flag sets).
+    static let lists = Mutex<[UInt64: [String]]>([:])
+    static func cachedList(_ flags: UInt64) -> [String] {
+        lists.withLock { cache in
+            if let hit = cache[flags] { return hit }
+            let l = list(flags)
+            if cache.count < 4096 { cache[flags] = l }
+            return l
+        }
     }
 
     /// The names of the flags set, access mode first; unnamed bits as one hex number.

@@ -40,6 +40,18 @@ public enum Stages: String, CaseIterable, Sendable {
     case pipelineDiscard = "pipeline-discard"
     /// The same, to a FileSink appending to a file.
     case pipelineFile = "pipeline-file"
+    /// pipeline-discard with the default rule pack evaluated on every record: the difference
+    /// from pipeline-discard is what detection costs per record.
+    case pipelineRules = "pipeline-rules"
+}
+
+/// The repository's default rule pack, found from this file's place in the source tree
+/// (AGENTWATCH_MICRO_RULES overrides).
+public var defaultRulesPath: String {
+    if let p = getenv("AGENTWATCH_MICRO_RULES") { return String(cString: p) }
+    var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(5)  // Sources/PipelineWorkload/Harness.swift, micro, bench
+    return parts.joined(separator: "/") + "/rules"
 }
 
 /// Replays a workload's cycle through the chosen stages, forever: `run(n)` handles the next n
@@ -92,6 +104,9 @@ public final class Harness {
         host.id = "5c3d0a9e7b1f4e2a8c6d0b9a7e5f3c1d"
         recorder = Recorder(sink: sink, host: host)
         pipeline = Pipeline(recorder: recorder, sessions: sessions, table: ProcessTable(bootID: "b007b007b007"))
+        if stages == .pipelineRules {
+            pipeline.detector = Detector(rules: try RuleSet.load(paths: [defaultRulesPath]))
+        }
         // The long-lived processes, then one whole cycle: the process table, the recorder's
         // buffer and its caches (flag and errno names) reach their working size before anything
         // is measured.
@@ -114,7 +129,7 @@ public final class Harness {
         switch stagesForWarmup ?? stages {
         case .decode: return decodeOnly(n)
         case .correlate: return correlate(n)
-        case .pipelineDiscard, .pipelineFile: return fullPipeline(n)
+        case .pipelineDiscard, .pipelineFile, .pipelineRules: return fullPipeline(n)
         }
     }
 
@@ -148,6 +163,7 @@ public final class Harness {
             case .exec(let e, _, _, _, _): start = e.proc.start_ns
             case .fork(let f): start = f.proc.start_ns
             case .exit(let x): start = x.proc.start_ns
+            case .flow(let f): start = f.start_ns
             case .loss: continue
             }
             if let p = table.lookup(pid: hdr.pid, startNs: start) { acc &+= UInt64(p.pid) }
