@@ -84,6 +84,10 @@ static __always_inline __u64 new_bytes(struct packet *p, __u32 *next, __u8 *seen
 	if (ahead <= 0)
 		return 0;
 	*next = end;
+	/* Past the expected sequence by more than the payload: a SYN or FIN took a sequence
+	 * number (the ACKs after a FIN carry FIN + 1). Only payload is counted. */
+	if ((__u64)(__u32)ahead > p->payload)
+		return p->payload;
 	return (__u64)(__u32)ahead;
 }
 
@@ -150,10 +154,15 @@ int flow_ingress(struct __sk_buff *skb)
 	return 1;
 }
 
-/* The socket is going away: its last record, then forget it. */
+/*
+ * A datagram socket is going away: its last record, then forget it. A TCP socket still sends
+ * what is queued after close(2), so its last record waits for the connection to close.
+ */
 SEC("cgroup/sock_release")
 int flow_release(struct bpf_sock *sk)
 {
+	if (sk->protocol == IPPROTO_TCP)
+		return 1;
 	__u64 cookie = bpf_get_socket_cookie(sk);
 	struct flow_state *f = bpf_map_lookup_elem(&flows, &cookie);
 	if (!f)
@@ -161,4 +170,22 @@ int flow_release(struct bpf_sock *sk)
 	emit_flow(cookie, f, true);
 	bpf_map_delete_elem(&flows, &cookie);
 	return 1;
+}
+
+/* A TCP connection reached CLOSE: everything it will ever send has been sent. Fires for every
+ * TCP socket on the host, but only a counted one (its cookie in the map) does more than a read. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(flow_tcp_close, const struct sock *sk, int oldstate, int newstate)
+{
+	if (newstate != TCP_CLOSE)
+		return 0;
+	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (!cookie)
+		return 0;
+	struct flow_state *f = bpf_map_lookup_elem(&flows, &cookie);
+	if (!f)
+		return 0;
+	emit_flow(cookie, f, true);
+	bpf_map_delete_elem(&flows, &cookie);
+	return 0;
 }
