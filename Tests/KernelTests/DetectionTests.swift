@@ -108,6 +108,34 @@ extension KernelSuite {
                     #expect(!evidence.isEmpty && evidence.allSatisfy { $0 < seq })
                 }
             }
+            // The capture replayed through the same rules raises exactly what was raised live.
+            let records = d.records()
+            let live = records.filter { $0.string("type") == "alert" }.map { a in
+                "\(a.string("rule.id") ?? "") \((a[path: "evidence"] as? [Int] ?? []).map(UInt64.init)) \(a.int("suppressed") ?? 0)"
+            }
+            let rules = try RuleSet.load(paths: [KernelEnv.packageRoot + "/rules"])
+            #expect(replayedAlerts(records, rules: rules) == live)
+            #expect(live.count == cases.count)
+        }
+
+        /// Replays a capture's NDJSON records through a fresh Detector with the same rules, as
+        /// `agentwatch replay` will: the alerts must be those raised live (rule, evidence).
+        func replayedAlerts(_ records: [[String: Any]], rules: RuleSet) -> [String] {
+            let detector = Detector(rules: rules)
+            var homes: [String: [String]] = [:]
+            var out: [String] = []
+            func note(_ a: Alert) { out.append("\(a.rule.id) \(a.evidence) \(a.suppressed)") }
+            for r in records {
+                guard let type = r.string("type"), let session = r.string("session.id") else { continue }
+                if type == "session.start" { homes[session] = r[path: "session.homes"] as? [String] ?? [] }
+                if type == "session.end" {
+                    detector.endSession(session, timeNs: DictRecord(r, homes: []).timeNs, emit: note)
+                    continue
+                }
+                if type == "alert" || type.hasPrefix("session.") { continue }
+                detector.evaluate(DictRecord(r, homes: homes[session] ?? []), emit: note)
+            }
+            return out
         }
 
         @Test("an ordinary build (git clone of a local repo, make, running tests) raises no alert")
