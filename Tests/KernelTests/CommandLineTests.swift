@@ -116,7 +116,7 @@ extension KernelSuite {
         }
 
         @Test("bad input: one clear error line and a non-zero exit", arguments: [
-            "unreadable config", "unknown setting", "missing session root", "no BTF", "no privileges",
+            "unreadable config", "unknown setting", "missing session root", "no BTF", "no privileges", "invalid rules",
         ])
         func badInput(_ situation: String) throws {
             let dir = try tempDir("bad")
@@ -140,6 +140,12 @@ extension KernelSuite {
             case "no BTF":
                 env["AGENTWATCH_BTF"] = "/nonexistent/vmlinux"
                 expected = "no kernel BTF at /nonexistent/vmlinux"
+            case "invalid rules":
+                try "rules:\n  - id: r1\n    title: t\n    severity: high\n    types: [file.open]\n    condition: file.pth == /x\n    message: m\n"
+                    .write(toFile: dir + "/bad-rules.yaml", atomically: true, encoding: .utf8)
+                try "rules: [\(dir)/bad-rules.yaml]\n".write(toFile: dir + "/rules.yaml", atomically: true, encoding: .utf8)
+                args += ["--config", dir + "/rules.yaml"]
+                expected = "invalid rules, not starting: \(dir)/bad-rules.yaml:6:16: "
             default:
                 user = 65534
                 args = ["daemon", "--output", "-"]

@@ -56,7 +56,9 @@ public final class Daemon: SessionSource, @unchecked Sendable {
             do {
                 rules = try RuleSet.load(paths: rulePaths)
             } catch {
-                throw AgentError("invalid rules in \(rulePaths.joined(separator: ", ")), not starting (check them with agentwatch rules check):\n\(error)")
+                let first = error.diagnostics.first.map { "\($0)" } ?? "\(error)"
+                let more = error.diagnostics.count > 1 ? " (and \(error.diagnostics.count - 1) more)" : ""
+                throw AgentError("invalid rules, not starting: \(first)\(more); agentwatch rules check \(rulePaths.joined(separator: " ")) lists every error")
             }
         }
         try Self.mountTracefs()
