@@ -24,6 +24,9 @@ public final class ProcessInfo {
     public var source: StaticString
     /// Whether `startNs` is only as precise as /proc's clock ticks (found running).
     public var approximateStart: Bool
+    /// For a process found running: CLOCK_BOOTTIME just before /proc was read. An exec the
+    /// kernel reports from before then is already what the procfs record shows.
+    public var adoptedAtNs: UInt64 = 0
     var json: [UInt8] = []
     /// The process's fields as rules compare them, built at the first rule that asks and kept
     /// until the next exec (render clears them): a process makes many records.

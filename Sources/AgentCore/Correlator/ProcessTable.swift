@@ -67,12 +67,15 @@ public final class ProcessTable {
         return (entityID(pid: ppid, startNs: parentStartNs), Self.procExe(Int32(ppid)) ?? [])
     }
 
-    /// A process image replaced by exec: returns the entry and the previous exe, if known.
-    func exec(_ e: agent_exec, exe exePath: UnsafeRawBufferPointer, cwd: UnsafeRawBufferPointer, args: UnsafeRawBufferPointer, clock: WallClock) -> (ProcessInfo, [UInt8]?) {
+    /// A process image replaced by exec: returns the entry, the previous exe, if known, and
+    /// whether the exec happened before the process was read from /proc at adoption, so that its
+    /// procfs record already shows it (written again, it would be a duplicate).
+    func exec(_ e: agent_exec, exe exePath: UnsafeRawBufferPointer, cwd: UnsafeRawBufferPointer, args: UnsafeRawBufferPointer, clock: WallClock) -> (ProcessInfo, [UInt8]?, Bool) {
         let pid = e.hdr.pid
         let comm = Self.cString(e.proc.comm)
         let exe = Array(exePath)
         let previous = lookup(pid: pid, startNs: e.proc.start_ns)
+        let shownByAdoption = previous.map { $0.adoptedAtNs != 0 && e.hdr.ktime_ns < $0.adoptedAtNs } ?? false
         let (parentID, parentExe) = previous.map { ($0.parentEntityID, $0.parentExe) }
             ?? parentInfo(ppid: e.proc.ppid, parentStartNs: e.proc.parent_start_ns)
         let p = previous ?? ProcessInfo(
@@ -93,10 +96,11 @@ public final class ProcessTable {
         p.cwd = cwd.isEmpty ? nil : Array(cwd)
         p.argsTruncated = e.hdr.flags & UInt8(AGENT_F_ARGS_TRUNCATED.rawValue) != 0
         p.source = "kernel"
+        p.adoptedAtNs = 0
         p.sessionCgid = e.hdr.session_cgid
         p.render(clock: clock)
         byPID[pid] = p
-        return (p, previousExe)
+        return (p, previousExe, shownByAdoption)
     }
 
     /// A new process: it starts as a copy of its parent's image.
@@ -125,6 +129,7 @@ public final class ProcessTable {
     /// Builds an entry from /proc. `startNs` of 0 means: take it from /proc/PID/stat.
     @discardableResult
     func adopt(pid: UInt32, startNs: UInt64, session: UInt64, clock: WallClock) -> ProcessInfo {
+        let readAt = WallClock.bootNow()
         let stat = Self.procStat(Int32(pid))
         let best = bestStart(pid: pid, ticks: stat?.startTicks)
         let start = startNs != 0 ? startNs : best.ns
@@ -142,6 +147,7 @@ public final class ProcessTable {
             args: (try? readBytes("/proc/\(pid)/cmdline", limit: Int(AGENT_ARGS_MAX))) ?? [], argsTruncated: false,
             cwd: Self.readLink("/proc/\(pid)/cwd"), sessionCgid: session, source: "procfs",
             approximateStart: startNs == 0 && !best.exact)
+        p.adoptedAtNs = readAt
         p.render(clock: clock)
         byPID[pid] = p
         return p

@@ -49,7 +49,12 @@ public final class Pipeline {
         switch record {
         case .exec(let e, let filename, let exe, let cwd, let args):
             let previous: [UInt8]?
-            (p, previous) = table.exec(e, exe: exe.isEmpty ? filename : exe, cwd: cwd, args: args, clock: clock)
+            let shownByAdoption: Bool
+            (p, previous, shownByAdoption) = table.exec(e, exe: exe.isEmpty ? filename : exe, cwd: cwd, args: args, clock: clock)
+            // The exec happened during the startup scan, before this process was read from /proc:
+            // its procfs record already shows the new image. The table now has the kernel's exact
+            // values; a second record would count one exec twice.
+            if shownByAdoption { return }
             let shownFilename = filename.elementsEqual(p.exe) ? nil : filename
             let stdio = StdioInfo(e)
             recorder.processExec(s, p, tid: hdr.tid, previousExe: previous, argc: e.argc,
