@@ -46,7 +46,8 @@ extension KernelSuite {
             let n = 50_000
             let r = runIn(cg, [bin, target, String(n)])
             #expect(r.status == 0)
-            _ = d.waitForRecords { $0.contains { $0.string("type") == "process.exit" && $0.int("process.pid") == Int(r.pid) } }
+            // The burst has exited, so all its records are in the ring or counted as dropped (its
+            // own exit record may be one of them): stopping drains the ring and reports the rest.
             d.stop()
 
             // Count by text: the stream is large.
