@@ -30,7 +30,7 @@ public final class ProcessInfo {
     var json: [UInt8] = []
     /// The process's fields as rules compare them, built at the first rule that asks and kept
     /// until the next exec (render clears them): a process makes many records.
-    var ruleValues: [Int: RuleValue] = [:]
+    var ruleValues: [RuleValue?] = []
 
     init(pid: UInt32, startNs: UInt64, entityID: String, ppid: UInt32, parentEntityID: String, parentExe: [UInt8],
          uid: UInt32, gid: UInt32, euid: UInt32, loginuid: UInt32, auditSession: UInt32, comm: [UInt8], exe: [UInt8],
@@ -58,7 +58,9 @@ public final class ProcessInfo {
 
     /// Renders the `process` fields (after `"tid":N,`) once; `clock` turns boot time to wall time.
     func render(clock: WallClock) {
-        ruleValues.removeAll(keepingCapacity: true)
+        if !ruleValues.isEmpty {
+            for i in ruleValues.indices { ruleValues[i] = nil }
+        }
         var j = JSONBuffer(capacity: 256 + args.count + exe.count)
         j.key("entity_id"); j.string(entityID)
         j.raw(","); j.key("pid"); j.uint(UInt64(pid))

@@ -30,16 +30,20 @@ struct LiveRecord: RuleInput {
 
     func value(_ field: Field) -> RuleValue? {
         let id = field.catalogueField
-        if Self.processFields.contains(id) {
+        if Self.isProcessField[id.rawValue] {
+            if process.ruleValues.isEmpty {
+                process.ruleValues = [RuleValue?](repeating: nil, count: CatalogueField.allCases.count)
+            }
             if let v = process.ruleValues[id.rawValue] { return v }
             let v = processValue(id)
-            if let v { process.ruleValues[id.rawValue] = v }
+            process.ruleValues[id.rawValue] = v
             return v
         }
         return recordValue(field)
     }
 
     /// Fields that belong to the process, the same for all its records until it execs again.
+    static let isProcessField: [Bool] = CatalogueField.allCases.map { processFields.contains($0) }
     static let processFields: Set<CatalogueField> = [
         .processEntityID, .processComm, .processExe, .processName, .processCwd, .processArgs, .processSource,
         .processPID, .processPPID, .processUID, .processGID, .processEUID, .processAUID, .processArgv,
@@ -123,23 +127,21 @@ struct LiveRecord: RuleInput {
     private func openValue(_ field: CatalogueField, _ o: agent_open, requested: UnsafeRawBufferPointer, resolved: UnsafeRawBufferPointer) -> RuleValue? {
         switch field {
         case .filePath, .fileName, .fileRequestedPath:
-            // The same choice the Recorder makes for file.path and requested_path.
-            var path: [UInt8]
-            var showRequested = false
+            // The same choice the Recorder makes for file.path and requested_path, built straight
+            // from the record's bytes (one string, no intermediate array).
             if o.hdr.flags & UInt8(AGENT_F_PATH_IS_BASE.rawValue) != 0 {
-                path = Array(resolved)
+                if field == .fileRequestedPath { return .string(Self.text(requested)) }
+                var path = Array(resolved)
                 if path.last != UInt8(ascii: "/") { path.append(UInt8(ascii: "/")) }
                 path += requested
-                showRequested = true
-            } else if resolved.count > 0 {
-                path = Array(resolved)
-                showRequested = !requested.elementsEqual(resolved)
-            } else {
-                path = Array(requested)
+                return .string(Self.text(field == .fileName ? Self.basename(path) : path[...]))
             }
-            if field == .filePath { return .string(Self.text(path)) }
-            if field == .fileName { return .string(Self.text(Self.basename(path))) }
-            return showRequested ? .string(Self.text(Array(requested))) : nil
+            let shown = resolved.count > 0 ? resolved : requested
+            switch field {
+            case .filePath: return .string(Self.text(shown))
+            case .fileName: return .string(Self.text(Self.basename(shown)))
+            default: return resolved.count > 0 && !requested.elementsEqual(resolved) ? .string(Self.text(requested)) : nil
+            }
         case .fileError: return o.ret < 0 ? .string(ErrnoNames.name(Int32(truncatingIfNeeded: -o.ret))) : nil
         case .fileFlags: return .list(OpenFlags.cachedList(o.flags))
         case .fileWrite:
@@ -202,9 +204,9 @@ struct LiveRecord: RuleInput {
         String(decoding: bytes, as: UTF8.self)
     }
 
-    static func basename(_ path: [UInt8]) -> ArraySlice<UInt8> {
+    static func basename<C: BidirectionalCollection>(_ path: C) -> C.SubSequence where C.Element == UInt8 {
         guard let slash = path.lastIndex(of: UInt8(ascii: "/")) else { return path[...] }
-        return path[(slash + 1)...]
+        return path[path.index(after: slash)...]
     }
 
     /// argv from the kernel's NUL-separated argument area.
