@@ -11,7 +11,8 @@ public struct ChainVerifier {
         public let file: String
         public let line: Int
         public let message: String
-        public var description: String { "\(file):\(line): \(message)" }
+        /// `FILE:LINE: message`; `FILE: message` for the file as a whole (line 0).
+        public var description: String { line > 0 ? "\(file):\(line): \(message)" : "\(file): \(message)" }
     }
 
     /// Lines longer than this are reported, not read into memory whole.
@@ -230,6 +231,7 @@ public struct ChainVerifier {
         let state = intact ? "intact" : "NOT intact"
         let loss = lossMarkers == 0 ? "no loss markers"
             : "\(lossMarkers) loss marker\(lossMarkers == 1 ? "" : "s") (kernel dropped \(kernelDropped), queue dropped \(queueDropped))"
-        return "\(state): \(records) records in \(files) file\(files == 1 ? "" : "s"), \(restarts.count) restart\(restarts.count == 1 ? "" : "s"), \(gaps.count) seq gap\(gaps.count == 1 ? "" : "s"), \(loss)"
+        let checked = failure == nil ? "" : " checked before the break"
+        return "\(state): \(records) records\(checked) in \(files) file\(files == 1 ? "" : "s"), \(restarts.count) restart\(restarts.count == 1 ? "" : "s"), \(gaps.count) seq gap\(gaps.count == 1 ? "" : "s"), \(loss)"
     }
 }
