@@ -47,17 +47,18 @@ final class TestDaemon: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private(set) var runError: Error?
 
-    init(configure: (inout DaemonConfig) -> Void = { _ in }) throws {
+    /// `output`: a file to append to (another daemon's, for restart tests); default a new one.
+    init(output: String? = nil, configure: (inout DaemonConfig) -> Void = { _ in }) throws {
         if let reason = KernelEnv.unavailableReason { throw AgentError(reason) }
         rootName = "agentwatch-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let mount = CgroupFS.mountPoint()!
         root = mount + "/" + rootName
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent(rootName).path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        output = dir + "/records.ndjson"
+        self.output = output ?? dir + "/records.ndjson"
         var config = DaemonConfig()
         config.sessionRoots = [rootName]
-        config.output = output
+        config.output = self.output
         config.pollIntervalMs = 20
         config.statusIntervalS = 0
         config.runtimeDir = dir
@@ -65,7 +66,7 @@ final class TestDaemon: @unchecked Sendable {
         configure(&config)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        daemon = try Daemon(config: config, sink: try FileSink(path: output), logger: logger)
+        daemon = try Daemon(config: config, sink: try FileSink(path: self.output), logger: logger)
     }
 
     func start() {

@@ -166,6 +166,7 @@ public final class Daemon: SessionSource, @unchecked Sendable {
                 j.raw(","); j.key("rules"); j.raw("{"); j.key("count"); j.uint(UInt64(rules.rules.filter(\.enabled).count))
                 j.raw(","); j.key("digest"); j.string(rules.digest); j.raw("}")
             }
+            self.recorder.chainOrigin(into: &j)
         }
         do {
             let pipeline = self.pipeline!

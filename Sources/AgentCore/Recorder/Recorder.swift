@@ -20,10 +20,17 @@ public struct HostIdentity: Sendable {
     }
 }
 
-/// Writes records as NDJSON v1 lines: numbers them (`seq`), stamps them, and appends them to
-/// one reused buffer that is handed to the sink in batches.
+/// Writes records as NDJSON v1 lines: numbers them (`seq`), stamps them, chains them
+/// (`RecordChain`), and appends them to one reused buffer that is handed to the sink in batches.
 public final class Recorder {
     public private(set) var seq: UInt64 = 0
+    /// The chain of the last record written (64 lowercase hex bytes), updated in place.
+    public private(set) var chain: [UInt8]
+    /// The chain this stream continues from — the last record already in the output when the
+    /// recorder opened it — or nil when the stream starts a fresh chain from zeros.
+    public let chainPrev: String?
+    /// Where the record being written starts in `buffer`.
+    var recordStart = 0
     /// Records written, by type.
     public private(set) var counts = [UInt64](repeating: 0, count: RecordType.allCases.count)
     var buffer = JSONBuffer(capacity: 1 << 18)
@@ -39,6 +46,8 @@ public final class Recorder {
 
     public init(sink: RecordSink, host: HostIdentity) {
         self.sink = sink
+        chainPrev = sink.chainTail.map { String(decoding: $0, as: UTF8.self) }
+        chain = sink.chainTail ?? RecordChain.zero
         var j = JSONBuffer(capacity: 128)
         j.key("host"); j.raw("{"); j.key("name"); j.string(host.name); j.raw(","); j.key("id"); j.string(host.id); j.raw("}")
         hostJSON = j.bytes
@@ -48,6 +57,7 @@ public final class Recorder {
     @inline(__always)
     func begin(_ type: RecordType, unixNs: Int64) {
         seq += 1
+        recordStart = buffer.bytes.count
         buffer.raw("{\"v\":1,\"seq\":")
         buffer.uint(seq)
         buffer.raw(",\"time\":")
@@ -60,9 +70,33 @@ public final class Recorder {
 
     @inline(__always)
     func end(_ type: RecordType) {
-        buffer.raw("}\n")
+        // The record so far plus `}` is what the chain covers; the chain member closes it.
+        let digest = chain.withUnsafeBytes { prev in
+            buffer.bytes.withUnsafeBytes { RecordChain.digest(prev: prev, body: UnsafeRawBufferPointer(rebasing: $0[recordStart...])) }
+        }
+        digest.withUnsafeBytes { d in
+            chain.withUnsafeMutableBufferPointer { c in
+                for (i, b) in d.enumerated() {
+                    c[2 * i] = RecordChain.hexDigit(b >> 4)
+                    c[2 * i + 1] = RecordChain.hexDigit(b & 0xF)
+                }
+            }
+        }
+        buffer.raw(",\"chain\":\"")
+        buffer.bytes.append(contentsOf: chain)
+        buffer.raw("\"}\n")
         counts[Int(type.rawValue)] &+= 1
         if buffer.bytes.count >= flushBytes { flush() }
+    }
+
+    /// For `agent.start`: `,"chain_prev":"<hex>"` when this stream continues the output's last
+    /// record, else `,"chain_start":true`.
+    func chainOrigin(into j: inout JSONBuffer) {
+        if let chainPrev {
+            j.raw(","); j.key("chain_prev"); j.string(chainPrev)
+        } else {
+            j.raw(","); j.key("chain_start"); j.bool(true)
+        }
     }
 
     /// Hands what is buffered to the sink.
@@ -107,4 +141,11 @@ public protocol RecordSink: AnyObject {
     func write(_ lines: UnsafeRawBufferPointer)
     func flush()
     var description: String { get }
+    /// The chain of the last record the destination already holds (64 hex bytes), which new
+    /// records continue; nil when there is none (a new file, standard output, memory).
+    var chainTail: [UInt8]? { get }
+}
+
+extension RecordSink {
+    public var chainTail: [UInt8]? { nil }
 }

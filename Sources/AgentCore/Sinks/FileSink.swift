@@ -9,8 +9,13 @@ public final class FileSink: RecordSink {
     public let description: String
     public private(set) var writeErrors: UInt64 = 0
     public private(set) var bytesWritten: UInt64 = 0
+    /// The chain of the file's last record when it was opened, which the next record continues.
+    public let chainTail: [UInt8]?
 
-    /// Opens `path` for appending, creating it and its directory (0750) when missing.
+    /// Opens `path` for appending, creating it and its directory (0750) when missing. A file
+    /// that already holds records is continued: its last record's chain is read back (a bounded
+    /// read from the end), and a last line cut short by a crash is ended with a newline so the
+    /// next record starts a line of its own.
     public init(path: String) throws(AgentError) {
         let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if !dir.isEmpty { Self.makeDirectories(dir) }
@@ -19,6 +24,12 @@ public final class FileSink: RecordSink {
             let e = errno
             throw AgentError("cannot open output \(path): \(String(cString: strerror(e))): choose another --output or fix its directory")
         }
+        let tail = RecordChain.lastChain(path: path)
+        if !tail.endsWithNewline {
+            var nl = UInt8(ascii: "\n")
+            _ = Glibc.write(fd, &nl, 1)
+        }
+        chainTail = tail.chain
         self.fd = fd
         ownsFD = true
         description = path
@@ -29,6 +40,7 @@ public final class FileSink: RecordSink {
         self.fd = fd
         ownsFD = false
         self.description = description
+        chainTail = nil
     }
 
     deinit { if ownsFD { close(fd) } }

@@ -1,0 +1,237 @@
+import Foundation
+import Glibc
+
+/// Checks record files for tamper evidence: every line's hash chain (`RecordChain`), `seq`
+/// rising by one, daemon restarts (`agent.start` at seq 1, chained on or fresh as it declares),
+/// and the loss markers on the way. Files are untrusted input: a malformed or oversized line is
+/// a finding with its file and line, never a crash. Checking stops at the first break.
+public struct ChainVerifier {
+    /// Something to tell about one line.
+    public struct Finding: Sendable, CustomStringConvertible {
+        public let file: String
+        public let line: Int
+        public let message: String
+        /// `FILE:LINE: message`; `FILE: message` for the file as a whole (line 0).
+        public var description: String { line > 0 ? "\(file):\(line): \(message)" : "\(file): \(message)" }
+    }
+
+    /// Lines longer than this are reported, not read into memory whole.
+    public static let maxLineBytes = 4 << 20
+
+    public private(set) var files = 0
+    public private(set) var records = 0
+    /// Each `agent.start` at seq 1 after the first record: a daemon restart.
+    public private(set) var restarts: [Finding] = []
+    /// Places where `seq` does not follow the record before by one.
+    public private(set) var gaps: [Finding] = []
+    public private(set) var lossMarkers = 0
+    public private(set) var kernelDropped: UInt64 = 0
+    public private(set) var queueDropped: UInt64 = 0
+    /// The first break: a chain mismatch, a malformed or an incomplete line. Nothing after it
+    /// is checked, since nothing after it can be trusted.
+    public private(set) var failure: Finding?
+
+    /// The set is intact: every chain checks out and no `seq` is missing.
+    public var intact: Bool { failure == nil && gaps.isEmpty }
+
+    private var prev = RecordChain.zero
+    private var lastSeq: UInt64?
+    private var pending: [UInt8] = []
+    private var lineNumber = 0
+
+    public init() {}
+
+    /// Checks the files in order (a rotated set oldest first), as one stream.
+    public static func verify(paths: [String]) -> ChainVerifier {
+        var v = ChainVerifier()
+        for p in paths where v.check(path: p) {}
+        return v
+    }
+
+    /// Checks one file as the continuation of what was checked before; false once stopped.
+    @discardableResult
+    public mutating func check(path: String) -> Bool {
+        guard failure == nil else { return false }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            failure = Finding(file: path, line: 0, message: "cannot read: \(String(cString: strerror(errno)))")
+            return false
+        }
+        defer { close(fd) }
+        begin()
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while failure == nil {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 {
+                failure = Finding(file: path, line: lineNumber + 1, message: "cannot read: \(String(cString: strerror(errno)))")
+                return false
+            }
+            if n == 0 { break }
+            chunk.withUnsafeBytes { feed(UnsafeRawBufferPointer(rebasing: $0[0..<n]), file: path) }
+        }
+        return finish(file: path)
+    }
+
+    /// Checks bytes held in memory (named `name` in findings) as the next file of the set.
+    @discardableResult
+    public mutating func check(bytes: [UInt8], name: String) -> Bool {
+        guard failure == nil else { return false }
+        begin()
+        bytes.withUnsafeBytes { feed($0, file: name) }
+        return finish(file: name)
+    }
+
+    private mutating func begin() {
+        files += 1
+        lineNumber = 0
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    /// Splits `data` into lines; a line cut by the chunk boundary waits in `pending`.
+    private mutating func feed(_ data: UnsafeRawBufferPointer, file: String) {
+        var start = 0
+        while failure == nil, start < data.count {
+            guard let nl = data[start...].firstIndex(of: UInt8(ascii: "\n")) else {
+                pending.append(contentsOf: data[start...])
+                if pending.count > Self.maxLineBytes { tooLong(file) }
+                return
+            }
+            lineNumber += 1
+            if pending.count + (nl - start) > Self.maxLineBytes {
+                lineNumber -= 1
+                return tooLong(file)
+            }
+            if pending.isEmpty {
+                check(line: UnsafeRawBufferPointer(rebasing: data[start..<nl]), file: file)
+            } else {
+                pending.append(contentsOf: data[start..<nl])
+                let line = pending
+                line.withUnsafeBytes { check(line: $0, file: file) }
+                pending.removeAll(keepingCapacity: true)
+            }
+            start = nl + 1
+        }
+    }
+
+    private mutating func tooLong(_ file: String) {
+        failure = Finding(file: file, line: lineNumber + 1, message: "malformed record: line longer than \(Self.maxLineBytes >> 20) MiB")
+    }
+
+    private mutating func finish(file: String) -> Bool {
+        if failure == nil && !pending.isEmpty {
+            failure = Finding(file: file, line: lineNumber + 1, message: "incomplete last line (no newline): the write was cut short or the file was truncated")
+        }
+        return failure == nil
+    }
+
+    /// Checks one record line (without its newline) against the chain so far.
+    public mutating func check(line: UnsafeRawBufferPointer, file: String) {
+        func fail(_ message: String) { failure = Finding(file: file, line: lineNumber, message: message) }
+        guard RecordChain.declaredHex(in: line) != nil else {
+            return fail("malformed record: the line does not end with a \"chain\" member")
+        }
+        guard let record = Self.parse(line) else {
+            return fail("malformed record: not a JSON object")
+        }
+        guard let seqNumber = record["seq"] as? NSNumber, seqNumber.doubleValue >= 1,
+              seqNumber.doubleValue.rounded() == seqNumber.doubleValue else {
+            return fail("malformed record: no positive integer \"seq\"")
+        }
+        let seq = seqNumber.uint64Value
+        let type = record["type"] as? String
+        let agent = record["agent"] as? [String: Any]
+        // A daemon start at seq 1 chains on from the record before it (`chain_prev`) or starts
+        // afresh from zeros (`chain_start`), as it says.
+        var from = prev
+        var restart: String?
+        if type == "agent.start" && seq == 1 {
+            if agent?["chain_start"] as? Bool == true {
+                from = RecordChain.zero
+                restart = "daemon restart, chain started fresh"
+            } else if let declared = agent?["chain_prev"] as? String {
+                if records == 0 {
+                    // The set begins after files not given: the declared chain is taken as is.
+                    from = Array(declared.utf8)
+                    restart = "daemon start continuing chain \(declared.prefix(16))… from records before this file"
+                } else if Array(declared.utf8) == prev {
+                    restart = "daemon restart, chain continued"
+                } else {
+                    return fail("seq \(seq): chain mismatch (record edited, inserted, removed or reordered here)")
+                }
+            }
+        }
+        let intact = from.withUnsafeBytes { RecordChain.matches(line: line, prev: $0) }
+        guard intact else {
+            return fail("seq \(seq): chain mismatch (record edited, inserted, removed or reordered here)")
+        }
+        if let restart {
+            if records > 0 || agent?["chain_prev"] != nil {
+                restarts.append(Finding(file: file, line: lineNumber, message: "seq 1: \(restart)"))
+            }
+        } else if let lastSeq, seq != lastSeq &+ 1 {
+            let what = seq > lastSeq ? "\(seq - lastSeq - 1) records missing" : "seq went back"
+            gaps.append(Finding(file: file, line: lineNumber, message: "seq \(seq) follows seq \(lastSeq): \(what)"))
+        }
+        if type == "agent.loss", let loss = record["loss"] as? [String: Any] {
+            lossMarkers += 1
+            kernelDropped &+= (loss["kernel_dropped_total"] as? NSNumber)?.uint64Value ?? 0
+            queueDropped &+= (loss["queue_dropped"] as? NSNumber)?.uint64Value ?? 0
+        }
+        let hex = RecordChain.declaredHex(in: line)!
+        prev = Array(line[hex])
+        lastSeq = seq
+        records += 1
+    }
+
+    /// A record line as a JSON object, or nil when it is not one.
+    public static func parse(_ line: UnsafeRawBufferPointer) -> [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: surrogatesReplaced(line))) as? [String: Any]
+    }
+
+    public static func parse(_ line: [UInt8]) -> [String: Any]? {
+        line.withUnsafeBytes { parse($0) }
+    }
+
+    /// The line with every `\uD800`-`\uDFFF` escape turned into `\uFFFD`, same length.
+    /// Records carry bytes that are not UTF-8 as lone `\udcXX` (JSONBuffer), which JSON's
+    /// grammar allows but JSONSerialization refuses; the chain is checked on the raw bytes.
+    static func surrogatesReplaced(_ line: UnsafeRawBufferPointer) -> Data {
+        var d = Data(line)
+        d.withUnsafeMutableBytes { (b: UnsafeMutableRawBufferPointer) in
+            let n = b.count
+            var i = 0
+            var inString = false
+            while i < n {
+                let c = b[i]
+                if !inString {
+                    if c == UInt8(ascii: "\"") { inString = true }
+                    i += 1
+                } else if c == UInt8(ascii: "\"") {
+                    inString = false
+                    i += 1
+                } else if c == UInt8(ascii: "\\") {
+                    if i + 5 < n, b[i + 1] == UInt8(ascii: "u"), b[i + 2] | 0x20 == UInt8(ascii: "d"),
+                       (UInt8(ascii: "8")...UInt8(ascii: "9")).contains(b[i + 3]) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(b[i + 3] | 0x20) {
+                        b[i + 2] = UInt8(ascii: "f"); b[i + 3] = UInt8(ascii: "f"); b[i + 4] = UInt8(ascii: "f"); b[i + 5] = UInt8(ascii: "d")
+                        i += 6
+                    } else {
+                        i += 2
+                    }
+                } else {
+                    i += 1
+                }
+            }
+        }
+        return d
+    }
+
+    /// One line: intact or not, records, files, restarts, gaps and loss.
+    public var summary: String {
+        let state = intact ? "intact" : "NOT intact"
+        let loss = lossMarkers == 0 ? "no loss markers"
+            : "\(lossMarkers) loss marker\(lossMarkers == 1 ? "" : "s") (kernel dropped \(kernelDropped), queue dropped \(queueDropped))"
+        let checked = failure == nil ? "" : " checked before the break"
+        return "\(state): \(records) records\(checked) in \(files) file\(files == 1 ? "" : "s"), \(restarts.count) restart\(restarts.count == 1 ? "" : "s"), \(gaps.count) seq gap\(gaps.count == 1 ? "" : "s"), \(loss)"
+    }
+}

@@ -1,0 +1,234 @@
+import Foundation
+import Testing
+@testable import AgentCore
+
+/// The record hash chain: what the Recorder writes, and what the verifier accepts and rejects.
+@Suite("chain")
+struct ChainTests {
+    static let host = HostIdentity(name: "h", id: "0123")
+
+    /// Writes `count` heartbeats and loss markers with a few awkward bytes in them.
+    static func write(_ recorder: Recorder, count: Int, start: Bool = true) {
+        if start {
+            recorder.agentRecord(.agentStart, unixNs: 1_700_000_000_000_000_000) { j in
+                j.key("version"); j.string("test")
+                recorder.chainOrigin(into: &j)
+            }
+        }
+        for i in 0..<count {
+            if i % 5 == 4 {
+                recorder.agentLoss(kernelDropped: [3, 0, 1], queueDropped: 2, cpuReported: true, unixNs: 1_700_000_000_000_000_000 + Int64(i))
+            } else {
+                recorder.agentRecord(.agentHeartbeat, unixNs: 1_700_000_000_000_000_000 + Int64(i)) { j in
+                    j.key("note"); j.string([0x22, 0x5C, 0x0A, 0xFF, 0xE2, 0x82, 0xAC, UInt8(truncatingIfNeeded: i)])
+                }
+            }
+        }
+        recorder.flush()
+    }
+
+    static func lines(count: Int = 20) -> [String] {
+        let sink = MemorySink()
+        write(Recorder(sink: sink, host: host), count: count)
+        return sink.lines
+    }
+
+    static func verify(_ lines: [String], name: String = "mem") -> ChainVerifier {
+        var v = ChainVerifier()
+        v.check(bytes: Array((lines.joined(separator: "\n") + "\n").utf8), name: name)
+        return v
+    }
+
+    /// SHA-256 by an implementation that is not ours: coreutils' sha256sum.
+    static func sha256sum(_ data: [UInt8]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        let input = Pipe(), output = Pipe()
+        p.standardInput = input
+        p.standardOutput = output
+        try p.run()
+        input.fileHandleForWriting.write(Data(data))
+        try input.fileHandleForWriting.close()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: out.prefix(64), as: UTF8.self)
+    }
+
+    static func chain(of line: String) -> String { String(line.suffix(66).prefix(64)) }
+
+    static func tempDir() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("chain-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test("every record ends with its chain, SHA-256 over the previous chain and the line without it")
+    func recordChain() throws {
+        let lines = Self.lines(count: 6)
+        #expect(lines.count == 7)
+        var prev = String(repeating: "0", count: 64)
+        for line in lines {
+            let suffix = ",\"chain\":\"\(Self.chain(of: line))\"}"
+            #expect(line.hasSuffix(suffix))
+            #expect(Self.chain(of: line).allSatisfy { "0123456789abcdef".contains($0) })
+            let covered = Array(prev.utf8) + Array(line.utf8.dropLast(suffix.utf8.count)) + [UInt8(ascii: "}")]
+            #expect(try Self.sha256sum(covered) == Self.chain(of: line))
+            // The line without the chain is still one JSON object.
+            let stripped = String(line.dropLast(suffix.count)) + "}"
+            #expect(ChainVerifier.parse(Array(stripped.utf8)) != nil)
+            prev = Self.chain(of: line)
+        }
+        #expect(lines[0].contains("\"chain_start\":true"))
+    }
+
+    @Test("an untouched stream verifies: records, loss markers and their counts")
+    func intact() {
+        let v = Self.verify(Self.lines(count: 20))
+        #expect(v.intact, "\(v.failure.map { "\($0)" } ?? "") \(v.gaps)")
+        #expect(v.records == 21)
+        #expect(v.lossMarkers == 4)
+        #expect(v.kernelDropped == 16 && v.queueDropped == 8)
+        #expect(v.restarts.isEmpty)
+        #expect(v.summary.hasPrefix("intact: 21 records in 1 file"))
+    }
+
+    @Test("an edited byte breaks the chain at that record")
+    func editedByte() {
+        var lines = Self.lines()
+        lines[7] = lines[7].replacingOccurrences(of: "\"version\"", with: "\"versioN\"")
+            .replacingOccurrences(of: "\"note\":\"", with: "\"note\":\"x")
+        let v = Self.verify(lines)
+        #expect(!v.intact)
+        #expect(v.failure?.description == "mem:8: seq 8: chain mismatch (record edited, inserted, removed or reordered here)")
+        #expect(v.records == 7)
+    }
+
+    @Test("an edited chain is caught too")
+    func editedChain() {
+        var lines = Self.lines()
+        var bytes = Array(lines[3].utf8)
+        bytes[bytes.count - 3] = bytes[bytes.count - 3] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
+        lines[3] = String(decoding: bytes, as: UTF8.self)
+        #expect(Self.verify(lines).failure?.line == 4)
+    }
+
+    @Test("a removed line breaks the chain at the record after it")
+    func removedLine() {
+        var lines = Self.lines()
+        lines.remove(at: 10)
+        let v = Self.verify(lines)
+        #expect(v.failure?.description == "mem:11: seq 12: chain mismatch (record edited, inserted, removed or reordered here)")
+    }
+
+    @Test("a removed first record is caught: the stream no longer starts from zeros")
+    func removedFirstLine() {
+        var lines = Self.lines()
+        lines.removeFirst()
+        #expect(Self.verify(lines).failure?.line == 1)
+    }
+
+    @Test("a swapped pair of lines breaks the chain at the first of them")
+    func swappedLines() {
+        var lines = Self.lines()
+        lines.swapAt(5, 6)
+        let v = Self.verify(lines)
+        #expect(v.failure?.description == "mem:6: seq 7: chain mismatch (record edited, inserted, removed or reordered here)")
+    }
+
+    @Test("an inserted line breaks the chain where it stands, even a copy of a real record")
+    func insertedLine() {
+        var lines = Self.lines()
+        lines.insert(lines[2], at: 9)
+        #expect(Self.verify(lines).failure?.line == 10)
+        var forged = Self.lines()
+        forged.insert(#"{"v":1,"seq":5,"type":"agent.heartbeat","chain":"\#(String(repeating: "a", count: 64))"}"#, at: 4)
+        #expect(Self.verify(forged).failure?.description == "mem:5: seq 5: chain mismatch (record edited, inserted, removed or reordered here)")
+    }
+
+    @Test("a set split across two files verifies as one stream, in order only")
+    func splitFiles() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let lines = Self.lines(count: 30)
+        let a = dir + "/records.ndjson.1", b = dir + "/records.ndjson"
+        try (lines[..<12].joined(separator: "\n") + "\n").write(toFile: a, atomically: false, encoding: .utf8)
+        try (lines[12...].joined(separator: "\n") + "\n").write(toFile: b, atomically: false, encoding: .utf8)
+        let v = ChainVerifier.verify(paths: [a, b])
+        #expect(v.intact && v.records == 31 && v.files == 2)
+        let reversed = ChainVerifier.verify(paths: [b, a])
+        #expect(reversed.failure?.description == "\(b):1: seq 13: chain mismatch (record edited, inserted, removed or reordered here)")
+    }
+
+    @Test("a second recorder on the same file continues the chain; the verifier sees one restart")
+    func continuation() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/records.ndjson"
+        let first = Recorder(sink: try FileSink(path: path), host: Self.host)
+        #expect(first.chainPrev == nil)
+        Self.write(first, count: 4)
+        let lastChain = String(decoding: first.chain, as: UTF8.self)
+        let second = Recorder(sink: try FileSink(path: path), host: Self.host)
+        #expect(second.chainPrev == lastChain)
+        Self.write(second, count: 3)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.contains("\"chain_prev\":\"\(lastChain)\""))
+        let v = ChainVerifier.verify(paths: [path])
+        #expect(v.intact, "\(v.failure.map { "\($0)" } ?? "")")
+        #expect(v.records == 9)
+        #expect(v.restarts.map(\.description) == ["\(path):6: seq 1: daemon restart, chain continued"])
+        // Removing the first run's last record is caught at the restart.
+        var lines = text.split(separator: "\n").map(String.init)
+        lines.remove(at: 4)
+        #expect(Self.verify(lines).failure?.line == 5)
+    }
+
+    @Test("a last line cut short is ended, and the next run starts a fresh chain that says so")
+    func freshAfterCutLine() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/records.ndjson"
+        let first = Recorder(sink: try FileSink(path: path), host: Self.host)
+        Self.write(first, count: 2)
+        let fh = try #require(FileHandle(forWritingAtPath: path))
+        fh.seekToEndOfFile()
+        fh.write(Data("{\"v\":1,\"seq\":4,\"ti".utf8))
+        try fh.close()
+        let second = Recorder(sink: try FileSink(path: path), host: Self.host)
+        #expect(second.chainPrev == nil)
+        Self.write(second, count: 2)
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines[3] == "{\"v\":1,\"seq\":4,\"ti")
+        #expect(lines[4].contains("\"chain_start\":true"))
+        let v = ChainVerifier.verify(paths: [path])
+        #expect(v.failure?.description == "\(path):4: malformed record: the line does not end with a \"chain\" member")
+        // Without the cut line the set is intact, with one fresh restart.
+        var kept = lines.map(String.init).filter { !$0.isEmpty }
+        kept.remove(at: 3)
+        let clean = Self.verify(kept)
+        #expect(clean.intact && clean.restarts.map(\.message) == ["seq 1: daemon restart, chain started fresh"])
+    }
+
+    @Test("malformed lines are findings with their line number, never a crash")
+    func malformed() {
+        let good = Self.lines(count: 3)
+        let bad = good[0] + "\n" + "not json at all\n"
+        var v = ChainVerifier()
+        v.check(bytes: Array(bad.utf8), name: "f")
+        #expect(v.failure?.description == "f:2: malformed record: the line does not end with a \"chain\" member")
+        v = ChainVerifier()
+        v.check(bytes: Array((good[0] + "\n" + "[1,\"chain\":\"\(String(repeating: "0", count: 64))\"}\n").utf8), name: "f")
+        #expect(v.failure?.description == "f:2: malformed record: not a JSON object")
+        v = ChainVerifier()
+        v.check(bytes: Array((good[0] + "\n" + good[1]).utf8), name: "f")
+        #expect(v.failure?.line == 2 && v.failure?.message.hasPrefix("incomplete last line") == true)
+        v = ChainVerifier()
+        v.check(bytes: Array((good[0] + "\n").utf8) + [UInt8](repeating: UInt8(ascii: "["), count: ChainVerifier.maxLineBytes + 10) + [0x0A], name: "f")
+        #expect(v.failure?.description == "f:2: malformed record: line longer than 4 MiB")
+        #expect(v.records == 1)
+        let deep = String(repeating: "[", count: 200_000) + ",\"chain\":\"\(String(repeating: "0", count: 64))\"}\n"
+        v = ChainVerifier()
+        v.check(bytes: Array(deep.utf8), name: "f")
+        #expect(v.failure?.description == "f:1: malformed record: not a JSON object")
+    }
+}
