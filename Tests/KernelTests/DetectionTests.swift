@@ -179,12 +179,15 @@ extension KernelSuite {
             // 200 numbered execs while the rules are reloaded under them, twice with valid rules
             // and once after a rule file broke.
             let shell = spawn(["/bin/sh", "-c", "echo $$ > '\(cg)/cgroup.procs' && for i in $(seq 1 200); do /bin/echo n$i >/dev/null; done; cat \(home.path)/.ssh/id_ed25519 >/dev/null"])
-            d.daemon.reloadRules()
-            usleep(20_000)
-            d.daemon.reloadRules()
+            // Requests that arrive together are one reload; wait for each one's record.
+            func reload(_ n: Int) {
+                d.daemon.reloadRules()
+                _ = waitUntil(timeout: 20) { d.daemon.counters.recordsByType[Int(RecordType.agentReload.rawValue)] >= UInt64(n) }
+            }
+            reload(1)
+            reload(2)
             try Data("rules:\n  - id: broken\n    condition: file.pth == x\n".utf8).write(to: URL(fileURLWithPath: rules + "/zz-broken.yaml"))
-            usleep(20_000)
-            d.daemon.reloadRules()
+            reload(3)
             var status: Int32 = 0
             waitpid(shell, &status, 0)
             let records = d.waitForRecords { $0.contains { $0.string("type") == "alert" && $0.string("session.id") == "reload" } }
@@ -195,6 +198,12 @@ extension KernelSuite {
             #expect(echoes.count == 200 && Set(echoes).count == 200)
             // The broken file did not replace the running rules: the key read still alerts.
             #expect(records.contains { $0.string("type") == "alert" && $0.string("rule.id") == "cred-ssh-private-key" })
+            // Each reload is in the stream: two that took, one that kept the rules and says why.
+            let reloads = records.filter { $0.string("type") == "agent.reload" }
+            #expect(reloads.count == 3)
+            #expect(reloads.filter { ($0[path: "agent.ok"] as? Bool) == true }.count == 2)
+            #expect(reloads.last?.string("agent.error")?.contains("zz-broken.yaml:") == true)
+            #expect(reloads.last?.string("agent.rules.digest") == reloads.first?.string("agent.rules.digest"))
         }
 
         @Test("the same attacks outside any session raise nothing")

@@ -126,13 +126,29 @@ public final class Daemon: SessionSource, @unchecked Sendable {
     /// thread between records, so no record is evaluated twice or skipped.
     private func applyReload() {
         guard !rulePaths.isEmpty else { return }
+        var failure: RuleErrors?
         do {
             let fresh = try RuleSet.load(paths: rulePaths)
             if let detector = pipeline.detector { detector.replaceRules(fresh) } else { pipeline.detector = Detector(rules: fresh) }
             rules = fresh
             logger.info("rules reloaded: \(fresh.rules.count) rules, digest \(fresh.digest.prefix(16))")
         } catch {
+            failure = error
             logger.error("rules reload failed, keeping the \(rules?.rules.count ?? 0) rules loaded before: \(error)")
+        }
+        // In the stream too: a SIEM sees which rules ran from which record on, and why a
+        // reload did not take.
+        let running = rules
+        recorder.agentRecord(.agentReload, unixNs: wallNow()) { j in
+            j.key("ok"); j.bool(failure == nil)
+            if let running {
+                j.raw(","); j.key("rules"); j.raw("{"); j.key("count"); j.uint(UInt64(running.rules.filter(\.enabled).count))
+                j.raw(","); j.key("digest"); j.string(running.digest); j.raw("}")
+            }
+            if let failure {
+                j.raw(","); j.key("errors"); j.uint(UInt64(failure.diagnostics.count))
+                j.raw(","); j.key("error"); j.string(failure.diagnostics.first.map { "\($0)" } ?? "\(failure)")
+            }
         }
     }
 

@@ -117,6 +117,7 @@ public enum RecordType: UInt8, CaseIterable, Sendable {
     case processExec, processExit, fileOpen, netConnect, sessionStart, sessionEnd
     case agentStart, agentStop, agentHeartbeat, agentLoss
     case netFlow, alert
+    case agentReload
 
     public var name: StaticString {
         switch self {
@@ -132,6 +133,7 @@ public enum RecordType: UInt8, CaseIterable, Sendable {
         case .agentLoss: "agent.loss"
         case .netFlow: "net.flow"
         case .alert: "alert"
+        case .agentReload: "agent.reload"
         }
     }
 }
