@@ -7,14 +7,18 @@ BASELINE = "baseline"
 AW_IN = "agentwatch-session"
 AW_OUT = "agentwatch-outside"
 AW_NONE = "agentwatch-nosession"
+# The workload inside a session of a daemon with resolve_paths: false (no dentry walk in the
+# kernel; file.path is the path as requested): with AW_IN, what path resolution costs.
+AW_NR = "agentwatch-session-noresolve"
 AUDITD = "auditd"
 BPFTRACE = "bpftrace"
-CONFIGS = (BASELINE, AW_NONE, AW_OUT, AW_IN, AUDITD, BPFTRACE)
+CONFIGS = (BASELINE, AW_NONE, AW_OUT, AW_IN, AW_NR, AUDITD, BPFTRACE)
 CONFIG_TEXT = {
     BASELINE: "nothing attached",
     AW_NONE: "agentwatch running, no session",
     AW_OUT: "agentwatch, a session present, workload outside it",
     AW_IN: "agentwatch, workload inside a session",
+    AW_NR: "agentwatch, workload inside a session, resolve_paths: false (openat workloads only)",
     AUDITD: "auditd, execve/openat/connect rules for the workload's uid",
     BPFTRACE: "bpftrace, agentwatch's tracepoints filtered to the workload's cgroup, to a file",
 }
