@@ -255,6 +255,9 @@ def resolution_section(summaries, workloads):
     lines.append("")
     counts = ", ".join(f"{w.name} {len(f['rounds'])}" for w, f in rows)
     lines.append(f"Rounds with both configurations: {counts}.")
+    quiet = quietness([r for w, _ in rows for c in (AW_IN, AW_NR) for r in summaries[(w.name, c)].runs])
+    if quiet:
+        lines.append(f"Machine CPU busy outside the workload and the daemon during these runs: {quiet}.")
     # Per component: the walk visits one dentry per component. Least squares over the workloads
     # that open by absolute path (openat-dirfd opens the same file as openat-abs).
     pts_cost = [(w.components, statistics.median(f["cost_ns"])) for w, f in rows
@@ -269,6 +272,30 @@ def resolution_section(summaries, workloads):
                      f"{OPEN_EXIT} difference {fmt(s_bpf, ',.1f')} ns per call.")
     lines.append("")
     return lines
+
+
+def quietness(runs):
+    """"median x%, max y%" of the runs' other_cpu, or None when not measured."""
+    ok = [r for r in runs if not r.error]
+    values = [r.other_cpu for r in ok if r.other_cpu is not None]
+    if not values:
+        return None
+    text = f"median {statistics.median(values):.0%}, max {max(values):.0%} (over {len(values)} runs)"
+    foreign = [r for r in ok if r.foreign_bpf is not None]
+    if foreign:
+        # Another tool's syscall hooks (sys_enter/sys_exit tracepoints) put every task on the
+        # slow syscall path and run on the workload's syscalls: name the runs they touched.
+        hooks = {}
+        for r in foreign:
+            for prog, n in r.foreign_bpf.items():
+                if "openat" in prog or "connect" in prog or prog.startswith("sys_"):
+                    hooks.setdefault(prog, []).append(n)
+        hit = sum(1 for r in foreign if any(p in hooks for p in r.foreign_bpf))
+        text += f"; other tools' syscall hooks ran during {hit} of {len(foreign)} runs"
+        if hooks:
+            text += " (" + ", ".join(f"{p} in {len(ns)} runs, up to {max(ns):,} times"
+                                     for p, ns in sorted(hooks.items())) + ")"
+    return text
 
 
 def escape(text):
@@ -289,6 +316,12 @@ def markdown(results, workloads, meta):
               "the run until it has caught up; "
               "*BPF ns / op* is the kernel time of the tool's BPF programs per workload op "
               "(kernel.bpf_stats_enabled).", ""]
+    quiet = quietness(results)
+    if quiet:
+        base = quietness([r for r in results if r.config == BASELINE])
+        lines += [f"How quiet the machine was: the share of its CPU time (all CPUs) busy outside the "
+                  f"workload's cgroup and the tool's process during each run (other tenants, kernel "
+                  f"threads, kauditd in auditd's runs): {quiet}. Baseline runs: {base}.", ""]
     lines += main_table(summaries, workloads)
     lines += ["", "## Targets (reported, not asserted)", ""]
     lines += targets_table(summaries, workloads)

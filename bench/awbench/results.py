@@ -43,6 +43,12 @@ class RunResult:
     tool_cpu_s: float = None     # the tool's process CPU time during the run (and its drain)
     peak_rss_kib: int = None
     bpf: dict = field(default_factory=dict)  # program name -> {"runs": n, "ns": t}
+    # Share of the machine's CPU time during the run that was busy outside the workload's cgroup
+    # and the tool's process (other tenants, kernel threads): how quiet the machine was.
+    other_cpu: float = None
+    # Runs of BPF programs the tool does not hold (another tool or test on the host) during the
+    # run, by program name; None: not measured.
+    foreign_bpf: dict = None
     error: str = None
     unavailable: bool = False    # the tool could not be installed or used at all
 

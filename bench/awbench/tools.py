@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from . import workloads
 from .results import AUDITD, AW_IN, AW_NONE, AW_NR, AW_OUT, BASELINE, BPFTRACE, RunResult
-from .system import (BenchError, ToolProcess, bpf_prog_names, bpf_prog_stats, bpf_stats_delta,
-                     cgroup_make, cgroup_remove, proc_cpu_seconds, run_quiet, wait_for_xattr,
-                     wait_until)
+from .system import (BenchError, ToolProcess, bpf_prog_names, bpf_prog_stats, bpf_run_counts,
+                     bpf_stats_delta, cgroup_cpu_seconds, cgroup_make, cgroup_remove, host_cpu_seconds,
+                     proc_cpu_seconds, run_quiet, wait_for_xattr, wait_until)
 
 PEERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "peers")
 WATCHED_XATTR = "trusted.agentwatch.watched"
@@ -63,9 +63,27 @@ class Context:
             time.sleep(self.settle)
         if tool:
             cpu0, bpf0 = tool.cpu_seconds(), bpf_prog_stats(tool.pid)
+        progs0 = bpf_run_counts()
+        host0, cg0 = host_cpu_seconds(), cgroup_cpu_seconds(cgroup)
         run = workloads.run(workload, self.limits[workload.name], cgroup, self.uid, self.gid,
                             self.scratch, self.timeout)
+        host1, cg1 = host_cpu_seconds(), cgroup_cpu_seconds(cgroup)
+        progs1 = bpf_run_counts()
+        if progs0 is not None and progs1 is not None:
+            # Runs of BPF programs the tool does not hold (another tool or test on the host):
+            # other syscall hooks put every task on the slow syscall path.
+            own = set(bpf0) if tool else set()
+            result.foreign_bpf = {}
+            for i, (prog, n) in progs1.items():
+                runs = n - progs0.get(i, (prog, 0))[1]
+                if i not in own and runs > 0:
+                    result.foreign_bpf[prog] = result.foreign_bpf.get(prog, 0) + runs
         result.ops, result.seconds, result.ops_per_s = run.ops, run.seconds, run.ops_per_s
+        if cg0 is not None and cg1 is not None and host1[1] > host0[1]:
+            # The machine's busy CPU during the run that was neither the workload's cgroup nor
+            # the tool's process: other tenants, kernel threads (kauditd too), this runner.
+            own = (cg1 - cg0) + ((tool.cpu_seconds() - cpu0) if tool else 0)
+            result.other_cpu = max(host1[0] - host0[0] - own, 0) / (host1[1] - host0[1])
         if tool:
             result.bpf = bpf_stats_delta(bpf0, bpf_prog_stats(tool.pid), bpf_names or {})
             tool.wait_idle()
