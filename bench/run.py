@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """agentwatch side by side: baseline, agentwatch, auditd and bpftrace on the same workloads.
 
-    sudo python3 bench/run.py            # full run: 5 rounds, 2 s per workload run (~9 minutes)
+    sudo python3 bench/run.py            # full run: 5 rounds, 2 s per workload run (~20 minutes)
     sudo python3 bench/run.py --smoke    # every configuration once with tiny op counts (CI)
 
 For every round and workload the configurations run in turn: baseline; agentwatch with no
 session, with a session present and the workload outside it, with the workload inside it;
-auditd; bpftrace. Results: a markdown table on stdout and in bench/results/<UTC time>.md (and
+agentwatch with resolve_paths: false, the workload inside a session (openat workloads); auditd;
+bpftrace. Results: a markdown table on stdout and in bench/results/<UTC time>.md (and
 latest.md), raw figures in the .json next to it; a smoke run writes to bench/results/tmp/.
 Exit status: 0 when every configuration ran, 1 when one failed or a tool was unavailable, 2 when
 the benchmark could not be set up. See bench/README.md.
@@ -31,15 +32,15 @@ sys.dont_write_bytecode = True  # no __pycache__ in the repository
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from awbench import report, workloads  # noqa: E402
-from awbench.results import AUDITD, AW_IN, AW_NONE, AW_OUT, BASELINE, BPFTRACE, RunResult  # noqa: E402
+from awbench.results import AUDITD, AW_IN, AW_NONE, AW_NR, AW_OUT, BASELINE, BPFTRACE, RunResult  # noqa: E402
 from awbench.system import (BenchError, Sysctl, cgroup2_mount, cgroup_make, cgroup_remove,  # noqa: E402
                             foreign_bpf_programs, loadavg, run_quiet)
-from awbench.tools import Agentwatch, Auditd, Bpftrace, Context, run_baseline  # noqa: E402
+from awbench.tools import Agentwatch, AgentwatchNoResolve, Auditd, Bpftrace, Context, run_baseline  # noqa: E402
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
-TOOLS = {"baseline": (BASELINE,), "agentwatch": (AW_NONE, AW_OUT, AW_IN), "auditd": (AUDITD,),
-         "bpftrace": (BPFTRACE,)}
+TOOLS = {"baseline": (BASELINE,), "agentwatch": (AW_NONE, AW_OUT, AW_IN),
+         "agentwatch-noresolve": (AW_NR,), "auditd": (AUDITD,), "bpftrace": (BPFTRACE,)}
 PEER_PACKAGES = {"auditd": "auditd", "bpftrace": "bpftrace"}
 SESSION_ROOT = "agentwatch-bench"
 PEER_ROOT = "agentwatch-bench-peer"
@@ -162,8 +163,9 @@ def unavailable(workload, configs, rnd, reason):
 def run_rounds(args, ctx, wls, agentwatch_bin, agentwatch_error):
     """Every round runs every workload under every configuration; returns all RunResults."""
     tools = {}  # name -> the tool, or why it is unavailable
-    if "agentwatch" in args.tools:
-        tools["agentwatch"] = Agentwatch(ctx, agentwatch_bin) if agentwatch_bin else agentwatch_error
+    for name, cls in (("agentwatch", Agentwatch), ("agentwatch-noresolve", AgentwatchNoResolve)):
+        if name in args.tools:
+            tools[name] = cls(ctx, agentwatch_bin) if agentwatch_bin else agentwatch_error
     for name, cls in (("auditd", Auditd), ("bpftrace", Bpftrace)):
         if name in args.tools:
             try:
@@ -183,6 +185,8 @@ def run_rounds(args, ctx, wls, agentwatch_bin, agentwatch_error):
             got = []
             for name in names:
                 tool = tools[name]
+                if not applies(name, w):
+                    continue
                 if name == "baseline":
                     got += guarded(lambda: run_baseline(ctx, w, rnd), w, TOOLS[name], rnd)
                 elif isinstance(tool, str):
@@ -193,6 +197,12 @@ def run_rounds(args, ctx, wls, agentwatch_bin, agentwatch_error):
             log(f"[round {rnd}/{args.rounds}] {w.name}: " + " · ".join(
                 f"{r.config} {'ERROR' if r.error else report.fmt_rate(r.ops_per_s)}" for r in got))
     return results
+
+
+def applies(name, workload):
+    """Whether a tool runs this workload: agentwatch-noresolve runs the openat workloads only
+    (resolve_paths changes nothing else)."""
+    return name != "agentwatch-noresolve" or workload.kind == "open"
 
 
 def guarded(fn, workload, configs, rnd):
@@ -247,7 +257,7 @@ def main():
     try:
         uid, gid = bench_user(args.user)
         mount = cgroup2_mount()
-        if "agentwatch" in args.tools:
+        if {"agentwatch", "agentwatch-noresolve"} & set(args.tools):
             try:
                 agentwatch_bin = find_agentwatch(args.agentwatch)
             except BenchError as e:
@@ -289,7 +299,10 @@ def main():
         meta["environment"]["workloads run as"] = f"{args.user} (uid {uid})"
 
         if not args.smoke:
-            per_round = len(wls) * (6 * (args.seconds + 0.5) + 8)
+            # A run: the workload plus 0.5 s settle; a tool group: about 2 s to start and stop,
+            # an agentwatch daemon about 2 s more (session rescan).
+            per_round = sum(sum(len(TOOLS[t]) * (args.seconds + 0.5) + (4 if t.startswith("agentwatch") else 2)
+                                for t in args.tools if applies(t, w)) for w in wls)
             log(f"{args.rounds} rounds × {len(wls)} workloads: about {args.rounds * per_round / 60:.0f} minutes")
         t0 = time.monotonic()
         results = run_rounds(args, ctx, wls, agentwatch_bin, agentwatch_error)
@@ -328,7 +341,8 @@ def write_results(args, started, text, meta, wls, results):
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     base = os.path.join(out_dir, ("smoke-" if args.smoke else "") + stamp)
     raw = {"meta": meta,
-           "workloads": [{"name": w.name, "kind": w.kind, "note": w.note} for w in wls],
+           "workloads": [{"name": w.name, "kind": w.kind, "note": w.note, "components": w.components}
+                         for w in wls],
            "runs": [r.to_dict() for r in results]}
     with open(base + ".md", "w") as f:
         f.write(text)

@@ -2,7 +2,7 @@
 
 import statistics
 
-from .results import AW_IN, AW_NONE, AW_OUT, BASELINE, BPFTRACE, CONFIG_TEXT, CONFIGS
+from .results import AW_IN, AW_NONE, AW_NR, AW_OUT, BASELINE, BPFTRACE, CONFIG_TEXT, CONFIGS
 
 # The issue's targets for agentwatch, and the peer figures measured on this machine before.
 TARGETS = {AW_IN: 0.6, AW_OUT: 0.95, AW_NONE: 1.0}
@@ -120,7 +120,7 @@ def baseline_spread(s):
 def bpf_table(summaries, workloads):
     rows = ["| workload | configuration | program: ns per run (runs per op) |", "|---|---|---|"]
     for w in workloads:
-        for c in (AW_IN, AW_OUT, AW_NONE, BPFTRACE):
+        for c in (AW_IN, AW_NR, AW_OUT, AW_NONE, BPFTRACE):
             progs = summaries[(w.name, c)].bpf_programs()
             if not progs:
                 continue
@@ -168,6 +168,136 @@ def targets_table(summaries, workloads):
     return rows
 
 
+# The program whose work path resolution is part of (the walk runs at openat's exit).
+OPEN_EXIT = "on_openat_exit"
+
+
+def by_round(summary):
+    return {r.round: r for r in summary.ok}
+
+
+def exit_ns_per_run(run):
+    p = run.bpf.get(OPEN_EXIT)
+    return p["ns"] / p["runs"] if p and p["runs"] else None
+
+
+def median_range(values, spec, unit=""):
+    """"median (min–max)" of a list, or —."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    med = statistics.median(values)
+    if len(values) < 2:
+        return f"{format(med, spec)}{unit}"
+    return f"{format(med, spec)}{unit} ({format(min(values), spec)} to {format(max(values), spec)})"
+
+
+def resolution_rows(summaries, workloads):
+    """Per openat workload: the per-round figures of the workload in a session with and without
+    path resolution. Returns [(workload, {figure: [per-round values]})]."""
+    out = []
+    for w in workloads:
+        on, off = summaries[(w.name, AW_IN)], summaries[(w.name, AW_NR)]
+        if w.kind != "open" or not off.runs:
+            continue
+        on_r, off_r = by_round(on), by_round(off)
+        rounds = sorted(set(on_r) & set(off_r))
+        fig = {"on_ops": [on_r[n].ops_per_s for n in rounds], "off_ops": [off_r[n].ops_per_s for n in rounds],
+               "on_ratio": [on_r[n].ratio for n in rounds], "off_ratio": [off_r[n].ratio for n in rounds],
+               # What resolution adds to one open: the difference of the per-op times.
+               "cost_ns": [1e9 / on_r[n].ops_per_s - 1e9 / off_r[n].ops_per_s for n in rounds
+                           if on_r[n].ops_per_s and off_r[n].ops_per_s],
+               "on_exit_ns": [exit_ns_per_run(on_r[n]) for n in rounds],
+               "off_exit_ns": [exit_ns_per_run(off_r[n]) for n in rounds]}
+        fig["exit_diff_ns"] = [a - b for a, b in zip(fig["on_exit_ns"], fig["off_exit_ns"])
+                               if a is not None and b is not None]
+        fig["rounds"] = rounds
+        out.append((w, fig))
+    return out
+
+
+def slope(points):
+    """Least-squares slope of (x, y) points, or None with fewer than two distinct x."""
+    if len({x for x, _ in points}) < 2:
+        return None
+    mx = statistics.fmean(x for x, _ in points)
+    my = statistics.fmean(y for _, y in points)
+    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+
+
+def resolution_section(summaries, workloads):
+    """The "Path resolution" section: agentwatch-session against agentwatch-session-noresolve."""
+    rows = resolution_rows(summaries, workloads)
+    if not rows:
+        return []
+    lines = ["## Path resolution", "",
+             f"`{AW_IN}` (the kernel walks the opened file's dentries to its absolute path) against "
+             f"`{AW_NR}` (a daemon with `resolve_paths: false`: no walk, file.path is the path as "
+             "requested), in the same rounds. Median over the rounds in which both ran (min to max "
+             "across rounds). *Resolution cost* is the difference of the per-open times, "
+             "1/(ops/s with) − 1/(ops/s without), per round; "
+             f"*{OPEN_EXIT}* is that BPF program's own kernel time per call (run_time_ns / run_cnt, "
+             "kernel.bpf_stats_enabled), where the walk runs.", "",
+             "| workload | path components | in session ops/s | × baseline | resolve_paths: false ops/s "
+             f"| × baseline | resolution cost, ns per open | {OPEN_EXIT} ns / call with | without "
+             "| difference |",
+             "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for w, f in rows:
+        comp = getattr(w, "components", None)
+        lines.append("| " + " | ".join([
+            w.name, fmt(comp, "d"),
+            fmt_rate(statistics.median(f["on_ops"])) if f["on_ops"] else "—", median_range(f["on_ratio"], ".3f"),
+            fmt_rate(statistics.median(f["off_ops"])) if f["off_ops"] else "—", median_range(f["off_ratio"], ".3f"),
+            median_range(f["cost_ns"], ",.0f"),
+            median_range(f["on_exit_ns"], ",.0f"), median_range(f["off_exit_ns"], ",.0f"),
+            median_range(f["exit_diff_ns"], ",.0f"),
+        ]) + " |")
+    lines.append("")
+    counts = ", ".join(f"{w.name} {len(f['rounds'])}" for w, f in rows)
+    lines.append(f"Rounds with both configurations: {counts}.")
+    quiet = quietness([r for w, _ in rows for c in (AW_IN, AW_NR) for r in summaries[(w.name, c)].runs])
+    if quiet:
+        lines.append(f"Machine CPU busy outside the workload and the daemon during these runs: {quiet}.")
+    # Per component: the walk visits one dentry per component. Least squares over the workloads
+    # that open by absolute path (openat-dirfd opens the same file as openat-abs).
+    pts_cost = [(w.components, statistics.median(f["cost_ns"])) for w, f in rows
+                if getattr(w, "components", None) and f["cost_ns"] and "dirfd" not in w.name]
+    pts_bpf = [(w.components, statistics.median(f["exit_diff_ns"])) for w, f in rows
+               if getattr(w, "components", None) and f["exit_diff_ns"] and "dirfd" not in w.name]
+    s_cost, s_bpf = slope(pts_cost), slope(pts_bpf)
+    if s_cost is not None or s_bpf is not None:
+        used = ", ".join(f"{x}" for x, _ in sorted(pts_cost or pts_bpf))
+        lines.append(f"Per path component (least-squares slope over the absolute-path workloads' medians, "
+                     f"{used} components): resolution cost {fmt(s_cost, ',.1f')} ns per open, "
+                     f"{OPEN_EXIT} difference {fmt(s_bpf, ',.1f')} ns per call.")
+    lines.append("")
+    return lines
+
+
+def quietness(runs):
+    """"median x%, max y%" of the runs' other_cpu, or None when not measured."""
+    ok = [r for r in runs if not r.error]
+    values = [r.other_cpu for r in ok if r.other_cpu is not None]
+    if not values:
+        return None
+    text = f"median {statistics.median(values):.0%}, max {max(values):.0%} (over {len(values)} runs)"
+    foreign = [r for r in ok if r.foreign_bpf is not None]
+    if foreign:
+        # Another tool's syscall hooks (sys_enter/sys_exit tracepoints) put every task on the
+        # slow syscall path and run on the workload's syscalls: name the runs they touched.
+        hooks = {}
+        for r in foreign:
+            for prog, n in r.foreign_bpf.items():
+                if "openat" in prog or "connect" in prog or prog.startswith("sys_"):
+                    hooks.setdefault(prog, []).append(n)
+        hit = sum(1 for r in foreign if any(p in hooks for p in r.foreign_bpf))
+        text += f"; other tools' syscall hooks ran during {hit} of {len(foreign)} runs"
+        if hooks:
+            text += " (" + ", ".join(f"{p} in {len(ns)} runs, up to {max(ns):,} times"
+                                     for p, ns in sorted(hooks.items())) + ")"
+    return text
+
+
 def escape(text):
     return str(text).replace("|", "\\|").replace("\n", " ")[:300]
 
@@ -186,10 +316,17 @@ def markdown(results, workloads, meta):
               "the run until it has caught up; "
               "*BPF ns / op* is the kernel time of the tool's BPF programs per workload op "
               "(kernel.bpf_stats_enabled).", ""]
+    quiet = quietness(results)
+    if quiet:
+        base = quietness([r for r in results if r.config == BASELINE])
+        lines += [f"How quiet the machine was: the share of its CPU time (all CPUs) busy outside the "
+                  f"workload's cgroup and the tool's process during each run (other tenants, kernel "
+                  f"threads, kauditd in auditd's runs): {quiet}. Baseline runs: {base}.", ""]
     lines += main_table(summaries, workloads)
     lines += ["", "## Targets (reported, not asserted)", ""]
     lines += targets_table(summaries, workloads)
     lines += ["", f"Peer figures measured on this machine earlier: {EARLIER_PEERS}.", ""]
+    lines += resolution_section(summaries, workloads)
     lines += ["## Kernel time per BPF program", ""]
     lines += bpf_table(summaries, workloads)
     lines += ["", "## Workloads and configurations", ""]

@@ -7,14 +7,18 @@ BASELINE = "baseline"
 AW_IN = "agentwatch-session"
 AW_OUT = "agentwatch-outside"
 AW_NONE = "agentwatch-nosession"
+# The workload inside a session of a daemon with resolve_paths: false (no dentry walk in the
+# kernel; file.path is the path as requested): with AW_IN, what path resolution costs.
+AW_NR = "agentwatch-session-noresolve"
 AUDITD = "auditd"
 BPFTRACE = "bpftrace"
-CONFIGS = (BASELINE, AW_NONE, AW_OUT, AW_IN, AUDITD, BPFTRACE)
+CONFIGS = (BASELINE, AW_NONE, AW_OUT, AW_IN, AW_NR, AUDITD, BPFTRACE)
 CONFIG_TEXT = {
     BASELINE: "nothing attached",
     AW_NONE: "agentwatch running, no session",
     AW_OUT: "agentwatch, a session present, workload outside it",
     AW_IN: "agentwatch, workload inside a session",
+    AW_NR: "agentwatch, workload inside a session, resolve_paths: false (openat workloads only)",
     AUDITD: "auditd, execve/openat/connect rules for the workload's uid",
     BPFTRACE: "bpftrace, agentwatch's tracepoints filtered to the workload's cgroup, to a file",
 }
@@ -39,6 +43,12 @@ class RunResult:
     tool_cpu_s: float = None     # the tool's process CPU time during the run (and its drain)
     peak_rss_kib: int = None
     bpf: dict = field(default_factory=dict)  # program name -> {"runs": n, "ns": t}
+    # Share of the machine's CPU time during the run that was busy outside the workload's cgroup
+    # and the tool's process (other tenants, kernel threads): how quiet the machine was.
+    other_cpu: float = None
+    # Runs of BPF programs the tool does not hold (another tool or test on the host) during the
+    # run, by program name; None: not measured.
+    foreign_bpf: dict = None
     error: str = None
     unavailable: bool = False    # the tool could not be installed or used at all
 

@@ -109,6 +109,29 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def host_cpu_seconds():
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat: busy is
+    user + nice + system + irq + softirq; total adds idle, iowait and steal."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    busy = user + nice + system + irq + softirq
+    return busy / CLK_TCK, (busy + idle + iowait + steal) / CLK_TCK
+
+
+def cgroup_cpu_seconds(path):
+    """CPU time of every task that has been in a cgroup (cgroup2 cpu.stat usage_usec), or None."""
+    try:
+        with open(os.path.join(path, "cpu.stat")) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value) / 1e6
+    except OSError:
+        pass
+    return None
+
+
 def proc_status_kib(pid, key):
     """A `kB` value of /proc/PID/status (VmHWM, VmRSS), or None."""
     try:
@@ -228,6 +251,19 @@ def bpf_stats_delta(before, after, names):
         d["runs"] += cnt - cnt0
         d["ns"] += ns - ns0
     return delta
+
+
+def bpf_run_counts():
+    """{prog_id: (name, run_cnt)} of every loaded BPF program (bpftool; counts only while
+    kernel.bpf_stats_enabled is 1), or None without bpftool."""
+    if not shutil.which("bpftool"):
+        return None
+    out = run_quiet(["bpftool", "prog", "show", "-j"])
+    try:
+        return {p["id"]: (p.get("name", f"prog{p['id']}"), p.get("run_cnt", 0))
+                for p in json.loads(out.stdout or "[]")}
+    except (ValueError, KeyError):
+        return None
 
 
 def foreign_bpf_programs(own_ids=()):

@@ -1,5 +1,6 @@
 """The configurations a workload runs under: baseline, agentwatch (no session, a session with the
-workload outside it, the workload inside it), auditd and bpftrace. Each returns RunResults with
+workload outside it, the workload inside it; and inside a session of a daemon that does not
+resolve paths), auditd and bpftrace. Each returns RunResults with
 the workload's ops/s and the tool's records, losses, CPU time, peak RSS and BPF program time."""
 
 import contextlib
@@ -12,10 +13,10 @@ import time
 from dataclasses import dataclass
 
 from . import workloads
-from .results import AUDITD, AW_IN, AW_NONE, AW_OUT, BASELINE, BPFTRACE, RunResult
-from .system import (BenchError, ToolProcess, bpf_prog_names, bpf_prog_stats, bpf_stats_delta,
-                     cgroup_make, cgroup_remove, proc_cpu_seconds, run_quiet, wait_for_xattr,
-                     wait_until)
+from .results import AUDITD, AW_IN, AW_NONE, AW_NR, AW_OUT, BASELINE, BPFTRACE, RunResult
+from .system import (BenchError, ToolProcess, bpf_prog_names, bpf_prog_stats, bpf_run_counts,
+                     bpf_stats_delta, cgroup_cpu_seconds, cgroup_make, cgroup_remove, host_cpu_seconds,
+                     proc_cpu_seconds, run_quiet, wait_for_xattr, wait_until)
 
 PEERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "peers")
 WATCHED_XATTR = "trusted.agentwatch.watched"
@@ -62,9 +63,27 @@ class Context:
             time.sleep(self.settle)
         if tool:
             cpu0, bpf0 = tool.cpu_seconds(), bpf_prog_stats(tool.pid)
+        progs0 = bpf_run_counts()
+        host0, cg0 = host_cpu_seconds(), cgroup_cpu_seconds(cgroup)
         run = workloads.run(workload, self.limits[workload.name], cgroup, self.uid, self.gid,
                             self.scratch, self.timeout)
+        host1, cg1 = host_cpu_seconds(), cgroup_cpu_seconds(cgroup)
+        progs1 = bpf_run_counts()
+        if progs0 is not None and progs1 is not None:
+            # Runs of BPF programs the tool does not hold (another tool or test on the host):
+            # other syscall hooks put every task on the slow syscall path.
+            own = set(bpf0) if tool else set()
+            result.foreign_bpf = {}
+            for i, (prog, n) in progs1.items():
+                runs = n - progs0.get(i, (prog, 0))[1]
+                if i not in own and runs > 0:
+                    result.foreign_bpf[prog] = result.foreign_bpf.get(prog, 0) + runs
         result.ops, result.seconds, result.ops_per_s = run.ops, run.seconds, run.ops_per_s
+        if cg0 is not None and cg1 is not None and host1[1] > host0[1]:
+            # The machine's busy CPU during the run that was neither the workload's cgroup nor
+            # the tool's process: other tenants, kernel threads (kauditd too), this runner.
+            own = (cg1 - cg0) + ((tool.cpu_seconds() - cpu0) if tool else 0)
+            result.other_cpu = max(host1[0] - host0[0] - own, 0) / (host1[1] - host0[1])
         if tool:
             result.bpf = bpf_stats_delta(bpf0, bpf_prog_stats(tool.pid), bpf_names or {})
             tool.wait_idle()
@@ -101,16 +120,37 @@ class Agentwatch:
     (with an idle process in it) while the workload runs outside, the workload inside it."""
 
     CONFIGS = (AW_NONE, AW_OUT, AW_IN)
+    RESOLVE_PATHS = True
+    SUFFIX = ""  # of the daemon's config, output and log files
 
     def __init__(self, ctx, binary):
         self.ctx = ctx
         self.binary = binary
-        self.config_path = os.path.join(ctx.scratch, "agentwatch.yaml")
+        self.config_path = os.path.join(ctx.scratch, f"agentwatch{self.SUFFIX}.yaml")
         root = os.path.relpath(ctx.session_root, ctx.cgroup_mount)
         with open(self.config_path, "w") as f:
             f.write(f"session_roots: [{root}]\n"
-                    f"runtime_dir: {os.path.join(ctx.scratch, 'run')}\n"
-                    "status_interval_s: 0\n")
+                    f"runtime_dir: {os.path.join(ctx.scratch, 'run' + self.SUFFIX)}\n"
+                    "status_interval_s: 0\n"
+                    + ("" if self.RESOLVE_PATHS else "resolve_paths: false\n"))
+
+    def expected_path(self, workload):
+        """The file.path of the workload's opens: resolved by the kernel, or as requested."""
+        return workload.resolved if self.RESOLVE_PATHS else workload.requested
+
+    def start(self, name, output):
+        """Starts a daemon writing to `output` (a ToolProcess); see started()."""
+        return ToolProcess("agentwatch", [self.binary, "daemon", "--config", self.config_path,
+                                          "--output", output], self.ctx.out(f"{name}.agentwatch{self.SUFFIX}.log"))
+
+    @staticmethod
+    def started(daemon, output):
+        """Waits until `daemon` has written agent.start; returns its BPF programs' names by id."""
+        if not wait_until(lambda: b'"agent.start"' in read_head(output) or not daemon.running(), 30):
+            raise BenchError("agentwatch did not start within 30 s")
+        if not daemon.running():
+            raise BenchError(f"agentwatch exited with {daemon.proc.returncode} at start: {daemon.log_tail()}")
+        return names_of(daemon.pid)
 
     def run(self, workload, rnd):
         ctx, name = self.ctx, tag(workload, rnd)
@@ -118,15 +158,10 @@ class Agentwatch:
         runs, lines_before, idle = {}, 0, None
         output = ctx.out(f"{name}.ndjson")
         session = os.path.join(ctx.session_root, name)
-        daemon = ToolProcess("agentwatch", [self.binary, "daemon", "--config", self.config_path,
-                                            "--output", output], ctx.out(f"{name}.agentwatch.log"))
+        daemon = self.start(name, output)
         step = AW_NONE
         try:
-            if not wait_until(lambda: b'"agent.start"' in read_head(output) or not daemon.running(), 30):
-                raise BenchError("agentwatch did not start within 30 s")
-            if not daemon.running():
-                raise BenchError(f"agentwatch exited with {daemon.proc.returncode} at start: {daemon.log_tail()}")
-            names = names_of(daemon.pid)
+            names = self.started(daemon, output)
 
             with ctx.cgroup(f"{name}-{AW_NONE}") as cg:
                 runs[AW_NONE] = ctx.run_workload(workload, cg, results[AW_NONE], daemon, names)
@@ -167,23 +202,65 @@ class Agentwatch:
         """Counts the output: each configuration's records of its workload, the losses reported
         (all of them during the in-session run: the others produce no records), and all the
         records written since the in-session run began."""
-        captured, lost, total = count_agentwatch(output, workload, runs)
+        inside = self.CONFIGS[-1]  # the configuration with the workload inside the session
+        captured, lost, total = count_agentwatch(output, workload, runs, self.expected_path(workload))
         for c, run in runs.items():
             r = results[c]
             r.captured = captured[c]
-            r.expected = run.events if c == AW_IN else 0
-            r.lost = lost.get(workload.kind, 0) if c == AW_IN else 0
-            r.lost_all_kinds = sum(lost.values()) if c == AW_IN else 0
+            r.expected = run.events if c == inside else 0
+            r.lost = lost.get(workload.kind, 0) if c == inside else 0
+            r.lost_all_kinds = sum(lost.values()) if c == inside else 0
             r.records = captured[c]
-        if AW_IN in runs:
-            r = results[AW_IN]
+        if inside in runs:
+            r = results[inside]
             r.records = max(total - lines_before - 1, 0)  # all records since the run began, not agent.stop
         for c in (AW_OUT, AW_NONE):
             if c in runs and results[c].captured and not results[c].error:
                 results[c].error = f"recorded {results[c].captured} records of a process outside any session"
-        r = results[AW_IN]
-        if AW_IN in runs and not r.error and r.expected and not r.captured and not r.lost:
+        r = results[inside]
+        if inside in runs and not r.error and r.expected and not r.captured and not r.lost:
             r.error = "no records captured and none reported lost"
+
+
+class AgentwatchNoResolve(Agentwatch):
+    """A daemon with resolve_paths: false (the kernel skips the dentry walk; file.path is the
+    path as requested), one per workload and round, with the workload inside a session: against
+    agentwatch-session, what resolving paths costs. Openat workloads only."""
+
+    CONFIGS = (AW_NR,)
+    RESOLVE_PATHS = False
+    SUFFIX = "-noresolve"
+
+    def run(self, workload, rnd):
+        ctx, name = self.ctx, tag(workload, rnd)
+        result = RunResult(workload.name, AW_NR, rnd)
+        runs, lines_before, idle = {}, 0, None
+        output = ctx.out(f"{name}{self.SUFFIX}.ndjson")
+        session = os.path.join(ctx.session_root, name + self.SUFFIX)
+        daemon = self.start(name, output)
+        try:
+            names = self.started(daemon, output)
+            cgroup_make(session)
+            idle = workloads.start_idle(session)
+            if not wait_for_xattr(session, WATCHED_XATTR, 15):
+                raise BenchError(f"agentwatch did not mark session {session} watched within 15 s")
+            time.sleep(0.25)  # let the reader flush what is pending before counting lines
+            lines_before = count_lines(output)
+            runs[AW_NR] = ctx.run_workload(workload, session, result, daemon, names)
+        except BenchError as e:
+            result.error = str(e)
+        finally:
+            if idle:
+                idle.kill()
+                idle.wait()
+            with contextlib.suppress(BenchError):
+                cgroup_remove(session)
+            status = daemon.stop(signal.SIGTERM)
+        if status != 0:
+            result.error = result.error or f"agentwatch exited with {status} at SIGTERM: {daemon.log_tail()}"
+        if runs:
+            self.account(workload, output, runs, {AW_NR: result}, lines_before)
+        return result
 
 
 def read_head(path, size=65536):
@@ -202,13 +279,14 @@ def count_lines(path):
     return n
 
 
-def count_agentwatch(path, workload, runs):
+def count_agentwatch(path, workload, runs, file_path):
     """({config: records of that run's workload ops}, {kind: reported lost}, total lines).
+    `file_path`: the file.path the workload's opens must carry.
 
     Only lines that can match are parsed as JSON: those naming the workload's record type (or
     target path) and agent.loss records."""
     if workload.kind == "open":
-        needle = json.dumps(workload.resolved).encode()
+        needle = json.dumps(file_path).encode()
     else:
         needle = {"exec": b'"process.exec"', "connect": b'"net.connect"'}[workload.kind]
     captured = {c: 0 for c in runs}
@@ -219,7 +297,7 @@ def count_agentwatch(path, workload, runs):
             if needle in line:
                 rec = json.loads(line)
                 for c, run in runs.items():
-                    if agentwatch_matches(workload, rec, run):
+                    if agentwatch_matches(workload, rec, run, file_path):
                         captured[c] += 1
             elif b'"agent.loss"' in line:
                 for kind, n in json.loads(line)["loss"]["kernel_dropped"].items():
@@ -227,12 +305,12 @@ def count_agentwatch(path, workload, runs):
     return captured, lost, total
 
 
-def agentwatch_matches(workload, rec, run):
+def agentwatch_matches(workload, rec, run, file_path):
     """Whether an agentwatch record is one of the records `run`'s ops should produce."""
     p = rec.get("process") or {}
     kind, t = workload.kind, rec.get("type")
     if kind == "open":
-        return t == "file.open" and p.get("pid") == run.pid and rec["file"].get("path") == workload.resolved
+        return t == "file.open" and p.get("pid") == run.pid and rec["file"].get("path") == file_path
     if kind == "exec":
         return t == "process.exec" and p.get("ppid") == run.pid and p.get("exe") in workload.exec_paths
     if kind == "connect":

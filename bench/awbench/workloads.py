@@ -12,8 +12,9 @@ from .system import BenchError, run_quiet
 
 SOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workloads")
 PROGRAMS = ("openat", "exec", "connect", "mixed")
-# The number of path components of the deep openat target ("/a/b" has 2).
-DEEP_COMPONENTS = 16
+# The numbers of path components of the deep openat targets ("/a/b" has 2): the kernel's path
+# walk costs per component.
+DEEP_COMPONENTS = (16, 40)
 TRUE = "/bin/true"
 SHM = "/dev/shm"
 
@@ -32,6 +33,11 @@ class Workload:
     # For execs: the program every op executes, as passed and resolved.
     exec_paths: tuple = ()
     note: str = ""
+
+    @property
+    def components(self):
+        """Path components of the file an open workload opens (what the kernel's walk visits)."""
+        return len(self.resolved.strip("/").split("/")) if self.resolved else None
 
 
 @dataclass
@@ -70,17 +76,7 @@ def prepare(scratch, uid, gid):
     with open(target, "w") as f:
         f.write("agentwatch benchmark target\n")
 
-    # /…/data/deep/dNN/…/target with exactly DEEP_COMPONENTS components.
-    deep_dir = os.path.join(data, "deep")
-    depth = len(deep_dir.strip("/").split("/"))
-    for i in range(depth + 1, DEEP_COMPONENTS):
-        deep_dir = os.path.join(deep_dir, f"d{i:02d}")
-    os.makedirs(deep_dir, exist_ok=True)
-    deep_target = os.path.join(deep_dir, "target")
-    with open(deep_target, "w") as f:
-        f.write("deep target\n")
-    if len(deep_target.strip("/").split("/")) < DEEP_COMPONENTS:
-        raise BenchError(f"scratch directory too deep for a {DEEP_COMPONENTS}-component path")
+    deep_targets = {n: make_deep_target(data, n) for n in DEEP_COMPONENTS}
 
     home = os.path.join(scratch, "home")
     work = os.path.join(scratch, "work")
@@ -110,9 +106,9 @@ def prepare(scratch, uid, gid):
                  requested=target, resolved=target, note="openat(AT_FDCWD, absolute path) + close"),
         Workload("openat-dirfd", [prog("openat"), "dirfd", target], "open", 2000,
                  requested="target", resolved=target, note="openat(dirfd, name) + close"),
-        Workload(f"openat-deep{DEEP_COMPONENTS}", [prog("openat"), "path", deep_target], "open", 2000,
-                 requested=deep_target, resolved=deep_target,
-                 note=f"openat of a {DEEP_COMPONENTS}-component absolute path + close"),
+        *(Workload(f"openat-deep{n}", [prog("openat"), "path", deep], "open", 2000,
+                   requested=deep, resolved=deep, note=f"openat of a {n}-component absolute path + close")
+          for n, deep in deep_targets.items()),
         Workload("exec", [prog("exec")], "exec", 20, exec_paths=(TRUE, os.path.realpath(TRUE)),
                  note="fork + execve /bin/true + wait"),
         Workload("connect", [prog("connect")], "connect", 200,
@@ -120,6 +116,21 @@ def prepare(scratch, uid, gid):
         Workload("mixed", [prog("mixed"), repo, csource, work], "connect", 1,
                  note="git clone, grep -r, cc -c, 4 loopback connects, rm -rf (expected: the connects)"),
     ]
+
+
+def make_deep_target(data, components):
+    """/…/data/deepN/dNN/…/target with exactly `components` components; returns its path."""
+    deep_dir = os.path.join(data, f"deep{components}")
+    depth = len(deep_dir.strip("/").split("/"))
+    for i in range(depth + 1, components):
+        deep_dir = os.path.join(deep_dir, f"d{i:02d}")
+    os.makedirs(deep_dir, exist_ok=True)
+    target = os.path.join(deep_dir, "target")
+    with open(target, "w") as f:
+        f.write("deep target\n")
+    if len(target.strip("/").split("/")) != components:
+        raise BenchError(f"scratch directory too deep for a {components}-component path")
+    return target
 
 
 def remove_scratch(scratch):
