@@ -26,7 +26,7 @@ test: deps
 	.build/debug/agentwatch rules test rules
 	python3 bench/run.py --smoke --agentwatch .build/debug/agentwatch
 
-# The full side-by-side benchmark (about 15 minutes): results in bench/results/.
+# The full side-by-side benchmark (about 20 minutes): results in bench/results/.
 bench: deps
 	python3 bench/run.py
 
