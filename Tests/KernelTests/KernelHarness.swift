@@ -227,3 +227,17 @@ extension Dictionary where Key == String, Value == Any {
     func string(_ path: String) -> String? { self[path: path] as? String }
     func int(_ path: String) -> Int? { (self[path: path] as? NSNumber)?.intValue }
 }
+
+/// Checks every record of `file` against the record schema with `schema/validate.py`.
+func expectValidAgainstSchema(_ file: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
+    let validate = Process()
+    validate.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    validate.arguments = ["python3", KernelEnv.packageRoot + "/schema/validate.py", file]
+    let out = Pipe()
+    validate.standardOutput = out
+    validate.standardError = out
+    try validate.run()
+    let report = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    validate.waitUntilExit()
+    #expect(validate.terminationStatus == 0, "schema validation: \(report)", sourceLocation: sourceLocation)
+}

@@ -183,12 +183,7 @@ class Agentwatch:
             for c in self.CONFIGS[failed:]:
                 results[c].error = str(e) if c == step else f"not run: {step} failed"
         finally:
-            if idle:
-                idle.kill()
-                idle.wait()
-            with contextlib.suppress(BenchError):
-                cgroup_remove(session)
-            status = daemon.stop(signal.SIGTERM)
+            status = self.teardown(idle, session, daemon)
 
         if status != 0:
             err = f"agentwatch exited with {status} at SIGTERM: {daemon.log_tail()}"
@@ -197,6 +192,17 @@ class Agentwatch:
         if runs:
             self.account(workload, output, runs, results, lines_before)
         return [results[c] for c in self.CONFIGS]
+
+    @staticmethod
+    def teardown(idle, session, daemon):
+        """Stops the idle session process, removes the session and stops the daemon; returns
+        the daemon's exit status."""
+        if idle:
+            idle.kill()
+            idle.wait()
+        with contextlib.suppress(BenchError):
+            cgroup_remove(session)
+        return daemon.stop(signal.SIGTERM)
 
     def account(self, workload, output, runs, results, lines_before):
         """Counts the output: each configuration's records of its workload, the losses reported
@@ -250,12 +256,7 @@ class AgentwatchNoResolve(Agentwatch):
         except BenchError as e:
             result.error = str(e)
         finally:
-            if idle:
-                idle.kill()
-                idle.wait()
-            with contextlib.suppress(BenchError):
-                cgroup_remove(session)
-            status = daemon.stop(signal.SIGTERM)
+            status = self.teardown(idle, session, daemon)
         if status != 0:
             result.error = result.error or f"agentwatch exited with {status} at SIGTERM: {daemon.log_tail()}"
         if runs:

@@ -22,11 +22,10 @@ struct LiveRecord: RuleInput {
     let tid: UInt32
     let detail: Detail
 
-    var typeName: String { Self.typeNames[Int(type.rawValue)] }
+    var typeName: String { type.typeName }
     var sessionID: String { session.id }
     var homes: [String] { session.homes }
 
-    static let typeNames: [String] = RecordType.allCases.map { "\($0.name)" }
 
     func value(_ field: Field) -> RuleValue? {
         let id = field.catalogueField

@@ -95,7 +95,9 @@ typealias RecordTypeName = RecordType
 
 extension RecordType {
     /// The type's name as a String (rules compare it, and records carry it in `type`).
-    var typeName: String { "\(name)" }
+    var typeName: String { Self.typeNames[Int(rawValue)] }
+
+    private static let typeNames: [String] = allCases.map { "\($0.name)" }
 
     static let byTypeName: [String: RecordType] = {
         var map: [String: RecordType] = [:]

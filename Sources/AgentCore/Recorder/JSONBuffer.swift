@@ -68,6 +68,26 @@ public struct JSONBuffer {
         }
     }
 
+    /// `["a","b"]`
+    public mutating func stringArray<S: Sequence>(_ items: S) where S.Element == String {
+        byte(UInt8(ascii: "["))
+        for (i, item) in items.enumerated() {
+            if i > 0 { byte(UInt8(ascii: ",")) }
+            string(item)
+        }
+        byte(UInt8(ascii: "]"))
+    }
+
+    /// `[1,2]`
+    public mutating func uintArray(_ items: [UInt64]) {
+        byte(UInt8(ascii: "["))
+        for (i, item) in items.enumerated() {
+            if i > 0 { byte(UInt8(ascii: ",")) }
+            uint(item)
+        }
+        byte(UInt8(ascii: "]"))
+    }
+
     public mutating func bool(_ v: Bool) {
         if v { raw("true") } else { raw("false") }
     }

@@ -175,23 +175,16 @@ extension Recorder {
         buffer.string(a.rule.title)
         buffer.raw(",\"severity\":")
         buffer.string(a.rule.severity.rawValue)
-        buffer.raw(",\"tags\":[")
-        for (i, t) in a.rule.tags.enumerated() {
-            if i > 0 { buffer.raw(",") }
-            buffer.string(t)
-        }
-        buffer.raw("],\"source\":")
+        buffer.raw(",\"tags\":")
+        buffer.stringArray(a.rule.tags)
+        buffer.raw(",\"source\":")
         buffer.string(a.rule.source)
         buffer.raw(",\"author\":")
         buffer.string(a.rule.author)
         buffer.raw("},\"message\":")
         buffer.string(a.message)
-        buffer.raw(",\"evidence\":[")
-        for (i, e) in a.evidence.enumerated() {
-            if i > 0 { buffer.raw(",") }
-            buffer.uint(e)
-        }
-        buffer.raw("]")
+        buffer.raw(",\"evidence\":")
+        buffer.uintArray(a.evidence)
         if a.suppressed > 0 {
             buffer.raw(",\"suppressed\":")
             buffer.uint(UInt64(a.suppressed))
@@ -225,12 +218,9 @@ extension Recorder {
             if i > 0 { buffer.raw(",") }
             buffer.string(l.key); buffer.raw(":"); buffer.string(l.value)
         }
-        buffer.raw("},\"homes\":[")
-        for (i, h) in s.homes.enumerated() {
-            if i > 0 { buffer.raw(",") }
-            buffer.string(h)
-        }
-        buffer.raw("],\"adopted\":")
+        buffer.raw("},\"homes\":")
+        buffer.stringArray(s.homes)
+        buffer.raw(",\"adopted\":")
         buffer.bool(s.adopted)
         buffer.raw(",\"start_time\":")
         buffer.timestamp(unixNanoseconds: s.startNs)
