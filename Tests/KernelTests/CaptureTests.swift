@@ -25,9 +25,12 @@ extension KernelSuite {
             let outside = runIn(nil, ["/bin/bash", "-c", "cat \(marker) >/dev/null; exec 3<>/dev/tcp/127.0.0.1/\(listener.port)"])
             #expect(outside.status == 0)
 
-            let records = d.waitForRecords { rs in
-                rs.contains { $0.string("type") == "net.connect" && $0.int("process.pid") == Int(inside.pid) }
+            // bash may connect elsewhere first (a fresh machine's NSS tries the nscd or userdb unix
+            // sockets and gets ENOENT): the record under test is the IPv4 one.
+            let isTCPConnect = { (r: [String: Any]) -> Bool in
+                r.string("type") == "net.connect" && r.string("net.family") == "ipv4" && r.int("process.pid") == Int(inside.pid)
             }
+            let records = d.waitForRecords { rs in rs.contains(where: isTCPConnect) }
             let mine = records.filter { $0.string("session.id") == "s1" }
             let exec = mine.first { $0.string("type") == "process.exec" && $0.string("process.exe") == "/usr/bin/cat" }
             #expect(exec?[path: "process.argv"] as? [String] == ["cat", "/etc/hostname"])
@@ -35,7 +38,7 @@ extension KernelSuite {
             #expect(open != nil)
             #expect(open?.int("file.result") ?? -1 >= 0)
             #expect((open?[path: "file.flags"] as? [String])?.contains("O_RDONLY") == true)
-            let connect = mine.first { $0.string("type") == "net.connect" }
+            let connect = mine.first(where: isTCPConnect)
             #expect(connect?.string("net.daddr") == "127.0.0.1")
             #expect(connect?.int("net.dport") == Int(listener.port))
             #expect(connect?.int("net.result") == 0)
