@@ -28,6 +28,20 @@ let package = Package(
             pkgConfig: "libbpf",
             providers: [.apt(["libbpf-dev", "libelf-dev", "zlib1g-dev"])]
         ),
+        // TLS for the syslog sink (RFC 5425): the system's OpenSSL, the library rsyslog itself
+        // uses, with its certificate and host name verification; security updates come with
+        // the distribution.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // gzip for rotated record files: zlib, already linked through libbpf.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(name: "CAgentEvents"),
         .target(name: "CSupport"),
         .target(
@@ -41,7 +55,7 @@ let package = Package(
         .target(
             name: "AgentCore",
             dependencies: [
-                "BPFKit", "CAgentEvents", "CLibbpf", "CSupport", "AgentProbes",
+                "BPFKit", "CAgentEvents", "CLibbpf", "CSupport", "AgentProbes", "COpenSSL", "CZlib",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),

@@ -2,13 +2,16 @@
 # Installs what building and testing agentwatch needs on Debian/Ubuntu, only what is missing.
 #   libbpf-dev, libelf-dev, zlib1g-dev: the libbpf the daemon links against
 #   bpftool: generates vmlinux.h from the kernel's BTF and links the BPF object at build time
-#   pkg-config: lets SwiftPM find libbpf
+#   pkg-config: lets SwiftPM find libbpf, OpenSSL and zlib
+#   libssl-dev: TLS for the syslog sink
+#   rsyslog, rsyslog-openssl, openssl: the tests ship records to a real rsyslog over UDP, TCP,
+#     TLS (with certificates made by openssl) and a unix socket
 #   python3-jsonschema (or pip's jsonschema): the tests validate records against the schema
 # The Swift toolchain (with its clang, which compiles the BPF programs) must already be on PATH.
 set -eu
 
 need=""
-for pkg in libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config gcc libc6-dev; do
+for pkg in libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config gcc libc6-dev libssl-dev openssl rsyslog rsyslog-openssl; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 if [ -n "$need" ]; then
