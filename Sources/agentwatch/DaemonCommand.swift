@@ -37,7 +37,15 @@ struct DaemonCommand: AsyncParsableCommand {
         } else {
             settings = DaemonConfig()
         }
-        if let output { settings.output = output }
+        if let output {
+            if settings.outputs == nil {
+                settings.output = output
+            } else {
+                var o = OutputConfig.file(output)
+                o.name = "command-line"
+                settings.outputs!.insert(o, at: 0)
+            }
+        }
         return settings
     }
 }
@@ -45,10 +53,8 @@ struct DaemonCommand: AsyncParsableCommand {
 /// Builds the daemon's service group: the pipeline as a service, SIGTERM and SIGINT as a
 /// graceful shutdown that drains, flushes and writes `agent.stop`.
 func buildDaemon(config: DaemonConfig, logger: Logger) throws(AgentError) -> ServiceGroup {
-    let sink: RecordSink = config.output == "-"
-        ? FileSink(fd: STDOUT_FILENO, description: "standard output")
-        : try FileSink(path: config.output)
-    let daemon = try Daemon(config: config, sink: sink, logger: logger)
+    let outputs = try Outputs(config.effectiveOutputs, logger: logger)
+    let daemon = try Daemon(config: config, sink: outputs, logger: logger)
     return ServiceGroup(configuration: .init(
         services: [DaemonService(daemon: daemon)],
         gracefulShutdownSignals: [.sigterm, .sigint],

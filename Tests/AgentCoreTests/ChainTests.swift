@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 @testable import AgentCore
 
@@ -8,6 +9,16 @@ struct ChainTests {
     static let host = HostIdentity(name: "h", id: "0123")
 
     /// Writes `count` heartbeats and loss markers with a few awkward bytes in them.
+    /// The daemon's file output (rotation off), started; `write` stops it, so the file is
+    /// complete when `write` returns.
+    static func fileOutputs(_ path: String) throws -> Outputs {
+        var o = OutputConfig.file(path)
+        o.kind = .file(FileSettings(path: path))
+        let outputs = try Outputs([o], logger: Logger(label: "test"))
+        outputs.start()
+        return outputs
+    }
+
     static func write(_ recorder: Recorder, count: Int, start: Bool = true) {
         if start {
             recorder.agentRecord(.agentStart, unixNs: 1_700_000_000_000_000_000) { j in
@@ -25,6 +36,7 @@ struct ChainTests {
             }
         }
         recorder.flush()
+        (recorder.sink as? Outputs)?.stop()
     }
 
     static func lines(count: Int = 20) -> [String] {
@@ -164,11 +176,11 @@ struct ChainTests {
         let dir = try Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/records.ndjson"
-        let first = Recorder(sink: try FileSink(path: path), host: Self.host)
+        let first = Recorder(sink: try Self.fileOutputs(path), host: Self.host)
         #expect(first.chainPrev == nil)
         Self.write(first, count: 4)
         let lastChain = String(decoding: first.chain, as: UTF8.self)
-        let second = Recorder(sink: try FileSink(path: path), host: Self.host)
+        let second = Recorder(sink: try Self.fileOutputs(path), host: Self.host)
         #expect(second.chainPrev == lastChain)
         Self.write(second, count: 3)
         let text = try String(contentsOfFile: path, encoding: .utf8)
@@ -188,13 +200,13 @@ struct ChainTests {
         let dir = try Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/records.ndjson"
-        let first = Recorder(sink: try FileSink(path: path), host: Self.host)
+        let first = Recorder(sink: try Self.fileOutputs(path), host: Self.host)
         Self.write(first, count: 2)
         let fh = try #require(FileHandle(forWritingAtPath: path))
         fh.seekToEndOfFile()
         fh.write(Data("{\"v\":1,\"seq\":4,\"ti".utf8))
         try fh.close()
-        let second = Recorder(sink: try FileSink(path: path), host: Self.host)
+        let second = Recorder(sink: try Self.fileOutputs(path), host: Self.host)
         #expect(second.chainPrev == nil)
         Self.write(second, count: 2)
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)

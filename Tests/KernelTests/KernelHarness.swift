@@ -66,7 +66,7 @@ final class TestDaemon: @unchecked Sendable {
         configure(&config)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        daemon = try Daemon(config: config, sink: try FileSink(path: self.output), logger: logger)
+        daemon = try Daemon(config: config, sink: try Outputs(config.effectiveOutputs, logger: logger), logger: logger)
     }
 
     func start() {

@@ -4,8 +4,11 @@ import Yams
 /// Every setting of the daemon, each with a built-in default, so `agentwatch daemon` runs
 /// without a config file. The file (YAML) names only what it changes.
 public struct DaemonConfig: Sendable, Equatable {
-    /// Where records go: a file path, or "-" for standard output.
+    /// Where records go: a file path, or "-" for standard output. Shorthand for one native
+    /// file output with the built-in rotation; `outputs` says more.
     public var output = "/var/log/agentwatch/events.ndjson"
+    /// Every output with its settings (files, syslog receivers); nil: the one file `output`.
+    public var outputs: [OutputConfig]? = nil
     /// Session roots: cgroup directories whose children are sessions. Relative paths are taken
     /// below the cgroup2 mount.
     public var sessionRoots = ["agentwatch"]
@@ -58,6 +61,7 @@ public struct DaemonConfig: Sendable, Equatable {
         guard case .mapping(let mapping) = root else {
             throw AgentError("\(file):\(root.mark?.line ?? 1):\(root.mark?.column ?? 1): the config must be a mapping of setting: value")
         }
+        var outputAt: String?
         for (keyNode, value) in mapping {
             let key = keyNode.string ?? ""
             let at = "\(file):\(keyNode.mark?.line ?? 0):\(keyNode.mark?.column ?? 0)"
@@ -74,7 +78,22 @@ public struct DaemonConfig: Sendable, Equatable {
                 return v
             }
             switch key {
-            case "output": config.output = try string()
+            case "output":
+                config.output = try string()
+                outputAt = at
+            case "outputs":
+                guard case .sequence(let seq) = value, !seq.isEmpty else {
+                    throw AgentError("\(at): outputs must be a list of outputs, each with a type (file or syslog)")
+                }
+                var list: [OutputConfig] = []
+                for (i, node) in seq.enumerated() {
+                    let o = try OutputConfig.parse(node, index: i) { "\(file):\($0.mark?.line ?? 0):\($0.mark?.column ?? 0)" }
+                    if list.contains(where: { $0.name == o.name }) {
+                        throw AgentError("\(file):\(node.mark?.line ?? 0):\(node.mark?.column ?? 0): two outputs are named \(o.name): give each its own name")
+                    }
+                    list.append(o)
+                }
+                config.outputs = list
             case "session_roots":
                 guard case .sequence(let seq) = value, !seq.isEmpty,
                       seq.allSatisfy({ if case .scalar = $0 { return !($0.string ?? "").isEmpty } else { return false } }) else {
@@ -104,10 +123,16 @@ public struct DaemonConfig: Sendable, Equatable {
                 throw AgentError("\(at): unknown setting '\(key)' (known: \(Self.knownKeys.joined(separator: ", ")))")
             }
         }
+        if let outputAt, config.outputs != nil {
+            throw AgentError("\(outputAt): output and outputs both given: list the file under outputs instead")
+        }
         return config
     }
 
-    public static let knownKeys = ["output", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "resolve_paths", "rules", "poll_interval_ms", "status_interval_s", "runtime_dir"]
+    /// The outputs to run: `outputs`, or the one file `output`.
+    public var effectiveOutputs: [OutputConfig] { outputs ?? [.file(output)] }
+
+    public static let knownKeys = ["output", "outputs", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "resolve_paths", "rules", "poll_interval_ms", "status_interval_s", "runtime_dir"]
 
     /// `LINE:COL: YAML error: ...`, to follow `file:`.
     static func describe(_ error: YamlError, text: String) -> String {

@@ -21,6 +21,8 @@ public final class Daemon: SessionSource, @unchecked Sendable {
     var table: ProcessTable { pipeline.table }
     var clock: WallClock { pipeline.clock }
     let sinkDescription: String
+    /// The sinks with their own threads, when the recorder writes to those (the service does).
+    let outputs: Outputs?
 
     private let epollFD: Int32
     private let stopFD: Int32
@@ -38,6 +40,7 @@ public final class Daemon: SessionSource, @unchecked Sendable {
         self.config = config
         self.logger = logger
         sinkDescription = sink.description
+        outputs = sink as? Outputs
         try Self.checkPrivileges()
         // AGENTWATCH_BTF names a BTF file for a kernel that does not expose its own.
         let customBTF = getenv("AGENTWATCH_BTF").map { String(cString: $0) }
@@ -116,7 +119,9 @@ public final class Daemon: SessionSource, @unchecked Sendable {
     }
 
     /// Asks the loop to reload the rules between two records (SIGHUP). Safe from any thread.
+    /// SIGHUP also reopens the output files (logrotate) and reconnects the receivers.
     public func reloadRules() {
+        outputs?.reopen()
         reloadRequested.store(true, ordering: .releasing)
         var one: UInt64 = 1
         _ = write(stopFD, &one, 8)
@@ -166,6 +171,7 @@ public final class Daemon: SessionSource, @unchecked Sendable {
 
     /// Runs until `stop()`: the calling thread becomes the pipeline's thread.
     public func run() throws(AgentError) {
+        outputs?.start()
         let start = wallNow()
         recorder.agentRecord(.agentStart, unixNs: start) { j in
             j.key("version"); j.string(Self.version)
@@ -238,6 +244,7 @@ public final class Daemon: SessionSource, @unchecked Sendable {
                 }
             }
             consumeRing()
+            reportSinkDrops()
             let now = monotonicNs()
             // inotify does not always report mkdir on cgroupfs; a rescan is one readdir per root.
             if rootsChanged || now - lastScan >= 250_000_000 {
@@ -274,9 +281,20 @@ public final class Daemon: SessionSource, @unchecked Sendable {
             j.raw(","); j.key("sessions"); j.uint(UInt64(c.sessions))
         }
         recorder.close()
+        outputs?.stop()
         publish()
         unlink(config.runtimeDir + "/daemon.pid")
         logger.info("stopped: \(c.records + 1) records written to \(sinkDescription), \(c.kernelDropped) lost in the kernel")
+    }
+
+    /// Records a sink could not keep (its queue and spool full) become `agent.loss` records in
+    /// the stream, naming the sink and the seq range, so every other sink shows the gap too.
+    private func reportSinkDrops() {
+        guard let outputs else { return }
+        for (sink, drops) in outputs.takeDrops() {
+            recorder.sinkLoss(sink: sink, drops: drops, unixNs: wallNow())
+            logger.warning("sink \(sink): \(drops.records) records dropped (seq \(drops.firstSeq)-\(drops.lastSeq)): its queue and spool are full")
+        }
     }
 
     private func watch(_ fd: Int32, tag: UInt64) {
@@ -388,7 +406,7 @@ public final class Daemon: SessionSource, @unchecked Sendable {
     }
 
     private func writePidFile() {
-        FileSink.makeDirectories(config.runtimeDir)
+        FileDestination.makeDirectories(config.runtimeDir, mode: 0o755)
         let path = config.runtimeDir + "/daemon.pid"
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return }

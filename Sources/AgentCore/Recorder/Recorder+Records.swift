@@ -268,6 +268,21 @@ extension Recorder {
         end(.agentLoss)
     }
 
+    /// `agent.loss` for records one sink dropped (the others have them).
+    func sinkLoss(sink: String, drops: SinkDrops, unixNs: Int64) {
+        begin(.agentLoss, unixNs: unixNs)
+        buffer.raw(",\"loss\":{\"kernel_dropped\":{},\"kernel_dropped_total\":0,\"queue_dropped\":")
+        buffer.uint(drops.records)
+        buffer.raw(",\"reported_by\":\"daemon\",\"sink\":")
+        buffer.string(sink)
+        buffer.raw(",\"first_seq\":")
+        buffer.uint(drops.firstSeq)
+        buffer.raw(",\"last_seq\":")
+        buffer.uint(drops.lastSeq)
+        buffer.raw("}")
+        end(.agentLoss)
+    }
+
     /// `agent.start`, `agent.stop`, `agent.heartbeat`: `fields` is written inside `"agent":{...}`.
     func agentRecord(_ type: RecordType, unixNs: Int64, fields: (inout JSONBuffer) -> Void) {
         begin(type, unixNs: unixNs)

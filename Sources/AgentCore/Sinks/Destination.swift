@@ -54,7 +54,13 @@ public protocol RecordDestination: AnyObject {
     func deliver(_ lines: UnsafeRawBufferPointer) throws(DeliveryFailure)
     /// Pushes out what the destination holds back (fsync for a file). At intervals and at stop.
     func flush() throws(DeliveryFailure)
+    /// Work due with time rather than records (a file rotated by age). On the worker's timer.
+    func maintain() throws(DeliveryFailure)
     func close()
+}
+
+extension RecordDestination {
+    public func maintain() throws(DeliveryFailure) {}
 }
 
 /// How a syslog sink reaches its receiver and frames its messages.

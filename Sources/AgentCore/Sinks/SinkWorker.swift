@@ -1,0 +1,239 @@
+import Glibc
+import Logging
+import Synchronization
+
+/// Which records a sink takes.
+public enum RecordFilter: String, Sendable, CaseIterable {
+    case all
+    /// `alert` records only.
+    case alerts
+}
+
+/// One output: a destination, the records it takes, a bounded queue, an optional disk spool and
+/// a thread of its own. The reader thread only copies batches into the queue, so a slow or dead
+/// destination never stalls it or another sink. The worker delivers in order: the spool first
+/// (everything older), then memory; while a destination is down, memory moves to the spool;
+/// what fits nowhere is dropped, counted, and reported by the daemon as `agent.loss`.
+public final class SinkWorker: @unchecked Sendable {
+    public let name: String
+    public let destination: any RecordDestination
+    public let filter: RecordFilter
+    let queue: SinkQueue
+    let spool: Spool?
+    let logger: Logger
+    let flushIntervalNs: Int64
+    /// How long `stop` keeps trying a destination that does not take the rest.
+    let stopTimeoutNs: Int64 = 5_000_000_000
+    private let done = Atomic<Bool>(false)
+    private let stats = Mutex(SinkStats())
+
+    public init(name: String, destination: any RecordDestination, filter: RecordFilter, queueBytes: Int,
+                spoolDirectory: String?, spoolBytes: Int, flushIntervalMs: Int, logger: Logger) throws(AgentError) {
+        self.name = name
+        self.destination = destination
+        self.filter = filter
+        queue = SinkQueue(limit: queueBytes)
+        spool = try spoolDirectory.map { dir throws(AgentError) in try Spool(directory: dir, maxBytes: spoolBytes) }
+        self.logger = logger
+        flushIntervalNs = Int64(flushIntervalMs) * 1_000_000
+    }
+
+    public func start() {
+        startThread(name: "agentwatch-sink") { [self] in run() }
+    }
+
+    /// From the reader thread: the lines this sink takes, copied into its queue.
+    func push(_ lines: UnsafeRawBufferPointer) {
+        switch filter {
+        case .all:
+            queue.push(lines)
+        case .alerts:
+            var picked: [UInt8] = []
+            RecordLine.forEach(in: lines) { line in
+                if RecordLine.type(of: line).elementsEqual(RecordLine.alertType) {
+                    picked.append(contentsOf: line)
+                    picked.append(0x0A)
+                }
+            }
+            if !picked.isEmpty { picked.withUnsafeBytes { queue.push($0) } }
+        }
+    }
+
+    public func reopen() { queue.requestReopen() }
+
+    /// Delivers what is queued (within `stopTimeoutNs`; the rest goes to the spool when there
+    /// is one, else is lost and logged), closes, and returns once the worker has ended.
+    public func stop() {
+        queue.requestStop()
+        while !done.load(ordering: .acquiring) { usleep(2_000) }
+    }
+
+    public func takeDrops() -> SinkDrops { queue.takeDrops() }
+
+    public var counters: SinkStats { stats.withLock { $0 } }
+
+    // MARK: the worker
+
+    private var pending: [[UInt8]] = []
+    private var isOpen = false
+    private var retryAtNs: Int64 = 0
+    private var backoffNs: Int64 = 250_000_000
+    private var lastError = ""
+
+    private func run() {
+        var nextFlush = Self.now() + flushIntervalNs
+        var stopping = false
+        var stopDeadline = Int64.max
+        while true {
+            let now = Self.now()
+            var wake = now + 1_000_000_000
+            if flushIntervalNs > 0 { wake = min(wake, nextFlush) }
+            if !isOpen { wake = min(wake, retryAtNs) }
+            if !pending.isEmpty || (spool.map { !$0.isEmpty } ?? false) { wake = min(wake, isOpen ? now : retryAtNs) }
+            let take = queue.take(deadlineNs: max(wake, now))
+            pending += take.batches
+            if take.reopen && isOpen {
+                destination.close()
+                isOpen = false
+                retryAtNs = 0
+            }
+            if take.stop && !stopping {
+                stopping = true
+                stopDeadline = Self.now() + stopTimeoutNs
+            }
+            if !isOpen && Self.now() >= retryAtNs { openDestination() }
+            if isOpen {
+                deliverAll()
+            } else if let spool, !pending.isEmpty {
+                toSpool(spool)
+            }
+            if isOpen {
+                do {
+                    try destination.maintain()
+                    if flushIntervalNs > 0 && Self.now() >= nextFlush {
+                        try destination.flush()
+                        nextFlush = Self.now() + flushIntervalNs
+                    }
+                } catch {
+                    failed(error.reason)
+                }
+            }
+            let empty = pending.isEmpty && (spool?.isEmpty ?? true)
+            if stopping && (empty || Self.now() >= stopDeadline) { break }
+        }
+        // Stopping: flush, keep what is left on disk or say it is lost.
+        if isOpen { try? destination.flush() }
+        if let spool, !pending.isEmpty { toSpool(spool) }
+        for b in pending {
+            b.withUnsafeBytes { queue.dropped($0) }
+            _ = queue.held.subtract(b.count, ordering: .relaxed)
+        }
+        let lost = queue.takeDrops()
+        if lost.records > 0 {
+            logger.error("sink \(name): \(lost.records) records (seq \(lost.firstSeq)-\(lost.lastSeq)) not delivered to \(destination.description) at stop")
+        }
+        if let spool, !spool.isEmpty {
+            logger.warning("sink \(name): \(spool.bytes) bytes left in the spool, delivered at the next start")
+        }
+        pending = []
+        destination.close()
+        done.store(true, ordering: .releasing)
+    }
+
+    private func openDestination() {
+        do {
+            try destination.open()
+            isOpen = true
+            backoffNs = 250_000_000
+            if !lastError.isEmpty { logger.info("sink \(name): \(destination.description) is back") }
+            lastError = ""
+            stats.withLock { $0.connected = true; $0.opens += 1 }
+        } catch {
+            failed(error.message)
+        }
+    }
+
+    private func failed(_ reason: String) {
+        if isOpen { destination.close() }
+        isOpen = false
+        retryAtNs = Self.now() + backoffNs
+        backoffNs = min(backoffNs * 2, 30_000_000_000)
+        if reason != lastError {
+            logger.error("sink \(name): \(reason); retrying\(spool == nil ? "" : ", spooling to \(spool!.directory)")")
+            lastError = reason
+        }
+        stats.withLock { $0.connected = false; $0.errors += 1; $0.lastError = reason }
+    }
+
+    /// Spool first (older), then memory; stops at the first failure.
+    private func deliverAll() {
+        if let spool {
+            // Everything new goes behind what is already spooled.
+            if !spool.isEmpty && !pending.isEmpty { toSpool(spool) }
+            while isOpen, let chunk = spool.peek(max: 4 << 20) {
+                let n = chunk.withUnsafeBytes { send($0) }
+                if n > 0 { spool.consume(n) }
+                if n < chunk.count { return }
+            }
+        }
+        while isOpen, !pending.isEmpty {
+            let batch = pending[0]
+            let n = batch.withUnsafeBytes { send($0) }
+            _ = queue.held.subtract(n, ordering: .relaxed)
+            if n == batch.count {
+                pending.removeFirst()
+            } else {
+                pending[0] = Array(batch[n...])
+                if let spool { toSpool(spool) }
+                return
+            }
+        }
+    }
+
+    /// Delivers `lines`; returns the bytes delivered (all of them unless it failed).
+    private func send(_ lines: UnsafeRawBufferPointer) -> Int {
+        do {
+            try destination.deliver(lines)
+            count(lines, delivered: lines.count)
+            return lines.count
+        } catch {
+            count(lines, delivered: error.delivered)
+            failed(error.reason)
+            return error.delivered
+        }
+    }
+
+    private func count(_ lines: UnsafeRawBufferPointer, delivered: Int) {
+        guard delivered > 0 else { return }
+        var records: UInt64 = 0
+        RecordLine.forEach(in: UnsafeRawBufferPointer(rebasing: lines[0..<delivered])) { _ in records += 1 }
+        stats.withLock { $0.records += records; $0.bytes += UInt64(delivered) }
+    }
+
+    private func toSpool(_ spool: Spool) {
+        for b in pending {
+            let rest = b.withUnsafeBytes { spool.append($0) }
+            if !rest.isEmpty { rest.withUnsafeBytes { queue.dropped($0) } }
+            _ = queue.held.subtract(b.count, ordering: .relaxed)
+        }
+        pending = []
+        stats.withLock { $0.spooledBytes = UInt64(spool.bytes) }
+    }
+
+    static func now() -> Int64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
+    }
+}
+
+/// What a sink has done, for `agent.stop`, status and tests.
+public struct SinkStats: Sendable, Equatable {
+    public var records: UInt64 = 0
+    public var bytes: UInt64 = 0
+    public var errors: UInt64 = 0
+    public var opens: UInt64 = 0
+    public var connected = false
+    public var spooledBytes: UInt64 = 0
+    public var lastError = ""
+}
