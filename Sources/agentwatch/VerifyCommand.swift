@@ -7,9 +7,16 @@ struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check record files for tampering: hash chain, seq gaps, restarts and loss markers.",
-        discussion: "Give a rotated set oldest first. Exits 0 when intact, 1 at the first break or any seq gap.")
+        discussion: """
+            Give a rotated set oldest first (gzipped files are read as they are); a live file given before its \
+            rotated files (as a shell glob lists them) is checked after them. Exits 0 when intact, 1 at the first \
+            break, any seq gap, or a set that does not start at a daemon's first record (see --partial).
+            """)
 
-    @Argument(help: "Record files (NDJSON), oldest first.")
+    @Flag(help: "The set may start after records rotated away: its first record anchors the chain.")
+    var partial = false
+
+    @Argument(help: "Record files (NDJSON, or gzipped), oldest first.")
     var files: [String]
 
     func validate() throws {
@@ -17,7 +24,8 @@ struct VerifyCommand: ParsableCommand {
     }
 
     func run() throws {
-        let result = ChainVerifier.verify(paths: files)
+        let result = ChainVerifier.verify(paths: ChainVerifier.rotationOrder(files), allowAnchor: partial)
+        if let a = result.anchor { print(a) }
         for r in result.restarts { print(r) }
         for g in result.gaps { print(g) }
         if let failure = result.failure { print(failure) }

@@ -1,4 +1,5 @@
 import Foundation
+import CZlib
 import Glibc
 
 /// Checks record files for tamper evidence: every line's hash chain (`RecordChain`), `seq`
@@ -25,14 +26,20 @@ public struct ChainVerifier {
     /// Places where `seq` does not follow the record before by one.
     public private(set) var gaps: [Finding] = []
     public private(set) var lossMarkers = 0
+    /// Where the set starts when it does not start with a daemon's first record (older rotated
+    /// files pruned): that record's chain is taken as given.
+    public private(set) var anchor: Finding?
     public private(set) var kernelDropped: UInt64 = 0
     public private(set) var queueDropped: UInt64 = 0
     /// The first break: a chain mismatch, a malformed or an incomplete line. Nothing after it
     /// is checked, since nothing after it can be trusted.
     public private(set) var failure: Finding?
 
-    /// The set is intact: every chain checks out and no `seq` is missing.
-    public var intact: Bool { failure == nil && gaps.isEmpty }
+    /// The set is intact: every chain checks out, no `seq` is missing, and the set starts at
+    /// a daemon's first record (or may start later: `allowAnchor`).
+    public var intact: Bool { failure == nil && gaps.isEmpty && (anchor == nil || allowAnchor) }
+    /// Accept a set whose oldest files were rotated away: its first record anchors the chain.
+    public var allowAnchor = false
 
     private var prev = RecordChain.zero
     private var lastSeq: UInt64?
@@ -41,30 +48,47 @@ public struct ChainVerifier {
 
     public init() {}
 
+    /// `paths` with each live file moved after its rotated files (`PATH.YYYYMMDDTHHMMSSZ...`),
+    /// which a shell glob lists after it; the rest keep their order.
+    public static func rotationOrder(_ paths: [String]) -> [String] {
+        var out = paths
+        for p in paths {
+            let rotated = FileDestination.rotatedFiles(of: p)
+            guard let last = out.lastIndex(where: { rotated.contains($0) }), let at = out.firstIndex(of: p), at < last else { continue }
+            out.remove(at: at)
+            out.insert(p, at: last)
+        }
+        return out
+    }
+
     /// Checks the files in order (a rotated set oldest first), as one stream.
-    public static func verify(paths: [String]) -> ChainVerifier {
+    public static func verify(paths: [String], allowAnchor: Bool = false) -> ChainVerifier {
         var v = ChainVerifier()
+        v.allowAnchor = allowAnchor
         for p in paths where v.check(path: p) {}
         return v
     }
 
     /// Checks one file as the continuation of what was checked before; false once stopped.
+    /// A gzipped file (a compressed rotation) is read through zlib; others as they are.
     @discardableResult
     public mutating func check(path: String) -> Bool {
         guard failure == nil else { return false }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
+        guard fd >= 0, let gz = gzdopen(fd, "rb") else {
             failure = Finding(file: path, line: 0, message: "cannot read: \(String(cString: strerror(errno)))")
+            if fd >= 0 { close(fd) }
             return false
         }
-        defer { close(fd) }
+        defer { gzclose(gz) }
         begin()
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while failure == nil {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
+            let n = Int(chunk.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32($0.count)) })
             if n < 0 {
-                failure = Finding(file: path, line: lineNumber + 1, message: "cannot read: \(String(cString: strerror(errno)))")
+                var code: Int32 = 0
+                let message = gzerror(gz, &code).map { String(cString: $0) } ?? "read error"
+                failure = Finding(file: path, line: lineNumber + 1, message: "cannot read: \(message)")
                 return false
             }
             if n == 0 { break }
@@ -161,7 +185,21 @@ public struct ChainVerifier {
                 }
             }
         }
-        let intact = from.withUnsafeBytes { RecordChain.matches(line: line, prev: $0) }
+        var intact = from.withUnsafeBytes { RecordChain.matches(line: line, prev: $0) }
+        var resumed = false
+        if !intact && restart == nil {
+            if records == 0 {
+                // The set begins after records not given (rotated away): this record's chain
+                // is the anchor the rest is checked against.
+                anchor = Finding(file: file, line: lineNumber, message: "seq \(seq): the set starts here; records before it were not given, so its chain is taken as the anchor")
+                intact = true
+            } else if let lastSeq, seq > lastSeq &+ 1 {
+                // Records are missing (a sink dropped them, or they were cut out): the gap is
+                // reported and the chain is checked again from here.
+                resumed = true
+                intact = true
+            }
+        }
         guard intact else {
             return fail("seq \(seq): chain mismatch (record edited, inserted, removed or reordered here)")
         }
@@ -170,7 +208,7 @@ public struct ChainVerifier {
                 restarts.append(Finding(file: file, line: lineNumber, message: "seq 1: \(restart)"))
             }
         } else if let lastSeq, seq != lastSeq &+ 1 {
-            let what = seq > lastSeq ? "\(seq - lastSeq - 1) records missing" : "seq went back"
+            let what = seq > lastSeq ? "\(seq - lastSeq - 1) records missing\(resumed ? "; the chain resumes after them" : "")" : "seq went back"
             gaps.append(Finding(file: file, line: lineNumber, message: "seq \(seq) follows seq \(lastSeq): \(what)"))
         }
         if type == "agent.loss", let loss = record["loss"] as? [String: Any] {
