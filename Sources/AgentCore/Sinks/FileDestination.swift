@@ -40,6 +40,8 @@ public final class FileDestination: RecordDestination {
     private var startedNs: Int64 = 0
     private let gid: gid_t?
     public private(set) var rotations = 0
+    private var lastStamp = ""
+    private var lastStampCount = 0
     private let isStdout: Bool
     /// Compression runs here, one file at a time, off the worker's thread.
     private let compressor = DispatchQueue(label: "agentwatch-compress", qos: .utility)
@@ -175,13 +177,15 @@ public final class FileDestination: RecordDestination {
     /// Moves the current file aside and starts a new one.
     private func rotate(delivered: Int) throws(DeliveryFailure) {
         _ = fdatasync(fd)
+        // PATH.STAMP, then PATH.STAMP-1, -2... within one second: always a higher number than
+        // the last, even when retention removed that one, so names keep the order of rotation.
         let stamp = Self.stamp(Self.wallNs())
-        var target = settings.path + "." + stamp
-        var n = 1
-        while access(target, F_OK) == 0 || access(target + ".gz", F_OK) == 0 {
-            target = settings.path + "." + stamp + "-" + String(n)
-            n += 1
-        }
+        var n = stamp == lastStamp ? lastStampCount + 1 : 0
+        func name(_ n: Int) -> String { settings.path + "." + stamp + (n == 0 ? "" : "-" + String(n)) }
+        while access(name(n), F_OK) == 0 || access(name(n) + ".gz", F_OK) == 0 { n += 1 }
+        let target = name(n)
+        lastStamp = stamp
+        lastStampCount = n
         guard rename(settings.path, target) == 0 else {
             throw DeliveryFailure(delivered: delivered, reason: "rotating \(description): \(String(cString: strerror(errno)))")
         }

@@ -78,6 +78,9 @@ public final class SinkWorker: @unchecked Sendable {
     private var isOpen = false
     private var retryAtNs: Int64 = 0
     private var backoffNs: Int64 = 250_000_000
+    /// Retries back off up to this: a second for a local file (a full disk frees up), 30 s for
+    /// a remote receiver.
+    private lazy var maxBackoffNs: Int64 = destination is FileDestination ? 1_000_000_000 : 30_000_000_000
     private var lastError = ""
 
     private func run() {
@@ -157,7 +160,7 @@ public final class SinkWorker: @unchecked Sendable {
         if isOpen { destination.close() }
         isOpen = false
         retryAtNs = Self.now() + backoffNs
-        backoffNs = min(backoffNs * 2, 30_000_000_000)
+        backoffNs = min(backoffNs * 2, maxBackoffNs)
         if reason != lastError {
             logger.error("sink \(name): \(reason); retrying\(spool == nil ? "" : ", spooling to \(spool!.directory)")")
             lastError = reason
