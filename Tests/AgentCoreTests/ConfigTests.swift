@@ -269,3 +269,98 @@ struct ConfigTests {
         #expect(message.contains(String(cString: strerror(EISDIR))))
     }
 }
+
+/// `outputs:`: files and syslog receivers, each setting checked where it stands.
+@Suite("config outputs")
+struct OutputConfigTests {
+    func parseError(_ yaml: String) -> String? {
+        do {
+            _ = try DaemonConfig.parse(yaml, file: "agentwatch.yaml")
+            return nil
+        } catch {
+            return error.message
+        }
+    }
+
+    @Test func everySettingOfBothKinds() throws {
+        let yaml = """
+            outputs:
+              - type: file
+                path: /var/log/agentwatch/events.ndjson
+                rotate_mib: 50
+                rotate_interval_s: 3600
+                retain: 20
+                compress: false
+                mode: "0600"
+                group: null
+                fsync_interval_ms: 0
+                queue_mib: 8
+              - type: syslog
+                name: siem
+                transport: tls
+                address: siem.example.com
+                port: 6514
+                protocol: rfc3164
+                facility: local4
+                app_name: aw
+                max_message_bytes: 4096
+                ca_file: /etc/ssl/siem-ca.pem
+                cert_file: /etc/agentwatch/client.pem
+                key_file: /etc/agentwatch/client.key
+                server_name: siem.internal
+                timeout_s: 5
+                spool_dir: /var/lib/agentwatch/spool/siem
+                spool_mib: 64
+                format: ecs
+                records: alerts
+
+            """
+        let c = try DaemonConfig.parse(yaml, file: "agentwatch.yaml")
+        let outputs = try #require(c.outputs)
+        #expect(outputs.count == 2)
+        guard case .file(let f) = outputs[0].kind else { Issue.record("not a file output"); return }
+        #expect(outputs[0].name == "file-1" && outputs[0].queueBytes == 8 << 20)
+        #expect(f.rotateBytes == 50 << 20 && f.rotateIntervalS == 3600 && f.retain == 20 && !f.compress)
+        #expect(f.mode == 0o600 && f.group == nil && f.fsyncIntervalMs == 0)
+        guard case .syslog(let s) = outputs[1].kind else { Issue.record("not a syslog output"); return }
+        #expect(outputs[1].name == "siem" && outputs[1].format == .ecs && outputs[1].records == .alerts)
+        #expect(outputs[1].spoolDirectory == "/var/lib/agentwatch/spool/siem" && outputs[1].spoolBytes == 64 << 20)
+        #expect(s.transport == .tls && s.address == "siem.example.com" && s.effectivePort == 6514 && s.framing == .rfc3164)
+        #expect(s.facility == "local4" && s.appName == "aw" && s.maxMessageBytes == 4096 && s.timeoutS == 5)
+        #expect(s.caFile == "/etc/ssl/siem-ca.pem" && s.certFile != nil && s.keyFile != nil && s.serverName == "siem.internal")
+        #expect(s.format == .ecs)
+    }
+
+    @Test func withoutOutputsTheOneFileOfOutput() throws {
+        let c = try DaemonConfig.parse("output: /tmp/x.ndjson\n", file: "agentwatch.yaml")
+        #expect(c.effectiveOutputs == [.file("/tmp/x.ndjson")])
+        let d = try DaemonConfig.parse("outputs:\n  - {type: syslog, transport: udp, address: 127.0.0.1}\n", file: "agentwatch.yaml")
+        #expect(d.effectiveOutputs.count == 1 && d.effectiveOutputs[0].spoolDirectory == "/var/lib/agentwatch/spool/syslog-1")
+    }
+
+    @Test(arguments: [
+        ("outputs: []\n", "1:1: outputs must be a list of outputs"),
+        ("outputs: [file]\n", "1:11: each output must be a mapping"),
+        ("outputs:\n  - path: /x\n", "2:5: output 1: type must be file or syslog"),
+        ("outputs:\n  - type: kafka\n", "2:11: output 1: type must be file or syslog"),
+        ("outputs:\n  - type: file\n", "2:5: output 1: a file output needs a path"),
+        ("outputs:\n  - type: file\n    path: /x\n    transport: udp\n", "4:5: unknown setting 'transport' for a file output"),
+        ("outputs:\n  - type: file\n    path: /x\n    rotate_mib: lots\n", "4:17: rotate_mib must be a whole number"),
+        ("outputs:\n  - type: file\n    path: /x\n    mode: 644\n", "4:11: mode must be octal permissions as a string"),
+        ("outputs:\n  - type: file\n    path: /x\n    mode: \"0044\"\n", "4:11: mode must be octal permissions"),
+        ("outputs:\n  - type: file\n    path: /x\n    compress: 1\n", "4:15: compress must be true or false"),
+        ("outputs:\n  - type: file\n    path: /x\n    format: cef\n", "4:13: format must be one of native, ecs, ocsf"),
+        ("outputs:\n  - type: syslog\n    transport: tcp\n", "2:5: output 1: a tcp syslog output needs an address"),
+        ("outputs:\n  - type: syslog\n    transport: carrier-pigeon\n", "3:16: transport must be one of unix, udp, tcp, tls"),
+        ("outputs:\n  - type: syslog\n    port: 70000\n", "3:11: port must be a whole number from 1 to 65535"),
+        ("outputs:\n  - type: syslog\n    records: some\n", "3:14: records must be one of all, alerts"),
+        ("outputs:\n  - type: syslog\n    cert_file: /c.pem\n", "2:5: output 1: cert_file and key_file go together"),
+        ("outputs:\n  - type: syslog\n    name: a/b\n", "3:11: name may hold letters"),
+        ("outputs:\n  - {type: syslog, name: x}\n  - {type: syslog, name: x}\n", "3:5: two outputs are named x"),
+        ("output: /x\noutputs:\n  - {type: file, path: /y}\n", "1:1: output and outputs both given"),
+    ])
+    func errorsSayWhereAndWhat(_ yaml: String, _ expected: String) throws {
+        let message = try #require(parseError(yaml))
+        #expect(message.hasPrefix("agentwatch.yaml:\(expected)"), "\(message)")
+    }
+}

@@ -106,8 +106,8 @@ public struct OutputConfig: Sendable, Equatable {
             if let v = try int("retain", 0...100_000) { f.retain = v }
             if let v = try bool("compress") { f.compress = v }
             if let v = value("mode") {
-                guard case .scalar = v, let s = v.string, let m = mode_t(s, radix: 8), m & ~0o777 == 0, m & 0o600 == 0o600 else {
-                    throw AgentError("\(at(v)): mode must be octal permissions as a string, with owner read and write (\"0640\")")
+                guard case .scalar = v, let s = v.string, s.hasPrefix("0"), s.count == 4, let m = mode_t(s, radix: 8), m & 0o600 == 0o600 else {
+                    throw AgentError("\(at(v)): mode must be octal permissions as a string, 0 then three digits, with owner read and write (\"0640\")")
                 }
                 f.mode = m
             }
