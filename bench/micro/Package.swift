@@ -38,6 +38,11 @@ let package = Package(
             name: "pipeline-profile",
             dependencies: ["PipelineWorkload"]
         ),
+        // The outputs on their own threads: records/s a file or syslog sink delivers on one core.
+        .executableTarget(
+            name: "sink-throughput",
+            dependencies: ["PipelineWorkload"]
+        ),
         .executableTarget(
             name: "PipelineBenchmarks",
             dependencies: [

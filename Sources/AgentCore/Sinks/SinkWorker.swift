@@ -70,6 +70,9 @@ public final class SinkWorker: @unchecked Sendable {
 
     public func takeDrops() -> SinkDrops { queue.takeDrops() }
 
+    /// Bytes queued or being delivered (not spooled): how far the sink is behind.
+    public var backlogBytes: Int { queue.held.load(ordering: .relaxed) }
+
     public var counters: SinkStats { stats.withLock { $0 } }
 
     // MARK: the worker

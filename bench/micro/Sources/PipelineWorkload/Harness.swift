@@ -15,6 +15,36 @@ public final class DiscardSink: RecordSink {
     public func flush() {}
 }
 
+/// The file output's destination driven on the pipeline's own thread (the daemon hands it to a
+/// sink thread): pipeline plus write(2), one core.
+public final class DirectFileSink: RecordSink {
+    public let destination: FileDestination
+    public private(set) var bytesWritten: UInt64 = 0
+    public var description: String { destination.description }
+    public init(path: String) throws {
+        var s = FileSettings(path: path)
+        s.rotateBytes = 0
+        s.rotateIntervalS = 0
+        s.group = nil
+        destination = try FileDestination(settings: s)
+        try destination.open()
+    }
+    public func write(_ lines: UnsafeRawBufferPointer) {
+        try? destination.deliver(lines)
+        bytesWritten &+= UInt64(lines.count)
+    }
+    public func flush() {}
+}
+
+/// Keeps every line written: real record lines for the sink benchmarks.
+public final class CaptureSink: RecordSink {
+    public private(set) var bytes: [UInt8] = []
+    public let description = "capture"
+    public init() {}
+    public func write(_ lines: UnsafeRawBufferPointer) { bytes.append(contentsOf: lines) }
+    public func flush() {}
+}
+
 /// The one session of the synthetic stream.
 public final class FixedSessions: SessionSource {
     public let session: Session
@@ -38,7 +68,7 @@ public enum Stages: String, CaseIterable, Sendable {
     /// Pipeline.handle (decode, process table, JSON into the recorder's buffer), flushed every
     /// 256 records to a sink that discards.
     case pipelineDiscard = "pipeline-discard"
-    /// The same, to a FileSink appending to a file.
+    /// The same, written to a file by the file output's destination on the same thread.
     case pipelineFile = "pipeline-file"
     /// pipeline-discard with the default rule pack evaluated on every record: the difference
     /// from pipeline-discard is what detection costs per record.
@@ -62,7 +92,7 @@ public final class Harness {
     public let recorder: Recorder
     public let pipeline: Pipeline
     public let sessions: FixedSessions
-    public let fileSink: FileSink?
+    public let fileSink: DirectFileSink?
     public let discardSink: DiscardSink?
     public let outputPath: String
     var decoder = RecordDecoder()
@@ -86,7 +116,7 @@ public final class Harness {
         let sink: RecordSink
         if stages == .pipelineFile {
             unlink(outputPath)
-            let f = try FileSink(path: outputPath)
+            let f = try DirectFileSink(path: outputPath)
             fileSink = f
             discardSink = nil
             sink = f
@@ -185,7 +215,7 @@ public final class Harness {
     }
 
     /// Empties the output file when it has grown past `truncateAt`: call it outside the measured
-    /// region. FileSink appends (O_APPEND), so writes go on at the new end.
+    /// region. The file is appended to (O_APPEND), so writes go on at the new end.
     public func trimOutput() {
         guard let f = fileSink, f.bytesWritten >= truncatedAt &+ Self.truncateAt else { return }
         truncate(outputPath, 0)
