@@ -148,5 +148,67 @@ extension KernelSuite {
             #expect(lines.count == 1, "expected one line, got: \(r.stderr)")
             #expect(r.stderr.contains(expected), "stderr: \(r.stderr)")
         }
+
+        @Test("under systemd: READY once capturing, WATCHDOG pings, STOPPING on SIGTERM, agent.stop written within 5 s")
+        func systemdNotify() throws {
+            let dir = try tempDir("notify")
+            let rootName = "agentwatch-notify-\(getpid())"
+            let config = dir + "/agentwatch.yaml"
+            try "session_roots: [\(rootName)]\nruntime_dir: \(dir)/run\nrules: []\n".write(toFile: config, atomically: true, encoding: .utf8)
+            let output = dir + "/events.ndjson"
+            unlink(output)
+            // The notify socket systemd would hold.
+            let sockPath = dir + "/notify.sock"
+            unlink(sockPath)
+            let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+            defer { close(fd) }
+            var addr = sockaddr_un()
+            addr.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in sockPath.utf8.enumerated() { raw[i] = b } }
+            let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+            #expect(bound == 0)
+            var tv = timeval(tv_sec: 0, tv_usec: 200_000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            func messages(for seconds: Double, until done: ([String]) -> Bool) -> [String] {
+                var got: [String] = []
+                let end = Date().addingTimeInterval(seconds)
+                var buf = [UInt8](repeating: 0, count: 4096)
+                while Date() < end && !done(got) {
+                    let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                    if n > 0 { got.append(String(decoding: buf[0..<n], as: UTF8.self)) }
+                }
+                return got
+            }
+
+            let daemon = Process()
+            daemon.executableURL = URL(fileURLWithPath: Executable.path)
+            daemon.arguments = ["daemon", "--config", config, "--output", output]
+            daemon.environment = ProcessInfo.processInfo.environment.merging(["NOTIFY_SOCKET": sockPath, "WATCHDOG_USEC": "600000"]) { $1 }
+            daemon.standardError = FileHandle.nullDevice
+            try daemon.run()
+            defer {
+                if daemon.isRunning { daemon.terminate() }
+                removeCgroupTree(CgroupFS.mountPoint()! + "/" + rootName)
+            }
+            // READY comes once the hooks are attached and agent.start is out.
+            let startup = messages(for: 30) { $0.contains { $0.contains("READY=1") } }
+            let ready = startup.first { $0.contains("READY=1") }
+            #expect(ready != nil, "no READY=1 within 30 s: \(startup)")
+            #expect(ready?.contains("MAINPID=\(daemon.processIdentifier)") == true)
+            #expect(ready?.contains("STATUS=") == true)
+            // Watchdog pings at half the 600 ms interval: several within 2 s.
+            let running = messages(for: 2) { _ in false }
+            let pings = running.filter { $0 == "WATCHDOG=1" }.count
+            #expect(pings >= 4, "watchdog pings in 2 s: \(pings) (\(running))")
+            // SIGTERM: STOPPING, then a clean exit with agent.stop last, within 5 s.
+            let termAt = Date()
+            kill(daemon.processIdentifier, SIGTERM)
+            let stopping = messages(for: 5) { $0.contains { $0.hasPrefix("STOPPING=1") } }
+            #expect(stopping.contains { $0.hasPrefix("STOPPING=1") }, "\(stopping)")
+            let exited = waitUntil(timeout: 5) { !daemon.isRunning }
+            #expect(exited && Date().timeIntervalSince(termAt) < 5)
+            let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n")
+            #expect(lines.last?.contains("\"type\":\"agent.stop\"") == true)
+        }
     }
 }

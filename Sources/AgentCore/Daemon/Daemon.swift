@@ -23,6 +23,8 @@ public final class Daemon: SessionSource, @unchecked Sendable {
     let sinkDescription: String
     /// The sinks with their own threads, when the recorder writes to those (the service does).
     let outputs: Outputs?
+    /// READY, STATUS, WATCHDOG and STOPPING for systemd (nothing when not under systemd).
+    public let notifier: SystemdNotifier
 
     private let epollFD: Int32
     private let stopFD: Int32
@@ -36,8 +38,10 @@ public final class Daemon: SessionSource, @unchecked Sendable {
 
     /// Checks the machine, resolves the session roots and loads the kernel programs.
     /// Every failure is one `AgentError` line that says what to do.
-    public init(config: DaemonConfig, sink: RecordSink, logger: Logger, objectBytes: [UInt8]? = nil) throws(AgentError) {
+    public init(config: DaemonConfig, sink: RecordSink, logger: Logger, objectBytes: [UInt8]? = nil,
+                notifier: SystemdNotifier = SystemdNotifier()) throws(AgentError) {
         self.config = config
+        self.notifier = notifier
         self.logger = logger
         sinkDescription = sink.description
         outputs = sink as? Outputs
@@ -216,6 +220,14 @@ public final class Daemon: SessionSource, @unchecked Sendable {
         watch(sensor.ringEpollFD, tag: 1)
         watch(inotifyFD, tag: 2)
         watch(stopFD, tag: 3)
+        // Capturing from here on: systemd may start what is ordered after us.
+        notifier.ready(status: statusLine())
+        var lastWatchdog = monotonicNs()
+        var lastNotifiedStatus = lastWatchdog
+        if let iv = notifier.watchdogIntervalNs {
+            notifier.watchdog()
+            logger.info("systemd watchdog: a ping every \(iv / 1_000_000) ms")
+        }
 
         var events = [epoll_event](repeating: epoll_event(), count: 8)
         var lastScan = monotonicNs()
@@ -227,7 +239,9 @@ public final class Daemon: SessionSource, @unchecked Sendable {
             pipeline.clock.refresh()
             if reloadRequested.exchange(false, ordering: .acquiring) {
                 consumeRing()
+                notifier.reloading()
                 applyReload()
+                notifier.reloaded(status: statusLine())
             }
             var rootsChanged = false
             for i in 0..<max(Int(n), 0) {
@@ -253,6 +267,15 @@ public final class Daemon: SessionSource, @unchecked Sendable {
             }
             recorder.flush()
             publish()
+            // The loop is alive as long as it comes round: that is what the watchdog hears.
+            if let iv = notifier.watchdogIntervalNs, now - lastWatchdog >= iv {
+                notifier.watchdog()
+                lastWatchdog = now
+            }
+            if notifier.enabled && now - lastNotifiedStatus >= 2_000_000_000 {
+                notifier.status(statusLine())
+                lastNotifiedStatus = now
+            }
             if config.statusIntervalS > 0 && now - lastStatus >= Int64(config.statusIntervalS) * 1_000_000_000 {
                 let c = counters
                 let rate = Double(c.records - lastRecords) / (Double(now - lastStatus) / 1e9)
@@ -265,6 +288,7 @@ public final class Daemon: SessionSource, @unchecked Sendable {
     }
 
     private func shutdown() {
+        notifier.stopping(status: "stopping: draining the ring buffer and flushing the outputs")
         sensor.detachAll()
         consumeRing()
         // Drops the kernel counted but never got to put in the stream.
@@ -383,6 +407,12 @@ public final class Daemon: SessionSource, @unchecked Sendable {
     }
 
     // MARK: helpers
+
+    /// One line for systemd's STATUS (systemctl status shows it).
+    func statusLine() -> String {
+        let c = snapshot()
+        return "\(c.sessions) sessions, \(c.processes) processes, \(c.records) records, \(c.kernelDropped) lost in the kernel"
+    }
 
     private func snapshot() -> DaemonCounters {
         DaemonCounters(

@@ -1,0 +1,78 @@
+import Glibc
+
+/// The sd_notify protocol, spoken directly (one datagram per message to `$NOTIFY_SOCKET`), so
+/// the daemon needs no libsystemd: READY=1 once it captures, STATUS= lines, WATCHDOG=1 pings
+/// at half the interval systemd asks for, STOPPING=1 when it begins to stop. Without
+/// `NOTIFY_SOCKET` (not under systemd) every call does nothing.
+public final class SystemdNotifier: @unchecked Sendable {
+    private let fd: Int32
+    private var address = sockaddr_un()
+    private var addressLength = socklen_t(0)
+    /// Half of `WATCHDOG_USEC` in ns when systemd watches this process; nil otherwise.
+    public let watchdogIntervalNs: Int64?
+
+    public init(environment: [String: String] = SystemdNotifier.environment()) {
+        var interval: Int64?
+        if let usec = environment["WATCHDOG_USEC"].flatMap({ Int64($0) }), usec > 0 {
+            // WATCHDOG_PID, when set, names the process meant; another one's is not ours.
+            if let pid = environment["WATCHDOG_PID"].flatMap({ Int32($0) }), pid != getpid() {
+                interval = nil
+            } else {
+                interval = usec * 1000 / 2
+            }
+        }
+        watchdogIntervalNs = interval
+        guard let path = environment["NOTIFY_SOCKET"], !path.isEmpty, path.utf8.count < 108,
+              path.hasPrefix("/") || path.hasPrefix("@") else {
+            fd = -1
+            return
+        }
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        address.sun_family = sa_family_t(AF_UNIX)
+        var bytes = Array(path.utf8)
+        // An abstract socket: '@' stands for the leading NUL.
+        if bytes[0] == UInt8(ascii: "@") { bytes[0] = 0 }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        addressLength = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    public var enabled: Bool { fd >= 0 }
+
+    public static func environment() -> [String: String] {
+        var env: [String: String] = [:]
+        for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+            if let v = getenv(key) { env[key] = String(cString: v) }
+        }
+        return env
+    }
+
+    /// Sends `KEY=VALUE` lines as one datagram; false when it could not be sent.
+    @discardableResult
+    public func notify(_ state: String) -> Bool {
+        guard fd >= 0 else { return false }
+        let bytes = Array(state.utf8)
+        let n = withUnsafePointer(to: &address) { a in
+            a.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), sa, addressLength) }
+            }
+        }
+        return n == bytes.count
+    }
+
+    public func ready(status: String) { notify("READY=1\nSTATUS=\(status)\nMAINPID=\(getpid())") }
+    public func status(_ text: String) { notify("STATUS=\(text)") }
+    public func watchdog() { notify("WATCHDOG=1") }
+    public func stopping(status: String) { notify("STOPPING=1\nSTATUS=\(status)") }
+    public func reloading() { notify("RELOADING=1\nMONOTONIC_USEC=\(Self.monotonicUsec())") }
+    public func reloaded(status: String) { notify("READY=1\nSTATUS=\(status)") }
+
+    static func monotonicUsec() -> Int64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Int64(t.tv_sec) * 1_000_000 + Int64(t.tv_nsec) / 1000
+    }
+}
