@@ -15,17 +15,52 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Where records go: a file, or - for standard output. Overrides the config's output.")
     var output: String?
 
+    @Flag(help: "Check the config file and the rules it names, print what would run, and exit (0: valid).")
+    var checkConfig = false
+
     func run() async throws {
         var logger = Logger(label: "agentwatch")
         logger.logLevel = .info
         do {
             let settings = try loadConfig()
+            if checkConfig {
+                print(try Self.check(settings, file: config ?? (access(DaemonConfig.defaultPath, F_OK) == 0 ? DaemonConfig.defaultPath : nil)))
+                return
+            }
             let group = try buildDaemon(config: settings, logger: logger)
             try await group.run()
         } catch let error as AgentError {
             FileHandleStderr.write("agentwatch: \(error.message)\n")
             throw ExitCode(1)
         }
+    }
+
+    /// What `--check-config` prints: the settings that will run, the outputs and the rules.
+    static func check(_ c: DaemonConfig, file: String?) throws(AgentError) -> String {
+        let paths = c.rules ?? RuleSet.defaultPaths()
+        var rules = "no rules"
+        if !paths.isEmpty {
+            do {
+                let set = try RuleSet.load(paths: paths)
+                rules = "\(set.rules.filter(\.enabled).count) rules enabled from \(paths.joined(separator: ", ")) (digest \(set.digest.prefix(16)))"
+            } catch {
+                let first = error.diagnostics.first.map { "\($0)" } ?? "\(error)"
+                throw AgentError("invalid rules: \(first)\(error.diagnostics.count > 1 ? " (and \(error.diagnostics.count - 1) more)" : "")")
+            }
+        }
+        var lines = ["config OK: \(file ?? "built-in defaults")"]
+        lines.append("session roots: \(c.sessionRoots.joined(separator: ", "))")
+        for o in c.effectiveOutputs {
+            switch o.kind {
+            case .file(let f):
+                lines.append("output \(o.name): file \(f.path), \(o.format.rawValue), \(o.records.rawValue) records, rotate at \(f.rotateBytes >> 20) MiB / \(f.rotateIntervalS) s, keep \(f.retain)\(f.compress ? ", gzip" : "")")
+            case .syslog(let s):
+                let target = s.transport == .unix ? s.address : "\(s.address):\(s.effectivePort)"
+                lines.append("output \(o.name): syslog \(s.transport.rawValue) \(target), \(s.framing.rawValue), \(o.format.rawValue), \(o.records.rawValue) records, spool \(o.spoolDirectory ?? "off")")
+            }
+        }
+        lines.append("rules: \(rules)")
+        return lines.joined(separator: "\n")
     }
 
     func loadConfig() throws(AgentError) -> DaemonConfig {

@@ -1,3 +1,4 @@
+import Foundation
 import AgentCore
 import Glibc
 import Testing
@@ -362,5 +363,29 @@ struct OutputConfigTests {
     func errorsSayWhereAndWhat(_ yaml: String, _ expected: String) throws {
         let message = try #require(parseError(yaml))
         #expect(message.hasPrefix("agentwatch.yaml:\(expected)"), "\(message)")
+    }
+}
+
+@Suite("shipped config")
+struct ShippedConfigTests {
+    /// packaging/agentwatch.yaml lists every setting with its built-in default: parsing it must
+    /// give exactly the defaults, and it must name every known setting.
+    @Test func theShippedFileIsTheDefaults() throws {
+        let path = "\(#filePath)".split(separator: "/").dropLast(3).joined(separator: "/")
+        let file = "/" + path + "/packaging/agentwatch.yaml"
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        var parsed = try DaemonConfig.parse(text, file: file)
+        #expect(parsed.effectiveOutputs == DaemonConfig().effectiveOutputs)
+        parsed.outputs = nil
+        #expect(parsed == DaemonConfig())
+        for key in DaemonConfig.knownKeys where key != "output" {
+            #expect(text.contains("\n\(key):") || text.contains("\n# \(key):"), "\(key) is not in the shipped config")
+        }
+        for key in OutputConfig.commonKeys + OutputConfig.fileKeys {
+            #expect(text.contains(" \(key):"), "file output setting \(key) is not in the shipped config")
+        }
+        for key in OutputConfig.syslogKeys {
+            #expect(text.contains("#   \(key):"), "syslog output setting \(key) is not in the shipped config")
+        }
     }
 }
