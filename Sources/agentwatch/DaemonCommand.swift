@@ -27,7 +27,7 @@ struct DaemonCommand: AsyncParsableCommand {
                 print(try Self.check(settings, file: config ?? (access(DaemonConfig.defaultPath, F_OK) == 0 ? DaemonConfig.defaultPath : nil)))
                 return
             }
-            let group = try buildDaemon(config: settings, logger: logger)
+            let group = try buildDaemon(config: settings, logger: logger) { () throws(AgentError) in try loadConfig() }
             try await group.run()
         } catch let error as AgentError {
             FileHandleStderr.write("agentwatch: \(error.message)\n")
@@ -87,9 +87,10 @@ struct DaemonCommand: AsyncParsableCommand {
 
 /// Builds the daemon's service group: the pipeline as a service, SIGTERM and SIGINT as a
 /// graceful shutdown that drains, flushes and writes `agent.stop`.
-func buildDaemon(config: DaemonConfig, logger: Logger) throws(AgentError) -> ServiceGroup {
+func buildDaemon(config: DaemonConfig, logger: Logger, reload: @escaping () throws(AgentError) -> DaemonConfig) throws(AgentError) -> ServiceGroup {
     let outputs = try Outputs(config.effectiveOutputs, logger: logger)
     let daemon = try Daemon(config: config, sink: outputs, logger: logger)
+    daemon.configLoader = reload
     return ServiceGroup(configuration: .init(
         services: [DaemonService(daemon: daemon)],
         gracefulShutdownSignals: [.sigterm, .sigint],

@@ -181,7 +181,7 @@ extension KernelSuite {
             let shell = spawn(["/bin/sh", "-c", "echo $$ > '\(cg)/cgroup.procs' && for i in $(seq 1 200); do /bin/echo n$i >/dev/null; done; cat \(home.path)/.ssh/id_ed25519 >/dev/null"])
             // Requests that arrive together are one reload; wait for each one's record.
             func reload(_ n: Int) {
-                d.daemon.reloadRules()
+                d.daemon.reload()
                 _ = waitUntil(timeout: 20) { d.daemon.counters.recordsByType[Int(RecordType.agentReload.rawValue)] >= UInt64(n) }
             }
             reload(1)

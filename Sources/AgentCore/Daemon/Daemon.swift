@@ -11,7 +11,10 @@ import Synchronization
 public final class Daemon: SessionSource, @unchecked Sendable {
     public static let version = "0.1.0"
 
-    public let config: DaemonConfig
+    public private(set) var config: DaemonConfig
+    /// Reads the config again for a reload (SIGHUP): the file and the command line's overrides.
+    /// nil: a reload reloads the rules only.
+    public var configLoader: (() throws(AgentError) -> DaemonConfig)?
     let logger: Logger
     let registry: SessionRegistry
     let sensor: Sensor
@@ -32,7 +35,7 @@ public final class Daemon: SessionSource, @unchecked Sendable {
     private let stopRequested = Atomic<Bool>(false)
     private let reloadRequested = Atomic<Bool>(false)
     /// Where the rules come from (resolved once), and what is loaded.
-    let rulePaths: [String]
+    private(set) var rulePaths: [String]
     private(set) var rules: RuleSet?
     private let published = Mutex(DaemonCounters())
 
@@ -122,28 +125,79 @@ public final class Daemon: SessionSource, @unchecked Sendable {
         }
     }
 
-    /// Asks the loop to reload the rules between two records (SIGHUP). Safe from any thread.
+    /// Asks the loop to reload the config and rules between two records (SIGHUP). Safe from
+    /// any thread.
     /// SIGHUP also reopens the output files (logrotate) and reconnects the receivers.
-    public func reloadRules() {
+    public func reload() {
         outputs?.reopen()
         reloadRequested.store(true, ordering: .releasing)
         var one: UInt64 = 1
         _ = write(stopFD, &one, 8)
     }
 
-    /// Loads the rules again; on an error keeps the ones running and says why. Runs on the loop
-    /// thread between records, so no record is evaluated twice or skipped.
+    /// Settings that only a restart can change (the kernel programs and maps are sized and
+    /// loaded with them) that differ between `a` and `b`.
+    static func restartOnly(_ a: DaemonConfig, _ b: DaemonConfig) -> [String] {
+        var keys: [String] = []
+        if a.sessionRoots != b.sessionRoots { keys.append("session_roots") }
+        if a.ringBufferKiB != b.ringBufferKiB { keys.append("ring_buffer_kib") }
+        if a.argsMax != b.argsMax { keys.append("args_max") }
+        if a.flowReportKiB != b.flowReportKiB { keys.append("flow_report_kib") }
+        if a.resolvePaths != b.resolvePaths { keys.append("resolve_paths") }
+        if a.runtimeDir != b.runtimeDir { keys.append("runtime_dir") }
+        return keys
+    }
+
+    /// Reloads the config (when there is a loader) and the rules, all or nothing: a new config
+    /// or rule set that does not load, or an output that cannot be made, leaves everything as
+    /// it was and says why. Runs on the loop thread between records, so no record is evaluated
+    /// twice or skipped. Settings only a restart can change are named in the record and wait.
     private func applyReload() {
-        guard !rulePaths.isEmpty else { return }
-        var failure: RuleErrors?
-        do {
-            let fresh = try RuleSet.load(paths: rulePaths)
-            if let detector = pipeline.detector { detector.replaceRules(fresh) } else { pipeline.detector = Detector(rules: fresh) }
-            rules = fresh
-            logger.info("rules reloaded: \(fresh.rules.count) rules, digest \(fresh.digest.prefix(16))")
+        var failure: String?
+        var errorCount = 0
+        var fresh = config
+        var restartRequired: [String] = []
+        var outputsChanged: (started: [String], stopped: [String]) = ([], [])
+        var newRules: RuleSet?
+        do throws(AgentError) {
+            if let configLoader {
+                fresh = try configLoader()
+                restartRequired = Self.restartOnly(config, fresh)
+                // Those keep what runs; a restart applies them.
+                fresh.sessionRoots = config.sessionRoots
+                fresh.ringBufferKiB = config.ringBufferKiB
+                fresh.argsMax = config.argsMax
+                fresh.flowReportKiB = config.flowReportKiB
+                fresh.resolvePaths = config.resolvePaths
+                fresh.runtimeDir = config.runtimeDir
+            }
+            let paths = fresh.rules ?? RuleSet.defaultPaths()
+            if !paths.isEmpty {
+                do {
+                    newRules = try RuleSet.load(paths: paths)
+                } catch {
+                    errorCount = error.diagnostics.count
+                    throw AgentError(error.diagnostics.first.map { "\($0)" } ?? "\(error)")
+                }
+            }
+            if let outputs, fresh.effectiveOutputs != config.effectiveOutputs {
+                outputsChanged = try outputs.replace(with: fresh.effectiveOutputs, logger: logger)
+            }
         } catch {
-            failure = error
-            logger.error("rules reload failed, keeping the \(rules?.rules.count ?? 0) rules loaded before: \(error)")
+            failure = error.message
+        }
+        if failure == nil {
+            if let newRules {
+                if let detector = pipeline.detector { detector.replaceRules(newRules) } else { pipeline.detector = Detector(rules: newRules) }
+            } else {
+                pipeline.detector = nil
+            }
+            rules = newRules
+            rulePaths = fresh.rules ?? RuleSet.defaultPaths()
+            config = fresh
+            logger.info("reloaded: \(rules?.rules.count ?? 0) rules\(outputsChanged.started.isEmpty && outputsChanged.stopped.isEmpty ? "" : ", outputs started \(outputsChanged.started) stopped \(outputsChanged.stopped)")\(restartRequired.isEmpty ? "" : "; a restart is needed to apply \(restartRequired.joined(separator: ", "))")")
+        } else {
+            logger.error("reload failed, keeping the running config and \(rules?.rules.count ?? 0) rules: \(failure!)")
         }
         // In the stream too: a SIEM sees which rules ran from which record on, and why a
         // reload did not take.
@@ -154,9 +208,19 @@ public final class Daemon: SessionSource, @unchecked Sendable {
                 j.raw(","); j.key("rules"); j.raw("{"); j.key("count"); j.uint(UInt64(running.rules.filter(\.enabled).count))
                 j.raw(","); j.key("digest"); j.string(running.digest); j.raw("}")
             }
+            if configLoader != nil {
+                j.raw(","); j.key("outputs"); j.stringArray(self.outputs?.workers.map(\.name) ?? [])
+            }
+            if !outputsChanged.started.isEmpty || !outputsChanged.stopped.isEmpty {
+                j.raw(","); j.key("outputs_started"); j.stringArray(outputsChanged.started)
+                j.raw(","); j.key("outputs_stopped"); j.stringArray(outputsChanged.stopped)
+            }
+            if !restartRequired.isEmpty {
+                j.raw(","); j.key("restart_required"); j.stringArray(restartRequired)
+            }
             if let failure {
-                j.raw(","); j.key("errors"); j.uint(UInt64(failure.diagnostics.count))
-                j.raw(","); j.key("error"); j.string(failure.diagnostics.first.map { "\($0)" } ?? "\(failure)")
+                if errorCount > 0 { j.raw(","); j.key("errors"); j.uint(UInt64(errorCount)) }
+                j.raw(","); j.key("error"); j.string(failure)
             }
         }
     }

@@ -10,10 +10,11 @@ public struct DaemonService: Service {
     public init(daemon: Daemon) { self.daemon = daemon }
 
     public func run() async throws {
-        // SIGHUP reloads the rules: the loop swaps them between two records.
+        // SIGHUP reloads the config and rules, and reopens the outputs: the loop swaps them
+        // between two records.
         signal(SIGHUP, SIG_IGN)
         let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        hup.setEventHandler { [daemon] in daemon.reloadRules() }
+        hup.setEventHandler { [daemon] in daemon.reload() }
         hup.resume()
         defer { hup.cancel() }
         try await withGracefulShutdownHandler {

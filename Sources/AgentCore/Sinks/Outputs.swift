@@ -3,14 +3,18 @@ import Logging
 /// The recorder's sink when records go to several outputs: each batch of lines is copied into
 /// every sink's queue; the sinks deliver on their own threads.
 public final class Outputs: RecordSink {
-    public let workers: [SinkWorker]
-    public let description: String
+    public private(set) var workers: [SinkWorker]
+    /// The configuration each worker was made from (nil: made directly).
+    private var configs: [OutputConfig?]
+    private let descriptionAtStart: String
+    public var description: String { descriptionAtStart }
     /// The first native file sink's tail: the stream's chain continues the main file.
     public let chainTail: [UInt8]?
 
-    public init(workers: [SinkWorker]) {
+    public init(workers: [SinkWorker], configs: [OutputConfig?]? = nil) {
         self.workers = workers
-        description = workers.map(\.destination.description).joined(separator: ", ")
+        self.configs = configs ?? workers.map { _ in nil }
+        descriptionAtStart = workers.map(\.destination.description).joined(separator: ", ")
         chainTail = workers.lazy.compactMap { ($0.destination as? FileDestination)?.chainTail }.first
     }
 
@@ -18,7 +22,31 @@ public final class Outputs: RecordSink {
     public convenience init(_ configs: [OutputConfig], logger: Logger) throws(AgentError) {
         var workers: [SinkWorker] = []
         for c in configs { workers.append(try c.makeWorker(logger: logger)) }
-        self.init(workers: workers)
+        self.init(workers: workers, configs: configs)
+    }
+
+    /// Moves to `wanted` (a config reload): outputs configured exactly as before keep running
+    /// untouched; the others are all made first (so a failure changes nothing), then the old
+    /// ones deliver what they hold and stop, then the new ones start. Called on the thread that
+    /// writes. Returns the names of the outputs that were started and stopped.
+    public func replace(with wanted: [OutputConfig], logger: Logger) throws(AgentError) -> (started: [String], stopped: [String]) {
+        var next: [SinkWorker] = []
+        var fresh: [SinkWorker] = []
+        for c in wanted {
+            if let i = configs.firstIndex(where: { $0 == c }) {
+                next.append(workers[i])
+            } else {
+                let w = try c.makeWorker(logger: logger)
+                next.append(w)
+                fresh.append(w)
+            }
+        }
+        let gone = workers.filter { old in !next.contains { $0 === old } }
+        for w in gone { w.stop() }
+        for w in fresh { w.start() }
+        workers = next
+        configs = wanted
+        return (fresh.map(\.name), gone.map(\.name))
     }
 
     public func start() { for w in workers { w.start() } }
