@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
 #include "csupport.h"
 
 struct aw_gnu_open_flags aw_gnu_open_flags(void)
@@ -21,4 +22,16 @@ struct aw_gnu_open_flags aw_gnu_open_flags(void)
 const char *aw_errno_name(int e)
 {
 	return strerrorname_np(e);
+}
+
+int aw_peer_cred(int fd, int *pid, unsigned *uid, unsigned *gid)
+{
+	struct ucred c;
+	socklen_t len = sizeof(c);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) != 0)
+		return -1;
+	*pid = c.pid;
+	*uid = c.uid;
+	*gid = c.gid;
+	return 0;
 }

@@ -1,5 +1,6 @@
 import AgentCore
 import ArgumentParser
+import Foundation
 import Glibc
 
 struct RunCommand: ParsableCommand {
@@ -8,8 +9,10 @@ struct RunCommand: ParsableCommand {
         abstract: "Start a watched agent session and run CMD in it.",
         discussion: """
             As root (sudo), creates the session cgroup, moves CMD into it and runs it as the user \
-            who called sudo (SUDO_UID/SUDO_GID). When CMD ends the session's cgroup is removed, \
-            which ends the session. Example: sudo agentwatch run --label agent=claude -- claude
+            who called sudo (SUDO_UID/SUDO_GID). Without root, asks the running daemon over its \
+            control socket (members of the agentwatch group) to create the session and move CMD \
+            into it; CMD runs as you. When CMD ends the session's cgroup is removed, which ends \
+            the session. Example: agentwatch run --label agent=claude -- claude
             """)
 
     @Option(name: .long, help: "Session id (letters, digits, '.', '_', '-'). Default: generated.")
@@ -46,10 +49,8 @@ struct RunCommand: ParsableCommand {
     }
 
     private func launch(_ cmd: [String]) throws(AgentError) -> Never {
-        guard geteuid() == 0 else {
-            throw AgentError("needs root to create a session cgroup: run it with sudo")
-        }
         let settings: DaemonConfig = try config.map { p throws(AgentError) in try DaemonConfig.load(path: p) } ?? DaemonConfig()
+        guard geteuid() == 0 else { try launchThroughDaemon(cmd, settings: settings) }
         let env = ProcessEnvironment()
         let uid = env.sudoUID ?? getuid()
         let gid = env.sudoGID ?? getgid()
@@ -90,12 +91,117 @@ struct RunCommand: ParsableCommand {
         }
         // The parent stays outside the session to clean it up: it passes signals on and
         // removes the cgroup once CMD is gone, which ends the session.
-        SignalForwarder.install(child: child)
-        var status: Int32 = 0
-        while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+        let status = Self.wait(for: child)
         if rmdir(path) != 0 && errno == EBUSY {
             FileHandleStderr.write("agentwatch run: processes of session \(id) are still running; the session ends when they do and \(path) is removed\n")
         }
+        Self.exit(like: status)
+    }
+
+    /// Without root: a child asks the daemon to move it into a new session (the daemon moves
+    /// only the process that asks, which it identifies by SO_PEERCRED), then execs CMD as the
+    /// caller. The parent stays outside, passes signals on, and asks the daemon to end the
+    /// session when CMD is gone. The child does only system calls between fork and exec:
+    /// everything it needs is made before the fork.
+    private func launchThroughDaemon(_ cmd: [String], settings: DaemonConfig) throws(AgentError) -> Never {
+        let socketPath = settings.runtimeDir + "/control.sock"
+        let id = session ?? SessionLauncher.generatedID()
+        var labels: [String: String] = [:]
+        for l in label {
+            let eq = l.firstIndex(of: "=")!
+            labels[String(l[..<eq])] = String(l[l.index(after: eq)...])
+        }
+        guard let body = try? JSONSerialization.data(withJSONObject: ["op": "start", "session": id, "labels": labels] as [String: Any]) else {
+            throw AgentError("cannot encode the request")
+        }
+        let request = Array(body) + [0x0A]
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        guard socketPath.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else { throw AgentError("control socket path too long: \(socketPath)") }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in socketPath.utf8.enumerated() { raw[i] = b } }
+        let okMark = Array("\"ok\":true".utf8)
+        var reply = [UInt8](repeating: 0, count: 65536)
+        var report: [Int32] = [0, 0]
+        guard pipe(&report) == 0 else { throw AgentError("pipe: \(String(cString: strerror(errno)))") }
+        var argv = cmd.map { strdup($0) }
+        argv.append(nil)
+
+        let child = fork()
+        if child < 0 { throw AgentError("fork: \(String(cString: strerror(errno)))") }
+        if child == 0 {
+            close(report[0])
+            let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            } == 0
+            var got = 0
+            if connected {
+                _ = request.withUnsafeBytes { write(s, $0.baseAddress, $0.count) }
+                while got < reply.count {
+                    let n = reply.withUnsafeMutableBytes { read(s, $0.baseAddress! + got, $0.count - got) }
+                    if n <= 0 { break }
+                    got += n
+                }
+            } else {
+                // Say why for the parent: 1 byte errno marker.
+                var e = UInt8(truncatingIfNeeded: errno)
+                _ = write(report[1], &e, 1)
+                _exit(125)
+            }
+            close(s)
+            var accepted = false
+            var i = 0
+            while !accepted && i + okMark.count <= got {
+                var j = 0
+                while j < okMark.count && reply[i + j] == okMark[j] { j += 1 }
+                accepted = j == okMark.count
+                i += 1
+            }
+            if !accepted {
+                _ = reply.withUnsafeBytes { write(report[1], $0.baseAddress, got) }
+                _exit(125)
+            }
+            close(report[1])
+            execvp(argv[0]!, &argv)
+            _exit(errno == ENOENT ? 127 : 126)
+        }
+        close(report[1])
+        let status = Self.wait(for: child)
+        var why: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(report[0], $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            why += buf[0..<n]
+        }
+        if (status >> 8) & 0xff == 125 && status & 0x7f == 0 && !why.isEmpty {
+            if why.count == 1 {
+                let e = Int32(why[0])
+                let hint = e == ENOENT || e == ECONNREFUSED ? "no agentwatch daemon is running (start it: systemctl start agentwatch), or run this with sudo"
+                    : e == EACCES ? "you may not use \(socketPath): join the agentwatch group (then log in again), or run this with sudo"
+                    : String(cString: strerror(e))
+                throw AgentError("cannot reach the daemon at \(socketPath): \(hint)")
+            }
+            let answer = (try? JSONSerialization.jsonObject(with: Data(why))) as? [String: Any]
+            throw AgentError("the daemon refused the session: \(answer?["error"] as? String ?? String(decoding: why, as: UTF8.self))")
+        }
+        if status & 0x7f == 0 && (status >> 8) & 0xff == 127 {
+            FileHandleStderr.write("agentwatch run: \(cmd[0]): command not found\n")
+        }
+        _ = try? ControlServer.request(["op": "end", "session": id], path: socketPath)
+        Self.exit(like: status)
+    }
+
+    /// Waits for `child`, passing terminal and termination signals on to it.
+    static func wait(for child: pid_t) -> Int32 {
+        SignalForwarder.install(child: child)
+        var status: Int32 = 0
+        while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+        return status
+    }
+
+    /// Exits as the child did: the same code, or the same signal.
+    static func exit(like status: Int32) -> Never {
         if status & 0x7f != 0 {
             signal(status & 0x7f, SIG_DFL)
             kill(getpid(), status & 0x7f)

@@ -71,5 +71,61 @@ extension KernelSuite {
             #expect(seqs.elementsEqual(1...seqs.count), "seq has a gap or a repeat")
             try expectValidAgainstSchema(d.output)
         }
+
+        @Test("control socket: a user without root starts a session and runs in it as themself; a process in a session asking for another is refused and raises an alert; sessions and status answer")
+        func controlSocket() throws {
+            let d = try TestDaemon { $0.controlGroup = "nogroup" }
+            let dir = (d.output as NSString).deletingLastPathComponent
+            let config = dir + "/client.yaml"
+            try "session_roots: [\(d.rootName)]\nruntime_dir: \(dir)\n".write(toFile: config, atomically: true, encoding: .utf8)
+            chmod(dir, 0o755)
+            chmod(config, 0o644)
+            d.start()
+            defer { d.stop() }
+            let sock = dir + "/control.sock"
+            var st = stat()
+            #expect(stat(sock, &st) == 0 && st.st_mode & 0o777 == 0o660 && st.st_gid == 65534)
+
+            // As nobody (uid 65534, group nogroup): the command runs inside the new session, as nobody.
+            let run = try Executable.run(["run", "--config", config, "--session", "u1", "--label", "agent=test", "--", "sh", "-c", "id -u; cat /proc/self/cgroup"], asUser: 65534)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout.hasPrefix("65534\n"))
+            #expect(run.stdout.contains("0::/\(d.rootName)/u1\n"), "\(run.stdout)")
+            let records = d.waitForRecords { $0.contains { $0.string("type") == "session.end" && $0.string("session.id") == "u1" } }
+            let start = records.first { $0.string("type") == "session.start" && $0.string("session.id") == "u1" }
+            #expect(start?.int("session.uid") == 65534)
+            #expect(records.contains { $0.string("type") == "process.exec" && $0.string("session.id") == "u1" && $0.string("process.exe") == "/usr/bin/id" && $0.int("process.uid") == 65534 })
+            // The session's cgroup went when the command ended.
+            #expect(access(d.sessionPath("u1"), F_OK) != 0)
+
+            // From inside a session, another session is refused, and that is an alert.
+            let nested = try Executable.run(["run", "--config", config, "--session", "u2", "--", Executable.path, "run", "--config", config, "--session", "u3", "--", "true"], asUser: 65534)
+            #expect(nested.status != 0)
+            #expect(nested.stderr.contains("the daemon refused the session: process"), "\(nested.stderr)")
+            #expect(nested.stderr.contains("is inside session u2"), "\(nested.stderr)")
+            let after = d.waitForRecords { $0.contains { $0.string("type") == "alert" && $0.string("rule.id") == "agentwatch-session-escape" } }
+            let alert = after.first { $0.string("type") == "alert" && $0.string("rule.id") == "agentwatch-session-escape" }
+            #expect(alert?.string("session.id") == "u2")
+            #expect(alert?.string("rule.severity") == "high")
+            #expect(access(d.sessionPath("u3"), F_OK) != 0)
+
+            // sessions and status, as a member of the group.
+            let long = Process()
+            long.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            long.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", Executable.path, "run", "--config", config, "--session", "u4", "--", "sleep", "3"]
+            try long.run()
+            var listed = false
+            _ = waitUntil(timeout: 10) {
+                let s = try? Executable.run(["sessions", "--config", config], asUser: 65534)
+                listed = s?.stdout.contains("u4") == true && s?.stdout.contains("65534") == true
+                return listed
+            }
+            #expect(listed)
+            let status = try Executable.run(["status", "--config", config, "--json"], asUser: 65534)
+            #expect(status.status == 0 && status.stdout.contains("\"records\""), "\(status.stderr)")
+            long.waitUntilExit()
+            #expect(long.terminationStatus == 0)
+            try expectValidAgainstSchema(d.output)
+        }
     }
 }

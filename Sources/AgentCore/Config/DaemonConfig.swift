@@ -28,8 +28,11 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Rule files and directories. nil: the installed rules and /etc/agentwatch/rules.d (or
     /// `rules/` in a source tree); an empty list: no rules.
     public var rules: [String]? = nil
-    /// Where the daemon keeps its pid file.
+    /// Where the daemon keeps its pid file and control socket.
     public var runtimeDir = "/run/agentwatch"
+    /// Members of this group may use the control socket (start sessions without root); the
+    /// socket is root's only when the group does not exist.
+    public var controlGroup = "agentwatch"
 
     public init() {}
 
@@ -119,6 +122,7 @@ public struct DaemonConfig: Sendable, Equatable {
             case "poll_interval_ms": config.pollIntervalMs = try int(1...10_000)
             case "status_interval_s": config.statusIntervalS = try int(0...86_400)
             case "runtime_dir": config.runtimeDir = try string()
+            case "control_group": config.controlGroup = try string()
             default:
                 throw AgentError("\(at): unknown setting '\(key)' (known: \(Self.knownKeys.joined(separator: ", ")))")
             }
@@ -132,7 +136,7 @@ public struct DaemonConfig: Sendable, Equatable {
     /// The outputs to run: `outputs`, or the one file `output`.
     public var effectiveOutputs: [OutputConfig] { outputs ?? [.file(output)] }
 
-    public static let knownKeys = ["output", "outputs", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "resolve_paths", "rules", "poll_interval_ms", "status_interval_s", "runtime_dir"]
+    public static let knownKeys = ["output", "outputs", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "resolve_paths", "rules", "poll_interval_ms", "status_interval_s", "runtime_dir", "control_group"]
 
     /// `LINE:COL: YAML error: ...`, to follow `file:`.
     static func describe(_ error: YamlError, text: String) -> String {

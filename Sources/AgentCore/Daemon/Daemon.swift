@@ -8,7 +8,7 @@ import Synchronization
 /// The live pipeline: Sensor (ring buffer) → decode → ProcessTable and sessions → Recorder →
 /// sink, driven by one thread that waits on the ring buffer, the session roots and a stop
 /// signal. Built and checked by `init`, run by `run()`, ended from any thread by `stop()`.
-public final class Daemon: SessionSource, @unchecked Sendable {
+public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
     public static let version = "0.1.0"
 
     public private(set) var config: DaemonConfig
@@ -38,6 +38,18 @@ public final class Daemon: SessionSource, @unchecked Sendable {
     private(set) var rulePaths: [String]
     private(set) var rules: RuleSet?
     private let published = Mutex(DaemonCounters())
+    /// The live sessions as the control socket lists them, rebuilt when sessions change.
+    private let publishedSessions = Mutex<[SessionSummary]>([])
+    private var sessionsChanged = true
+    /// The control socket, once running.
+    private var control: ControlServer?
+    /// Where `start` requests make sessions (the first root), fixed at start.
+    let controlRoot: String
+    let cgroupMount: String
+    /// Session cgroups made for control callers that are to be removed once empty.
+    private let removeWhenEmpty = Mutex<Set<String>>([])
+    /// Refused control requests, for the loop to record as alerts.
+    private let refusals = Mutex<[(peer: ControlPeer, cgroup: String, requested: String)]>([])
 
     /// Checks the machine, resolves the session roots and loads the kernel programs.
     /// Every failure is one `AgentError` line that says what to do.
@@ -59,6 +71,8 @@ public final class Daemon: SessionSource, @unchecked Sendable {
             throw AgentError("no cgroup2 filesystem is mounted: mount one (mount -t cgroup2 none /sys/fs/cgroup) and start again")
         }
         registry = try SessionRegistry(mount: mount, roots: config.sessionRoots)
+        controlRoot = registry.roots[0].path
+        cgroupMount = mount
         // Invalid rules stop the daemon before it loads anything: a SIEM must not believe a
         // host is covered by rules that never loaded.
         rulePaths = config.rules ?? RuleSet.defaultPaths()
@@ -265,6 +279,13 @@ public final class Daemon: SessionSource, @unchecked Sendable {
             throw AgentError("attaching the process hooks failed: \(error)")
         }
         writePidFile()
+        do {
+            let server = try ControlServer(path: config.runtimeDir + "/control.sock", group: config.controlGroup, handler: self, logger: logger)
+            server.start()
+            control = server
+        } catch {
+            logger.error("\(error.message): sessions can be started as root only")
+        }
         logger.info("writing records to \(sinkDescription); session roots: \(registry.roots.map(\.path).joined(separator: ", "))")
 
         for root in registry.roots {
@@ -317,6 +338,7 @@ public final class Daemon: SessionSource, @unchecked Sendable {
                     // Level-triggered: read the counter, or a reload request keeps waking us.
                     var count: UInt64 = 0
                     _ = read(stopFD, &count, 8)
+                    recordRefusals()
                 default:
                     break
                 }
@@ -353,6 +375,7 @@ public final class Daemon: SessionSource, @unchecked Sendable {
 
     private func shutdown() {
         notifier.stopping(status: "stopping: draining the ring buffer and flushing the outputs")
+        control?.stop()
         sensor.detachAll()
         consumeRing()
         // Drops the kernel counted but never got to put in the stream.
@@ -417,6 +440,13 @@ public final class Daemon: SessionSource, @unchecked Sendable {
     func rescan(adopting: Bool = false, force: Set<UInt64> = [], reading: Bool = false) {
         let (started, gone) = registry.scan(nowNs: wallNow(), adopting: adopting, force: force)
         endedWhileReading += gone
+        if !started.isEmpty || !gone.isEmpty { sessionsChanged = true }
+        if !reading {
+            // Sessions made through the control socket whose last process has gone.
+            removeWhenEmpty.withLock { paths in
+                for p in paths where rmdir(p) == 0 || errno == ENOENT { paths.remove(p) }
+            }
+        }
         if !started.isEmpty {
             if !sensor.syscallHooksAttached {
                 do {
@@ -489,6 +519,127 @@ public final class Daemon: SessionSource, @unchecked Sendable {
     private func publish() {
         let c = snapshot()
         published.withLock { $0 = c }
+        if sessionsChanged {
+            sessionsChanged = false
+            let list = registry.sessions.values.sorted { $0.startNs < $1.startNs }.map { s in
+                SessionSummary(id: s.id, cgroup: s.cgroup, uid: s.uid, startNs: s.startNs, adopted: s.adopted, labels: s.labels)
+            }
+            publishedSessions.withLock { $0 = list }
+        }
+    }
+
+    // MARK: control requests (on the control thread)
+
+    public func handle(_ request: [String: Any], peer: ControlPeer) -> [String: Any] {
+        switch request["op"] as? String {
+        case "start": return startSession(request, peer: peer)
+        case "end": return endSession(request, peer: peer)
+        case "sessions":
+            let list: [[String: Any]] = publishedSessions.withLock { $0 }.map { s in
+                ["id": s.id, "cgroup": s.cgroup, "uid": Int(s.uid), "start_ns": Int(s.startNs), "adopted": s.adopted,
+                 "labels": Dictionary(s.labels.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })]
+            }
+            return ["ok": true, "sessions": list]
+        case "status":
+            let c = counters
+            var outputs: [[String: Any]] = []
+            for w in self.outputs?.workers ?? [] {
+                let st = w.counters
+                outputs.append(["name": w.name, "destination": w.destination.description, "records": Int(st.records), "errors": Int(st.errors),
+                                "connected": st.connected, "spooled_bytes": Int(st.spooledBytes), "backlog_bytes": w.backlogBytes, "last_error": st.lastError])
+            }
+            return ["ok": true, "version": Self.version, "pid": Int(getpid()), "sessions": c.sessions, "processes": c.processes,
+                    "records": Int(c.records), "kernel_dropped": Int(c.kernelDropped), "decode_rejected": Int(c.decodeRejected),
+                    "syscall_hooks": c.syscallHooksAttached, "outputs": outputs]
+        default:
+            return ["ok": false, "error": "unknown op: start, end, sessions or status"]
+        }
+    }
+
+    /// The caller's cgroup (absolute path) as /proc says.
+    private func cgroupPath(of pid: Int32) -> String? {
+        guard let text = try? readFile("/proc/\(pid)/cgroup") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("0::") {
+            return cgroupMount + String(line.dropFirst(3))
+        }
+        return nil
+    }
+
+    /// The session root whose session holds `path`, and that session's directory.
+    private func sessionHolding(_ path: String) -> String? {
+        for r in registry.roots.map(\.path) where path.hasPrefix(r + "/") {
+            let rest = path.dropFirst(r.count + 1)
+            return r + "/" + (rest.split(separator: "/").first.map(String.init) ?? "")
+        }
+        return nil
+    }
+
+    private func startSession(_ request: [String: Any], peer: ControlPeer) -> [String: Any] {
+        guard let current = cgroupPath(of: peer.pid) else { return ["ok": false, "error": "cannot read the cgroup of process \(peer.pid)"] }
+        let id = (request["session"] as? String) ?? SessionLauncher.generatedID()
+        if let holding = sessionHolding(current) {
+            // Never out of a session, nor into another: refused, and a SIEM hears of it.
+            refusals.withLock { $0.append((peer, holding, id)) }
+            var one: UInt64 = 1
+            _ = write(stopFD, &one, 8)
+            return ["ok": false, "error": "process \(peer.pid) is inside session \(String(holding.split(separator: "/").last ?? "")): a process never leaves its session; start new sessions from outside one"]
+        }
+        if let problem = validateSessionID(id) { return ["ok": false, "error": "session \(id): \(problem)"] }
+        var labels: [(key: String, value: String)] = []
+        for (k, v) in (request["labels"] as? [String: Any] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard let v = v as? String else { return ["ok": false, "error": "label \(k): the value must be a string"] }
+            if let problem = validateLabel(k + "=" + v) { return ["ok": false, "error": "label \(k): \(problem)"] }
+            labels.append((k, v))
+        }
+        // The session's user is the caller, and ~ is that user's home from passwd.
+        let path: String
+        do {
+            path = try SessionLauncher.create(id: id, metadata: SessionMetadata(uid: peer.uid, labels: labels), root: controlRoot)
+        } catch {
+            return ["ok": false, "error": error.message]
+        }
+        let move = Array("\(peer.pid)\n".utf8)
+        let fd = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
+        let moved = fd >= 0 && move.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == move.count
+        let e = errno
+        if fd >= 0 { close(fd) }
+        guard moved else {
+            rmdir(path)
+            return ["ok": false, "error": "cannot move process \(peer.pid) into \(path): \(String(cString: strerror(e)))"]
+        }
+        removeWhenEmpty.withLock { _ = $0.insert(path) }
+        let watched = SessionLauncher.waitUntilWatched(path: path, timeoutMs: 3000)
+        logger.info("session \(id) started for uid \(peer.uid) (process \(peer.pid)) through the control socket")
+        return ["ok": true, "session": id, "cgroup": path, "watched": watched]
+    }
+
+    private func endSession(_ request: [String: Any], peer: ControlPeer) -> [String: Any] {
+        guard let id = request["session"] as? String, validateSessionID(id) == nil else { return ["ok": false, "error": "give the session id"] }
+        let path = controlRoot + "/" + id
+        guard access(path, F_OK) == 0 else { return ["ok": true, "ended": true] }
+        let owner = CgroupFS.getxattr(path, SessionMetadata.xattr).map { SessionMetadata.decode($0).uid } ?? nil
+        guard peer.uid == 0 || owner == peer.uid else { return ["ok": false, "error": "session \(id) is not yours"] }
+        if rmdir(path) == 0 { return ["ok": true, "ended": true] }
+        // Still has processes: it ends when they do.
+        removeWhenEmpty.withLock { _ = $0.insert(path) }
+        return ["ok": true, "ended": false]
+    }
+
+    /// Refused control requests, as alerts in the stream (on the loop thread).
+    private func recordRefusals() {
+        let pending = refusals.withLock { r in defer { r = [] }; return r }
+        for (peer, holding, requested) in pending {
+            var st = stat()
+            guard stat(holding, &st) == 0 else { continue }
+            let s = session(for: UInt64(st.st_ino))
+            let p = table.byPID[UInt32(peer.pid)]
+            recorder.daemonAlert(
+                id: "agentwatch-session-escape", title: "A process in a session asked to be moved to another session",
+                severity: .high, tags: ["attack.defense-evasion", "attack.t1562.001"],
+                message: "process \(peer.pid) (uid \(peer.uid)) of session \(s.id) asked the control socket for session \(requested); refused",
+                session: s, process: p, tid: UInt32(peer.pid), unixNs: wallNow())
+            logger.warning("refused: process \(peer.pid) of session \(s.id) asked to start session \(requested)")
+        }
     }
 
     func wallNow() -> Int64 { clock.wall(bootNs: WallClock.bootNow()) }
@@ -514,6 +665,16 @@ public final class Daemon: SessionSource, @unchecked Sendable {
         uname(&u)
         return withUnsafeBytes(of: u.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
     }
+}
+
+/// A live session as `agentwatch sessions` lists it.
+struct SessionSummary: Sendable {
+    let id: String
+    let cgroup: String
+    let uid: UInt32
+    let startNs: Int64
+    let adopted: Bool
+    let labels: [(key: String, value: String)]
 }
 
 /// What the daemon has done so far, for the console, `agentwatch status` and tests.

@@ -268,6 +268,31 @@ extension Recorder {
         end(.agentLoss)
     }
 
+    /// An alert the daemon raises itself (not a rule's), in the shape of rule alerts.
+    func daemonAlert(id: String, title: String, severity: RuleSeverity, tags: [String], message: String,
+                     session s: Session, process p: ProcessInfo?, tid: UInt32, unixNs: Int64) {
+        begin(.alert, unixNs: unixNs)
+        if let p {
+            sessionAndProcess(s, p, tid: tid)
+        } else {
+            buffer.raw(",")
+            buffer.bytes.append(contentsOf: s.json)
+        }
+        buffer.raw(",\"rule\":{\"id\":")
+        buffer.string(id)
+        buffer.raw(",\"title\":")
+        buffer.string(title)
+        buffer.raw(",\"severity\":")
+        buffer.string(severity.rawValue)
+        buffer.raw(",\"tags\":")
+        buffer.stringArray(tags)
+        buffer.raw(",\"source\":\"agentwatch daemon\",\"author\":\"agentwatch\"},\"message\":")
+        buffer.string(message)
+        buffer.raw(",\"evidence\":[]")
+        end(.alert)
+        s.counts[Int(RecordType.alert.rawValue)] += 1
+    }
+
     /// `agent.loss` for records one sink dropped (the others have them).
     func sinkLoss(sink: String, drops: SinkDrops, unixNs: Int64) {
         begin(.agentLoss, unixNs: unixNs)

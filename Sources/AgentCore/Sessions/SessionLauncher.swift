@@ -26,7 +26,13 @@ public enum SessionLauncher {
             throw AgentError("no cgroup2 filesystem is mounted: mount one (mount -t cgroup2 none /sys/fs/cgroup)")
         }
         let registry = try SessionRegistry(mount: mount, roots: [config.sessionRoots[0]])
-        let path = registry.roots[0].path + "/" + id
+        return try create(id: id, metadata: metadata, root: registry.roots[0].path)
+    }
+
+    /// Makes the session cgroup `root/id` and stores its metadata; returns its path.
+    public static func create(id: String, metadata: SessionMetadata, root: String) throws(AgentError) -> String {
+        if let problem = validateSessionID(id) { throw AgentError("--session \(id): \(problem)") }
+        let path = root + "/" + id
         if mkdir(path, 0o755) != 0 {
             let e = errno
             if e == EEXIST { throw AgentError("session \(id) already exists (\(path)): choose another --session") }

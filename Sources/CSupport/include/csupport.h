@@ -11,4 +11,9 @@ struct aw_gnu_open_flags aw_gnu_open_flags(void);
 /* "ENOENT" for ENOENT; NULL for a value glibc has no name for. */
 const char *aw_errno_name(int e);
 
+
+/* The pid, uid and gid of a unix socket's peer (SO_PEERCRED), as the kernel recorded them at
+ * connect. 0 on success, -1 with errno set. */
+int aw_peer_cred(int fd, int *pid, unsigned *uid, unsigned *gid);
+
 #endif
