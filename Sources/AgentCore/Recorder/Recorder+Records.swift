@@ -162,115 +162,22 @@ extension Recorder {
     /// `alert`: a rule fired. Carries the session and, when the trigger was a process's record,
     /// the process, so a SIEM needs no join to show who did it.
     func alert(_ a: Alert, _ s: Session, _ p: ProcessInfo?, tid: UInt32, unixNs: Int64) {
-        begin(.alert, unixNs: unixNs)
-        if let p {
-            sessionAndProcess(s, p, tid: tid)
-        } else {
-            buffer.raw(",")
-            buffer.bytes.append(contentsOf: s.json)
-        }
-        buffer.raw(",\"rule\":{\"id\":")
-        buffer.string(a.rule.id)
-        buffer.raw(",\"title\":")
-        buffer.string(a.rule.title)
-        buffer.raw(",\"severity\":")
-        buffer.string(a.rule.severity.rawValue)
-        buffer.raw(",\"tags\":")
-        buffer.stringArray(a.rule.tags)
-        buffer.raw(",\"source\":")
-        buffer.string(a.rule.source)
-        buffer.raw(",\"author\":")
-        buffer.string(a.rule.author)
-        buffer.raw("},\"message\":")
-        buffer.string(a.message)
-        buffer.raw(",\"evidence\":")
-        buffer.uintArray(a.evidence)
-        if a.suppressed > 0 {
-            buffer.raw(",\"suppressed\":")
-            buffer.uint(UInt64(a.suppressed))
-        }
-        end(.alert)
-    }
-
-    private func addresses(_ c: agent_connect) {
-        var c = c
-        withUnsafeBytes(of: &c.addr) { addr in
-            withUnsafeBytes(of: &c.local) { local in
-                SocketAddress.write(into: &buffer, remote: UnsafeRawBufferPointer(rebasing: addr[0..<Int(min(c.addr_len, UInt16(addr.count)))]),
-                                    local: UnsafeRawBufferPointer(rebasing: local[0..<Int(min(c.local_len, UInt16(local.count)))]),
-                                    sockType: c.sock_type, protocol: c.protocol)
-            }
-        }
-    }
-
-    func sessionRecord(_ type: RecordType, _ s: Session, unixNs: Int64, ended: Bool = false) {
-        begin(type, unixNs: unixNs)
-        buffer.raw(",\"session\":{\"id\":")
-        buffer.string(s.id)
-        buffer.raw(",\"cgroup\":")
-        buffer.string(s.cgroup)
-        buffer.raw(",\"cgroup_id\":")
-        buffer.uint(s.cgid)
-        buffer.raw(",\"uid\":")
-        buffer.uint(UInt64(s.uid))
-        buffer.raw(",\"labels\":{")
-        for (i, l) in s.labels.enumerated() {
-            if i > 0 { buffer.raw(",") }
-            buffer.string(l.key); buffer.raw(":"); buffer.string(l.value)
-        }
-        buffer.raw("},\"homes\":")
-        buffer.stringArray(s.homes)
-        buffer.raw(",\"adopted\":")
-        buffer.bool(s.adopted)
-        buffer.raw(",\"start_time\":")
-        buffer.timestamp(unixNanoseconds: s.startNs)
-        if ended {
-            buffer.raw(",\"end_time\":")
-            buffer.timestamp(unixNanoseconds: unixNs)
-            buffer.raw(",\"counts\":{")
-            var first = true
-            for t in RecordType.allCases where s.counts[Int(t.rawValue)] > 0 {
-                if !first { buffer.raw(",") }
-                first = false
-                buffer.raw("\"")
-                buffer.raw(t.name)
-                buffer.raw("\":")
-                buffer.uint(s.counts[Int(t.rawValue)])
-            }
-            buffer.raw("}")
-        }
-        buffer.raw("}")
-        end(type)
-    }
-
-    /// `agent.loss`: records the kernel could not reserve, per kind; `cpu` when one CPU reported it.
-    func agentLoss(kernelDropped: [UInt64], queueDropped: UInt64, cpuReported: Bool, unixNs: Int64) {
-        begin(.agentLoss, unixNs: unixNs)
-        buffer.raw(",\"loss\":{\"kernel_dropped\":{")
-        var total: UInt64 = 0
-        var first = true
-        for (k, n) in kernelDropped.enumerated() where n > 0 {
-            if !first { buffer.raw(",") }
-            first = false
-            buffer.raw("\"")
-            buffer.raw(kindName(k))
-            buffer.raw("\":")
-            buffer.uint(n)
-            total += n
-        }
-        buffer.raw("},\"kernel_dropped_total\":")
-        buffer.uint(total)
-        buffer.raw(",\"queue_dropped\":")
-        buffer.uint(queueDropped)
-        buffer.raw(",\"reported_by\":")
-        buffer.raw(cpuReported ? "\"kernel\"" : "\"daemon\"")
-        buffer.raw("}")
-        end(.agentLoss)
+        writeAlert(id: a.rule.id, title: a.rule.title, severity: a.rule.severity, tags: a.rule.tags, source: a.rule.source,
+                   author: a.rule.author, message: a.message, evidence: a.evidence, suppressed: a.suppressed,
+                   session: s, process: p, tid: tid, unixNs: unixNs)
     }
 
     /// An alert the daemon raises itself (not a rule's), in the shape of rule alerts.
     func daemonAlert(id: String, title: String, severity: RuleSeverity, tags: [String], message: String,
                      session s: Session, process p: ProcessInfo?, tid: UInt32, unixNs: Int64) {
+        writeAlert(id: id, title: title, severity: severity, tags: tags, source: "agentwatch daemon", author: "agentwatch",
+                   message: message, evidence: [], suppressed: 0, session: s, process: p, tid: tid, unixNs: unixNs)
+        s.counts[Int(RecordType.alert.rawValue)] += 1
+    }
+
+    private func writeAlert(id: String, title: String, severity: RuleSeverity, tags: [String], source: String, author: String,
+                            message: String, evidence: [UInt64], suppressed: Int,
+                            session s: Session, process p: ProcessInfo?, tid: UInt32, unixNs: Int64) {
         begin(.alert, unixNs: unixNs)
         if let p {
             sessionAndProcess(s, p, tid: tid)
@@ -286,11 +193,19 @@ extension Recorder {
         buffer.string(severity.rawValue)
         buffer.raw(",\"tags\":")
         buffer.stringArray(tags)
-        buffer.raw(",\"source\":\"agentwatch daemon\",\"author\":\"agentwatch\"},\"message\":")
+        buffer.raw(",\"source\":")
+        buffer.string(source)
+        buffer.raw(",\"author\":")
+        buffer.string(author)
+        buffer.raw("},\"message\":")
         buffer.string(message)
-        buffer.raw(",\"evidence\":[]")
+        buffer.raw(",\"evidence\":")
+        buffer.uintArray(evidence)
+        if suppressed > 0 {
+            buffer.raw(",\"suppressed\":")
+            buffer.uint(UInt64(suppressed))
+        }
         end(.alert)
-        s.counts[Int(RecordType.alert.rawValue)] += 1
     }
 
     /// `agent.loss` for records one sink dropped (the others have them).
