@@ -208,6 +208,82 @@ extension Recorder {
         end(.alert)
     }
 
+    private func addresses(_ c: agent_connect) {
+        var c = c
+        withUnsafeBytes(of: &c.addr) { addr in
+            withUnsafeBytes(of: &c.local) { local in
+                SocketAddress.write(into: &buffer, remote: UnsafeRawBufferPointer(rebasing: addr[0..<Int(min(c.addr_len, UInt16(addr.count)))]),
+                                    local: UnsafeRawBufferPointer(rebasing: local[0..<Int(min(c.local_len, UInt16(local.count)))]),
+                                    sockType: c.sock_type, protocol: c.protocol)
+            }
+        }
+    }
+
+    func sessionRecord(_ type: RecordType, _ s: Session, unixNs: Int64, ended: Bool = false) {
+        begin(type, unixNs: unixNs)
+        buffer.raw(",\"session\":{\"id\":")
+        buffer.string(s.id)
+        buffer.raw(",\"cgroup\":")
+        buffer.string(s.cgroup)
+        buffer.raw(",\"cgroup_id\":")
+        buffer.uint(s.cgid)
+        buffer.raw(",\"uid\":")
+        buffer.uint(UInt64(s.uid))
+        buffer.raw(",\"labels\":{")
+        for (i, l) in s.labels.enumerated() {
+            if i > 0 { buffer.raw(",") }
+            buffer.string(l.key); buffer.raw(":"); buffer.string(l.value)
+        }
+        buffer.raw("},\"homes\":")
+        buffer.stringArray(s.homes)
+        buffer.raw(",\"adopted\":")
+        buffer.bool(s.adopted)
+        buffer.raw(",\"start_time\":")
+        buffer.timestamp(unixNanoseconds: s.startNs)
+        if ended {
+            buffer.raw(",\"end_time\":")
+            buffer.timestamp(unixNanoseconds: unixNs)
+            buffer.raw(",\"counts\":{")
+            var first = true
+            for t in RecordType.allCases where s.counts[Int(t.rawValue)] > 0 {
+                if !first { buffer.raw(",") }
+                first = false
+                buffer.raw("\"")
+                buffer.raw(t.name)
+                buffer.raw("\":")
+                buffer.uint(s.counts[Int(t.rawValue)])
+            }
+            buffer.raw("}")
+        }
+        buffer.raw("}")
+        end(type)
+    }
+
+    /// `agent.loss`: records the kernel could not reserve, per kind; `cpu` when one CPU reported it.
+    func agentLoss(kernelDropped: [UInt64], queueDropped: UInt64, cpuReported: Bool, unixNs: Int64) {
+        begin(.agentLoss, unixNs: unixNs)
+        buffer.raw(",\"loss\":{\"kernel_dropped\":{")
+        var total: UInt64 = 0
+        var first = true
+        for (k, n) in kernelDropped.enumerated() where n > 0 {
+            if !first { buffer.raw(",") }
+            first = false
+            buffer.raw("\"")
+            buffer.raw(kindName(k))
+            buffer.raw("\":")
+            buffer.uint(n)
+            total += n
+        }
+        buffer.raw("},\"kernel_dropped_total\":")
+        buffer.uint(total)
+        buffer.raw(",\"queue_dropped\":")
+        buffer.uint(queueDropped)
+        buffer.raw(",\"reported_by\":")
+        buffer.raw(cpuReported ? "\"kernel\"" : "\"daemon\"")
+        buffer.raw("}")
+        end(.agentLoss)
+    }
+
     /// `agent.loss` for records one sink dropped (the others have them).
     func sinkLoss(sink: String, drops: SinkDrops, unixNs: Int64) {
         begin(.agentLoss, unixNs: unixNs)
