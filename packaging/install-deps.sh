@@ -7,6 +7,7 @@
 #   rsyslog, rsyslog-openssl, openssl: the tests ship records to a real rsyslog over UDP, TCP,
 #     TLS (with certificates made by openssl) and a unix socket
 #   python3-jsonschema (or pip's jsonschema): the tests validate records against the schema
+#   prometheus-client (pip, or python3-prometheus-client): the metrics test parses the textfile
 # The Swift toolchain (with its clang, which compiles the BPF programs) must already be on PATH.
 set -eu
 
@@ -29,6 +30,11 @@ fi
 if ! python3 -c 'import jsonschema' 2>/dev/null; then
 	echo "install-deps: installing jsonschema for the schema tests"
 	python3 -m pip install -q jsonschema 2>/dev/null || apt-get install -y -qq python3-jsonschema >/dev/null
+fi
+
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+	echo "install-deps: installing prometheus-client for the metrics test (its text-format parser)"
+	python3 -m pip install -q prometheus-client 2>/dev/null || apt-get install -y -qq python3-prometheus-client >/dev/null
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

@@ -127,5 +127,46 @@ extension KernelSuite {
             #expect(long.terminationStatus == 0)
             try expectValidAgainstSchema(d.output)
         }
+
+        @Test("metrics: a node_exporter textfile that Prometheus's own parser reads, with the daemon's counters")
+        func metricsTextfile() throws {
+            let d = try TestDaemon {
+                $0.metricsTextfile = NSTemporaryDirectory() + "aw-metrics-\(getpid()).prom"
+                $0.metricsIntervalS = 1
+            }
+            let path = d.daemon.config.metricsTextfile!
+            defer { unlink(path) }
+            d.start()
+            defer { d.stop() }
+            let cg = d.makeSession("m")
+            let r = runIn(cg, ["/bin/cat", "/etc/hostname"])
+            d.waitForRecords { $0.contains { $0.string("type") == "file.open" && $0.int("process.pid") == Int(r.pid) } }
+            // A file written after the open: it counts at least the records so far.
+            let written = waitUntil(timeout: 10) {
+                ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").contains("agentwatch_sessions 1")
+            }
+            #expect(written)
+            let script = """
+                import sys
+                from prometheus_client.parser import text_string_to_metric_families
+                fams = {f.name: f for f in text_string_to_metric_families(open(sys.argv[1]).read())}
+                opens = [s.value for s in fams["agentwatch_records"].samples if s.labels.get("type") == "file.open"]
+                assert opens and opens[0] >= 1, opens
+                assert fams["agentwatch_sessions"].samples[0].value == 1
+                assert [s.labels["output"] for s in fams["agentwatch_output_records"].samples] == ["file"]
+                assert fams["agentwatch_output_up"].samples[0].value == 1
+                print("ok", len(fams))
+                """
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["python3", "-c", script, path]
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = out
+            try p.run()
+            p.waitUntilExit()
+            let said = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(p.terminationStatus == 0, "\(said)")
+        }
     }
 }

@@ -33,6 +33,10 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Members of this group may use the control socket (start sessions without root); the
     /// socket is root's only when the group does not exist.
     public var controlGroup = "agentwatch"
+    /// Counters in the Prometheus text format, for node_exporter's textfile collector, written
+    /// (atomically) every `metrics_interval_s`; nil: none.
+    public var metricsTextfile: String? = nil
+    public var metricsIntervalS = 15
 
     public init() {}
 
@@ -123,6 +127,8 @@ public struct DaemonConfig: Sendable, Equatable {
             case "status_interval_s": config.statusIntervalS = try int(0...86_400)
             case "runtime_dir": config.runtimeDir = try string()
             case "control_group": config.controlGroup = try string()
+            case "metrics_textfile": config.metricsTextfile = try string()
+            case "metrics_interval_s": config.metricsIntervalS = try int(1...3600)
             default:
                 throw AgentError("\(at): unknown setting '\(key)' (known: \(Self.knownKeys.joined(separator: ", ")))")
             }
@@ -136,7 +142,7 @@ public struct DaemonConfig: Sendable, Equatable {
     /// The outputs to run: `outputs`, or the one file `output`.
     public var effectiveOutputs: [OutputConfig] { outputs ?? [.file(output)] }
 
-    public static let knownKeys = ["output", "outputs", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "resolve_paths", "rules", "poll_interval_ms", "status_interval_s", "runtime_dir", "control_group"]
+    public static let knownKeys = ["output", "outputs", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "resolve_paths", "rules", "poll_interval_ms", "status_interval_s", "runtime_dir", "control_group", "metrics_textfile", "metrics_interval_s"]
 
     /// `LINE:COL: YAML error: ...`, to follow `file:`.
     static func describe(_ error: YamlError, text: String) -> String {

@@ -48,6 +48,8 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
     let cgroupMount: String
     /// Session cgroups made for control callers that are to be removed once empty.
     private let removeWhenEmpty = Mutex<Set<String>>([])
+    /// Records each output dropped, by output name, since start (for the metrics).
+    private var sinkDropped: [String: UInt64] = [:]
     /// Refused control requests, for the loop to record as alerts.
     private let refusals = Mutex<[(peer: ControlPeer, cgroup: String, requested: String)]>([])
 
@@ -309,6 +311,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         notifier.ready(status: statusLine())
         var lastWatchdog = monotonicNs()
         var lastNotifiedStatus = lastWatchdog
+        var lastMetrics = Int64.min / 2
         if let iv = notifier.watchdogIntervalNs {
             notifier.watchdog()
             logger.info("systemd watchdog: a ping every \(iv / 1_000_000) ms")
@@ -358,6 +361,10 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
                 notifier.watchdog()
                 lastWatchdog = now
             }
+            if let path = config.metricsTextfile, now - lastMetrics >= Int64(config.metricsIntervalS) * 1_000_000_000 {
+                writeMetrics(path)
+                lastMetrics = now
+            }
             if notifier.enabled && now - lastNotifiedStatus >= 2_000_000_000 {
                 notifier.status(statusLine())
                 lastNotifiedStatus = now
@@ -403,6 +410,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
     private func reportSinkDrops() {
         guard let outputs else { return }
         for (sink, drops) in outputs.takeDrops() {
+            sinkDropped[sink, default: 0] += drops.records
             recorder.sinkLoss(sink: sink, drops: drops, unixNs: wallNow())
             logger.warning("sink \(sink): \(drops.records) records dropped (seq \(drops.firstSeq)-\(drops.lastSeq)): its queue and spool are full")
         }
@@ -526,6 +534,45 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
             }
             publishedSessions.withLock { $0 = list }
         }
+    }
+
+    /// The counters in the Prometheus text exposition format, written to a temporary file and
+    /// renamed over `path`, so the collector never reads half a file.
+    func writeMetrics(_ path: String) {
+        let c = snapshot()
+        var t = ""
+        func metric(_ name: String, _ kind: String, _ help: String, _ samples: [(labels: String, value: UInt64)]) {
+            t += "# HELP agentwatch_\(name) \(help)\n# TYPE agentwatch_\(name) \(kind)\n"
+            for s in samples { t += "agentwatch_\(name)\(s.labels.isEmpty ? "" : "{\(s.labels)}") \(s.value)\n" }
+        }
+        func label(_ v: String) -> String {
+            v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        }
+        metric("records_total", "counter", "Records written, by type.",
+               RecordType.allCases.map { (labels: "type=\"\(String(describing: $0.name))\"", value: c.recordsByType[Int($0.rawValue)]) })
+        metric("kernel_dropped_total", "counter", "Records the kernel could not put in the ring buffer.", [("", c.kernelDropped)])
+        metric("decode_rejected_total", "counter", "Ring buffer records that did not decode.", [("", c.decodeRejected)])
+        metric("sessions", "gauge", "Live sessions.", [("", UInt64(c.sessions))])
+        metric("processes", "gauge", "Processes tracked in sessions.", [("", UInt64(c.processes))])
+        metric("syscall_hooks_attached", "gauge", "1 while the syscall hooks are attached.", [("", c.syscallHooksAttached ? 1 : 0)])
+        let workers = outputs?.workers ?? []
+        let stats = workers.map { ($0.name, $0.counters, $0.backlogBytes) }
+        metric("output_records_total", "counter", "Records delivered, by output.", stats.map { ("output=\"\(label($0.0))\"", $0.1.records) })
+        metric("output_errors_total", "counter", "Failed opens and deliveries, by output.", stats.map { ("output=\"\(label($0.0))\"", $0.1.errors) })
+        metric("output_dropped_total", "counter", "Records an output could not keep (queue and spool full).", stats.map { ("output=\"\(label($0.0))\"", sinkDropped[$0.0] ?? 0) })
+        metric("output_spooled_bytes", "gauge", "Bytes waiting in an output's spool.", stats.map { ("output=\"\(label($0.0))\"", $0.1.spooledBytes) })
+        metric("output_backlog_bytes", "gauge", "Bytes queued in memory for an output.", stats.map { ("output=\"\(label($0.0))\"", UInt64($0.2)) })
+        metric("output_up", "gauge", "1 while an output's destination is open.", stats.map { ("output=\"\(label($0.0))\"", $0.1.connected ? 1 : 0) })
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            logger.warning("cannot write metrics to \(tmp): \(String(cString: strerror(errno)))")
+            return
+        }
+        let bytes = Array(t.utf8)
+        let ok = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count
+        close(fd)
+        if !ok || rename(tmp, path) != 0 { unlink(tmp) }
     }
 
     // MARK: control requests (on the control thread)
