@@ -85,6 +85,8 @@ struct SyslogFormatTests {
         // Control characters and the \udcXX escapes of bytes that are not UTF-8 become U+FFFD.
         let odd = sampleRecord(seq: 6, session: #"x\u0001y\udcffz\u00e9"#)
         #expect(syslogMessage(odd).contains("session=\"x\u{FFFD}y\u{FFFD}zé\"]"))
+        // A value ending in an escaped backslash: the quote after it ends the string.
+        #expect(syslogMessage(sampleRecord(seq: 7, session: #"x\\"#)).contains(#"type="file.open" session="x\\"]"#))
         let escaped = escapeParamValue(#"1"2\3]4[5"#)
         #expect(escaped == #"1\"2\\3\]4[5"#)
     }
@@ -213,6 +215,57 @@ struct SyslogFormatTests {
         #expect(MemoryLayout<DatagramVectors.MMsgHdr>.offset(of: \.len) == MemoryLayout<msghdr>.size)
         #expect(MemoryLayout<DatagramVectors.MMsgHdr>.stride == 64)
         #expect(DatagramVectors.sendmmsg != nil)
+    }
+
+    /// A formatter that renders no `agent.loss` record.
+    struct NoLossFormatter: RecordFormatter {
+        mutating func render(_ line: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+            guard !String(decoding: line, as: UTF8.self).contains("\"type\":\"agent.loss\"") else { return false }
+            out.append(contentsOf: line)
+            return true
+        }
+    }
+
+    /// Over a local datagram socket of the test's own: one datagram per rendered line, lines the
+    /// formatter refuses passed over and counted; a receiver gone fails the next deliver with
+    /// nothing delivered.
+    @Test func destinationOverALocalSocket() throws {
+        let path = "/tmp/aw-syslog-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        let receiver = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(receiver, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(bound == 0)
+        defer { unlink(path) }
+        var settings = SyslogSettings()
+        settings.address = path
+        let d = SyslogDestination(settings: settings, formatter: NoLossFormatter())
+        try d.open()
+        var lines = [sampleRecord(seq: 1), sampleRecord(seq: 2, type: "agent.loss", session: nil), sampleRecord(seq: 3)]
+            .joined(separator: "\n") + "\n\n"
+        try lines.withUTF8 { try d.deliver(UnsafeRawBufferPointer($0)) }
+        #expect(d.unrenderable == 1)
+        var got: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(receiver, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n <= 0 { break }
+            got.append(String(decoding: buffer[0..<n], as: UTF8.self))
+        }
+        #expect(got.count == 2)
+        #expect(got.first?.hasSuffix(sampleRecord(seq: 1)) == true && got.last?.hasSuffix(sampleRecord(seq: 3)) == true)
+        close(receiver)
+        do {
+            try lines.withUTF8 { try d.deliver(UnsafeRawBufferPointer($0)) }
+            Issue.record("deliver to a closed local socket succeeded")
+        } catch let error as DeliveryFailure {
+            #expect(error.delivered == 0)
+            #expect(error.reason.contains("refused"), "\(error.reason)")
+        }
+        d.close()
     }
 
     @Test func descriptions() {

@@ -30,6 +30,7 @@ struct SyslogMessageWriter {
     // Reused per message.
     private var body: [UInt8] = []
     private var head: [UInt8] = []
+    private var value: [UInt8] = []
 
     init(settings: SyslogSettings, facility: Int, formatter: any RecordFormatter, procID: Int32 = getpid()) {
         framing = settings.framing
@@ -216,7 +217,7 @@ struct SyslogMessageWriter {
     private mutating func appendParam(_ prefix: StaticString, _ r: Range<Int>?, _ s: JSONScanner, max: Int) {
         guard let r else { return }
         appendLiteral(prefix, to: &head)
-        var value: [UInt8] = []
+        value.removeAll(keepingCapacity: true)
         s.decode(r, into: &value)
         let n = Self.characterBoundary(value, max)
         Self.appendEscapedParamValue(value[0..<n], to: &head)

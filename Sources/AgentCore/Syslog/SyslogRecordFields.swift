@@ -1,3 +1,5 @@
+import Glibc
+
 /// The fields of a native v1 record line that a syslog header carries, found by one pass over
 /// the line: byte ranges of the line, string values without their quotes and still JSON-escaped.
 /// The line is the recorder's own output, but the pass checks every bound, so a malformed line
@@ -20,26 +22,35 @@ struct SyslogRecordFields {
             return field != nil
         }
         var s = JSONScanner(line)
+        // The pass ends once it has what the header needs: for most records that is before
+        // `process`, the bulk of the line. A record without a session is read to its end.
+        func complete(_ s: JSONScanner) -> Bool {
+            guard seq != nil, time != nil, let type, hostName != nil, sessionID != nil else { return false }
+            return !s.equals(type, "alert") || (ruleID != nil && severity != nil)
+        }
         _ = s.members { s, key in
+            let ok: Bool
             if s.equals(key, "seq") {
                 seq = s.number()
-                return seq != nil
+                ok = seq != nil
             } else if s.equals(key, "time") {
                 time = s.string()
-                return time != nil
+                ok = time != nil
             } else if s.equals(key, "type") {
                 type = s.string()
-                return type != nil
+                ok = type != nil
             } else if s.equals(key, "host") {
-                return s.members { s, key in member(&s, key, "name", &hostName) ?? s.skipValue() }
+                ok = s.members { s, key in member(&s, key, "name", &hostName) ?? s.skipValue() }
             } else if s.equals(key, "session") {
-                return s.members { s, key in member(&s, key, "id", &sessionID) ?? s.skipValue() }
+                ok = s.members { s, key in member(&s, key, "id", &sessionID) ?? s.skipValue() }
             } else if s.equals(key, "rule") {
-                return s.members { s, key in
+                ok = s.members { s, key in
                     member(&s, key, "id", &ruleID) ?? member(&s, key, "severity", &severity) ?? s.skipValue()
                 }
+            } else {
+                ok = s.skipValue()
             }
-            return s.skipValue()
+            return ok && !complete(s)
         }
         self.seq = seq
         self.time = time
@@ -98,13 +109,19 @@ struct JSONScanner {
 
     /// A string's contents (escapes kept), the scanner after its closing quote.
     mutating func string() -> Range<Int>? {
-        guard i < s.count, s[i] == UInt8(ascii: "\"") else { return nil }
+        guard i < s.count, s[i] == UInt8(ascii: "\""), let base = s.baseAddress else { return nil }
         let start = i + 1
         var k = start
-        while k < s.count {
-            let c = s[k]
-            if c == UInt8(ascii: "\"") { i = k + 1; return start..<k }
-            k += c == UInt8(ascii: "\\") ? 2 : 1
+        while k < s.count, let q = memchr(base + k, 0x22, s.count - k) {
+            let end = base.distance(to: UnsafeRawPointer(q))
+            // A quote ends the string unless an odd number of backslashes escapes it.
+            var escapes = 0
+            while end - escapes - 1 >= start, s[end - escapes - 1] == UInt8(ascii: "\\") { escapes += 1 }
+            if escapes % 2 == 0 {
+                i = end + 1
+                return start..<end
+            }
+            k = end + 1
         }
         return nil
     }
