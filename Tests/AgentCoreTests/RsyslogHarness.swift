@@ -170,7 +170,7 @@ final class RsyslogHarness {
     /// Waits until `input` has received `count` messages (or `seconds` passed, or nothing new
     /// came for `quiet` seconds), and returns what it received. While waiting it only counts
     /// the lines rsyslog appended, so a long wait costs rsyslog little CPU.
-    func waitFor(_ input: Input, count: Int, seconds: Double = 30, quiet: Double = 5) -> [Received] {
+    func waitFor(_ input: Input, count: Int, seconds: Double = 30, quiet: Double = 10) -> [Received] {
         let deadline = Date().addingTimeInterval(seconds)
         var lines = 0
         var offset: UInt64 = 0
