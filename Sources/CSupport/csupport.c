@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include "csupport.h"
 
 struct aw_gnu_open_flags aw_gnu_open_flags(void)
@@ -34,4 +35,17 @@ int aw_peer_cred(int fd, int *pid, unsigned *uid, unsigned *gid)
 	*uid = c.uid;
 	*gid = c.gid;
 	return 0;
+}
+
+int aw_send_datagrams(int fd, const struct iovec *iov, unsigned n, int flags)
+{
+	struct mmsghdr msgs[64];
+	if (n > 64)
+		n = 64;
+	memset(msgs, 0, sizeof(msgs[0]) * n);
+	for (unsigned i = 0; i < n; i++) {
+		msgs[i].msg_hdr.msg_iov = (struct iovec *)&iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	return sendmmsg(fd, msgs, n, flags);
 }

@@ -210,13 +210,6 @@ struct SyslogFormatTests {
         #expect(rest.isEmpty)
     }
 
-    @Test func mmsghdrLayout() {
-        // glibc's struct mmsghdr on 64-bit Linux: a 56-byte msghdr, then msg_len, padded to 64.
-        #expect(MemoryLayout<DatagramVectors.MMsgHdr>.offset(of: \.len) == MemoryLayout<msghdr>.size)
-        #expect(MemoryLayout<DatagramVectors.MMsgHdr>.stride == 64)
-        #expect(DatagramVectors.sendmmsg != nil)
-    }
-
     /// A formatter that renders no `agent.loss` record.
     struct NoLossFormatter: RecordFormatter {
         mutating func render(_ line: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {

@@ -88,9 +88,9 @@ public struct SyslogSettings: Sendable, Equatable {
     /// The syslog facility, by name (`auth`, `authpriv`, `daemon`, `local0`...).
     public var facility = "authpriv"
     public var appName = "agentwatch"
-    /// Longest message sent, header included (rsyslog's default maximum); longer ones are cut
-    /// and say so.
-    public var maxMessageBytes = 8192
+    /// Longest message sent, header included: rsyslog's default maxMessageSize (8096 bytes in
+    /// its source, though documented as 8k); longer ones are cut and say so.
+    public var maxMessageBytes = 8096
     /// The MSG part: the record in this format.
     public var format = OutputFormat.native
     /// PEM files: the CAs that sign the receiver's certificate (the system's when nil), and an

@@ -1,3 +1,4 @@
+import CSupport
 import Glibc
 
 /// A connected, non-blocking socket to a syslog receiver, closed when released. Every wait on
@@ -250,46 +251,24 @@ struct Deadline {
     }
 }
 
-/// The iovecs and message headers of one sendmmsg(2) call, reused across batches.
+/// The iovecs of one sendmmsg(2) call (through CSupport), reused across batches.
 struct DatagramVectors {
-    /// glibc's `struct mmsghdr`, which the Glibc module does not show (a GNU extension): a
-    /// msghdr and the byte count the kernel fills in. `SyslogFormatTests` checks the layout.
-    struct MMsgHdr {
-        var hdr = msghdr()
-        var len: UInt32 = 0
-    }
-
-    typealias SendMMsg = @convention(c) (Int32, UnsafeMutableRawPointer?, UInt32, Int32) -> Int32
-    /// sendmmsg(2) from the C library; nil where it is missing (then one send(2) a datagram).
-    static let sendmmsg: SendMMsg? = dlsym(dlopen(nil, RTLD_NOW), "sendmmsg").map { unsafeBitCast($0, to: SendMMsg.self) }
-    /// The kernel takes at most UIO_MAXIOV messages a call.
-    static let maxMessages = 1024
+    /// CSupport sends at most this many datagrams a call.
+    static let maxMessages = 64
 
     private var iov: [iovec] = []
-    private var headers: [MMsgHdr] = []
 
     /// Sends messages `from`... of `bytes`; returns how many went out (≥ 1), or -1 with errno.
     mutating func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, ends: [Int], from first: Int) -> Int {
         let count = min(ends.count - first, Self.maxMessages)
         let base = UnsafeMutableRawPointer(mutating: bytes.baseAddress!)
-        guard let sendmmsg = Self.sendmmsg else {
-            let start = first == 0 ? 0 : ends[first - 1]
-            return Glibc.send(fd, base + start, ends[first] - start, Int32(MSG_NOSIGNAL)) < 0 ? -1 : 1
-        }
-        if iov.count < count {
-            iov = [iovec](repeating: iovec(), count: count)
-            headers = [MMsgHdr](repeating: MMsgHdr(), count: count)
-        }
+        if iov.count < count { iov = [iovec](repeating: iovec(), count: count) }
         return iov.withUnsafeMutableBufferPointer { iov in
-            headers.withUnsafeMutableBufferPointer { headers in
-                for k in 0..<count {
-                    let start = first + k == 0 ? 0 : ends[first + k - 1]
-                    iov[k] = iovec(iov_base: base + start, iov_len: ends[first + k] - start)
-                    headers[k].hdr.msg_iov = iov.baseAddress! + k
-                    headers[k].hdr.msg_iovlen = 1
-                }
-                return Int(sendmmsg(fd, headers.baseAddress, UInt32(count), Int32(MSG_NOSIGNAL)))
+            for k in 0..<count {
+                let start = first + k == 0 ? 0 : ends[first + k - 1]
+                iov[k] = iovec(iov_base: base + start, iov_len: ends[first + k] - start)
             }
+            return Int(aw_send_datagrams(fd, iov.baseAddress, UInt32(count), Int32(MSG_NOSIGNAL)))
         }
     }
 }

@@ -16,4 +16,10 @@ const char *aw_errno_name(int e);
  * connect. 0 on success, -1 with errno set. */
 int aw_peer_cred(int fd, int *pid, unsigned *uid, unsigned *gid);
 
+
+/* sendmmsg(2) of up to 64 datagrams, one iovec each (the Glibc module does not show the GNU
+ * struct mmsghdr). Returns how many were sent, or -1 with errno set. */
+struct iovec;
+int aw_send_datagrams(int fd, const struct iovec *iov, unsigned n, int flags);
+
 #endif
