@@ -78,6 +78,8 @@ case "syslog-tcp":
             if n <= 0 { break }
             counter.bytes += UInt64(n)
         }
+        // The sender's close waits for the receiver to have read everything and close.
+        close(c)
         counter.done = true
     }
     var s = SyslogSettings()
