@@ -11,6 +11,8 @@
 # effective set is CAPS, as under the unit's CapabilityBoundingSet), with a temporary config
 # (records and runtime_dir in a temp dir, output file group adm, control_group nogroup), and checks:
 #   start      agent.start is written and the daemon keeps running
+#   adopt      a session made before the start, holding a `sleep` of uid 65534, is adopted: its
+#              process.exec (from /proc) names the exe and the cwd
 #   root       a session cgroup made by hand below the session root, a shell moved in, `cat
 #              /etc/hostname`: its file.open record carries the session
 #   net        from that session, bash connects to a listener on 127.0.0.1 and sends a line:
@@ -62,8 +64,9 @@ cleanup() {
 	daemon_pid=""
 	for s in "${sessions[@]}"; do
 		[ -d "$s" ] || continue
-		# Whatever is still inside goes back to the root cgroup, then the session goes.
-		for p in $(cat "$s/cgroup.procs" 2>/dev/null); do echo "$p" > "$cgmount/cgroup.procs" 2>/dev/null; done
+		# What is still inside (the adopted sleep) is ended, then the session goes.
+		for p in $(cat "$s/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+		for _ in $(seq 20); do [ -z "$(cat "$s/cgroup.procs" 2>/dev/null)" ] && break; sleep 0.1; done
 		rmdir "$s" 2>/dev/null
 	done
 	sessions=()
@@ -97,6 +100,12 @@ elif check == "parent-exe":
     for r in recs:
         if r.get("type") == "process.exec" and r.get("session", {}).get("id") == args[0]:
             print(r["process"].get("parent", {}).get("exe", "")); break
+elif check == "adopt":
+    for r in recs:
+        p = r.get("process", {})
+        if r.get("type") == "process.exec" and r.get("session", {}).get("id") == args[0] and p.get("source") == "procfs":
+            if p.get("exe") == "/usr/bin/sleep" and p.get("cwd"): print("yes")
+            break
 elif check == "net":
     port = int(args[1])
     conn = any(r.get("type") == "net.connect" and r.get("session", {}).get("id") == args[0]
@@ -167,8 +176,12 @@ EOF
 	else
 		bounding=""
 	fi
-	local r_start=no r_root=no r_net=no r_watched=no r_user=no r_sessuid=no r_parent=no r_group=no r_stop=no
-	local sid=caps-$$-$n usid=caps-$$-$n-u eff=""
+	local r_start=no r_adopt=no r_root=no r_net=no r_watched=no r_user=no r_sessuid=no r_parent=no r_group=no r_stop=no
+	local sid=caps-$$-$n usid=caps-$$-$n-u asid=caps-$$-$n-a eff=""
+	# A session that is there before the daemon, with a process of another user in it.
+	mkdir "$sessroot/$asid" && sessions+=("$sessroot/$asid")
+	(cd /tmp && setsid -f sh -c 'echo $$ > "$1/cgroup.procs" && exec setpriv --reuid=65534 --regid=65534 --clear-groups sleep 120' \
+		sh "$sessroot/$asid" > /dev/null 2>&1)
 	if [ -n "$bounding" ]; then
 		setpriv --inh-caps=-all --ambient-caps=-all --bounding-set="$bounding" \
 			${DAEMON_WRAPPER:-} "$bin" daemon --config "$cfg" > "$dir/stdout" 2> "$dir/stderr" &
@@ -179,6 +192,7 @@ EOF
 	if wait_for 60 records "$out" type agent.start && kill -0 "$daemon_pid" 2>/dev/null; then
 		r_start=yes
 		real_pid=$(cat "$dir/run/daemon.pid" 2>/dev/null || echo "$daemon_pid")
+		wait_for 3 records "$out" adopt "$asid" && r_adopt=yes
 		# What the daemon really holds, to show the experiment is what it says.
 		eff=$(capsh --decode="$(awk '/^CapEff:/ { print $2 }' "/proc/$real_pid/status")" | sed 's/^.*=//')
 		# A session made by hand, as root.
@@ -232,8 +246,8 @@ c, _ = s.accept(); c.settimeout(5); c.recv(100); c.close()' "$dir/port" 2>/dev/n
 	local why
 	# What the daemon and `agentwatch run` said went wrong: errors, warnings, refusals.
 	why=$( { grep -hiE "error|warning|refused|cannot|failed|denied|not permitted|agentwatch( run)?: " "$dir/stderr" "$dir/stdout" "$dir/user.err" 2>/dev/null | grep -v " info " || true; } | head -3 | cut -c1-400 | tr '\n' ' ')
-	printf '%-34s start:%-3s root:%-3s net:%-3s watched:%-3s user:%-3s sess-uid:%-3s parent-exe:%-3s group:%-3s stop:%-3s %s\n' \
-		"$label" "$r_start" "$r_root" "$r_net" "$r_watched" "$r_user" "$r_sessuid" "$r_parent" "$r_group" "$r_stop" "$why"
+	printf '%-34s start:%-3s adopt:%-3s root:%-3s net:%-3s watched:%-3s user:%-3s sess-uid:%-3s parent-exe:%-3s group:%-3s stop:%-3s %s\n' \
+		"$label" "$r_start" "$r_adopt" "$r_root" "$r_net" "$r_watched" "$r_user" "$r_sessuid" "$r_parent" "$r_group" "$r_stop" "$why"
 }
 
 all_caps() {
