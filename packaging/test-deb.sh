@@ -128,7 +128,16 @@ check "man agentwatch finds the page" test "$(man -w agentwatch 2>/dev/null)" = 
 check "the man page renders without warnings" \
 	test -z "$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z /usr/share/man/man8/agentwatch.8.gz 2>&1 >/dev/null)"
 
-# 5. Remove: the program goes, the configuration and the enablement stay, the unit is masked
+# 5. Upgrade (the same package again): a changed config and a disabled unit stay as the admin
+# left them.
+echo "# changed by test-deb.sh" >> /etc/agentwatch/agentwatch.yaml
+systemctl disable agentwatch >/dev/null 2>&1
+check "dpkg -i again (upgrade)" dpkg_do --force-confold -i "$deb"
+check "upgrade: the changed config is kept" grep -q "^# changed by test-deb.sh" /etc/agentwatch/agentwatch.yaml
+check "upgrade: the disabled unit stays disabled" test ! -e "$wants"
+systemctl enable agentwatch >/dev/null 2>&1
+
+# 6. Remove: the program goes, the configuration and the enablement stay, the unit is masked
 # until purge (as deb-systemd-helper does for every Debian service).
 if [ "$had_logs" = 0 ]; then
 	# Records, as a running daemon would have left them: they must outlive the purge.
@@ -143,7 +152,7 @@ check "kept on remove: /etc/agentwatch/agentwatch.yaml" test -f /etc/agentwatch/
 check "masked on remove" test "$(readlink /etc/systemd/system/agentwatch.service)" = /dev/null
 check "dpkg state config-files" test "$(dpkg-query -W -f='${Status}' agentwatch)" = "deinstall ok config-files"
 
-# 6. Purge: the configuration and every systemd link go; the records and the group stay.
+# 7. Purge: the configuration and every systemd link go; the records and the group stay.
 check "dpkg --purge" dpkg_do --purge agentwatch
 check "purged: /etc/agentwatch" test ! -e /etc/agentwatch
 check "purged: the enablement link, the mask, deb-systemd-helper's state" \
