@@ -5,7 +5,7 @@
 SWIFT ?= swift
 SHELL := /bin/bash
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run test bench clean package package-test
 
 deps:
 	@sh packaging/install-deps.sh
@@ -30,5 +30,14 @@ test: deps
 bench: deps
 	python3 bench/run.py
 
+# The Debian package, built with the Swift runtime linked in: .build-deb/agentwatch_<version>-1_<arch>.deb
+package: deps
+	packaging/build-deb.sh
+
+# Builds the package, runs lintian, installs it here (dpkg -i), checks the installed service,
+# config and man page, then removes and purges it (needs root; leaves the machine as it was).
+package-test: deps
+	packaging/test-deb.sh
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-deb
