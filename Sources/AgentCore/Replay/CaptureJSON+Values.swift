@@ -73,8 +73,11 @@ extension CaptureJSON {
                 return decoded.elementsEqual(UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
             }
             guard len == key.utf8CodeUnitCount else { return false }
-            let p = text.baseAddress!.advanced(by: Int(node.start))
-            return memcmp(p, key.utf8Start, len) == 0
+            let p = text.baseAddress!.advanced(by: Int(node.start)).assumingMemoryBound(to: UInt8.self)
+            let k = key.utf8Start
+            // Member names are short: a loop beats a call to memcmp.
+            for i in 0..<len where p[i] != k[i] { return false }
+            return true
         }
 
         /// Whether string node `i` holds exactly `bytes` (after unescaping).

@@ -159,7 +159,18 @@ struct CaptureJSON {
             let start = i
             var escaped = false
             while true {
-                // Plain ASCII runs are the common case: one compare per byte.
+                // Plain ASCII runs are the common case: eight bytes at a time while none of
+                // them is a quote, a backslash, a control character or a non-ASCII byte.
+                while i + 8 <= n {
+                    let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+                    let quote = w ^ 0x2222_2222_2222_2222, slash = w ^ 0x5C5C_5C5C_5C5C_5C5C
+                    let special = (quote &- 0x0101_0101_0101_0101) & ~quote
+                        | (slash &- 0x0101_0101_0101_0101) & ~slash
+                        | (w &- 0x2020_2020_2020_2020) & ~w
+                        | w
+                    if special & 0x8080_8080_8080_8080 != 0 { break }
+                    i += 8
+                }
                 while i < n {
                     let c = p[i]
                     if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { break }

@@ -20,11 +20,17 @@ struct CaptureReader {
     }
 
     private var pending: [UInt8] = []
-    private var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    private var chunk: [UInt8] = []
+    private var number = 0
+    /// A line over the limit: its start was reported; the rest up to its newline is dropped.
+    private var skipping = false
+
+    typealias LineHandler = (UnsafeRawBufferPointer, Int) -> Void
+    typealias ProblemHandler = (Problem, ChainVerifier.Finding) -> Void
 
     /// Calls `line` with each complete line of `path` (no newline) and its number, and
     /// `problem` for what cannot be read. The line's bytes are valid only during the call.
-    mutating func read(path: String, line: (UnsafeRawBufferPointer, Int) -> Void, problem: (Problem, ChainVerifier.Finding) -> Void) {
+    mutating func read(path: String, line: LineHandler, problem: ProblemHandler) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0, let gz = gzdopen(fd, "rb") else {
             problem(.unreadable, .init(file: path, line: 0, message: "cannot read: \(String(cString: strerror(errno)))"))
@@ -33,10 +39,8 @@ struct CaptureReader {
         }
         defer { gzclose(gz) }
         gzbuffer(gz, 1 << 17)
-        pending.removeAll(keepingCapacity: true)
-        var number = 0
-        // A line over the limit: its start was reported; the rest up to its newline is dropped.
-        var skipping = false
+        if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: 1 << 20) }
+        begin()
         while true {
             let n = Int(chunk.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32($0.count)) })
             if n < 0 {
@@ -46,46 +50,63 @@ struct CaptureReader {
                 return
             }
             if n == 0 { break }
-            chunk.withUnsafeBytes { raw in
-                let data = UnsafeRawBufferPointer(rebasing: raw[0..<n])
-                var start = 0
-                while start < n {
-                    let rest = n - start
-                    guard let hit = memchr(data.baseAddress! + start, 0x0A, rest) else {
-                        if skipping { return }
-                        if pending.count + rest > Self.maxLineBytes {
-                            problem(.tooLong, .init(file: path, line: number + 1, message: "line longer than \(Self.maxLineBytes >> 20) MiB: skipped"))
-                            pending.removeAll(keepingCapacity: true)
-                            skipping = true
-                        } else {
-                            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: data[start..<n]))
-                        }
-                        return
-                    }
-                    let nl = data.baseAddress!.distance(to: UnsafeRawPointer(hit))
-                    number += 1
-                    if skipping {
-                        skipping = false
-                    } else if pending.count + (nl - start) > Self.maxLineBytes {
-                        problem(.tooLong, .init(file: path, line: number, message: "line longer than \(Self.maxLineBytes >> 20) MiB: skipped"))
-                        pending.removeAll(keepingCapacity: true)
-                    } else if pending.isEmpty {
-                        line(UnsafeRawBufferPointer(rebasing: data[start..<nl]), number)
-                    } else {
-                        pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: data[start..<nl]))
-                        pending.withUnsafeBytes { line($0, number) }
-                        pending.removeAll(keepingCapacity: true)
-                    }
-                    start = nl + 1
+            chunk.withUnsafeBytes { feed(UnsafeRawBufferPointer(rebasing: $0[0..<n]), path, line, problem) }
+        }
+        finish(path, problem)
+    }
+
+    /// The same for a file's bytes held in memory (`name` in findings), not decompressed.
+    mutating func read(bytes: UnsafeRawBufferPointer, name: String, line: LineHandler, problem: ProblemHandler) {
+        begin()
+        feed(bytes, name, line, problem)
+        finish(name, problem)
+    }
+
+    private mutating func begin() {
+        pending.removeAll(keepingCapacity: true)
+        number = 0
+        skipping = false
+    }
+
+    /// Splits `data` into lines; a line cut by the end of `data` waits in `pending`.
+    private mutating func feed(_ data: UnsafeRawBufferPointer, _ path: String, _ line: LineHandler, _ problem: ProblemHandler) {
+        let n = data.count
+        var start = 0
+        while start < n {
+            let rest = n - start
+            guard let hit = memchr(data.baseAddress! + start, 0x0A, rest) else {
+                if skipping { return }
+                if pending.count + rest > Self.maxLineBytes {
+                    problem(.tooLong, .init(file: path, line: number + 1, message: "line longer than \(Self.maxLineBytes >> 20) MiB: skipped"))
+                    pending.removeAll(keepingCapacity: true)
+                    skipping = true
+                } else {
+                    pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: data[start..<n]))
                 }
+                return
             }
+            let nl = data.baseAddress!.distance(to: UnsafeRawPointer(hit))
+            number += 1
+            if skipping {
+                skipping = false
+            } else if pending.count + (nl - start) > Self.maxLineBytes {
+                problem(.tooLong, .init(file: path, line: number, message: "line longer than \(Self.maxLineBytes >> 20) MiB: skipped"))
+                pending.removeAll(keepingCapacity: true)
+            } else if pending.isEmpty {
+                line(UnsafeRawBufferPointer(rebasing: data[start..<nl]), number)
+            } else {
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: data[start..<nl]))
+                pending.withUnsafeBytes { line($0, number) }
+                pending.removeAll(keepingCapacity: true)
+            }
+            start = nl + 1
         }
-        if skipping {
-            return
-        }
-        if !pending.isEmpty {
+    }
+
+    private mutating func finish(_ path: String, _ problem: ProblemHandler) {
+        if !skipping && !pending.isEmpty {
             problem(.incomplete, .init(file: path, line: number + 1, message: "incomplete last line (no newline): the write was cut short or the file was truncated; skipped"))
-            pending.removeAll(keepingCapacity: true)
         }
+        pending.removeAll(keepingCapacity: pending.capacity <= 1 << 20)
     }
 }

@@ -1,6 +1,6 @@
 extension CaptureReplay {
     /// An `alert` record: raised live.
-    func liveAlert(_ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, selected: Bool, location: String) {
+    func liveAlert(_ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, selected: Bool, location: CaptureLocation) {
         summary.liveAlerts += 1
         let r = view.member(0, "rule")
         let ruleID = view.string(view.member(r, "id")) ?? ""
@@ -20,7 +20,7 @@ extension CaptureReplay {
 
     /// An alert the replay's rules raised; `view` is the record that completed the match (or
     /// the session's end, for what the rules owed the session).
-    func replayed(_ a: Alert, _ view: CaptureJSON.View, _ h: RecordHeader, trigger: ReplayProcess?, location: String) {
+    func replayed(_ a: Alert, _ view: CaptureJSON.View, _ h: RecordHeader, trigger: ReplayProcess?, location: CaptureLocation) {
         summary.replayedAlerts += 1
         compare(a.rule.id, a.evidence, live: false)
         let session = a.sessionID

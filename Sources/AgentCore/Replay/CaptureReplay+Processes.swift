@@ -1,6 +1,6 @@
 extension CaptureReplay {
     /// A session process's record: its process in the tree, a timeline line, and the rules.
-    func processRecord(_ view: CaptureJSON.View, _ h: RecordHeader, type: RecordType, seq: UInt64, selected: Bool, location: String) {
+    func processRecord(_ view: CaptureJSON.View, _ h: RecordHeader, type: RecordType, seq: UInt64, selected: Bool, location: CaptureLocation) {
         let po = view.member(0, "process")
         var process: ReplayProcess?
         if let s = session(h.session) {
@@ -9,29 +9,29 @@ extension CaptureReplay {
             process = self.process(in: s, view, po, type: type, seq: seq)
             if selected { process?.inWindow = true }
         }
-        let text: String
         switch type {
-        case .processExec:
-            text = execText(view, po)
-        case .processExit:
-            text = exitText(view, po)
-        case .fileOpen:
-            process?.opens += 1
-            text = openText(view)
-        case .netConnect:
-            process?.connects += 1
-            text = connectText(view)
-        default:
-            process?.bytesSent &+= view.uint(view.at("net", "bytes_sent_delta")) ?? 0
-            text = flowText(view)
+        case .fileOpen: process?.opens += 1
+        case .netConnect: process?.connects += 1
+        case .netFlow: process?.bytesSent &+= view.uint(view.at("net", "bytes_sent_delta")) ?? 0
+        default: break
         }
-        if let p = process, type == .processExit {
-            p.exitNs = h.timeNs
-            p.exitText = text
-            p.durationNs = view.int(view.member(po, "duration_ns"))
-        }
-        if selected {
-            event(Self.eventKind(type), view, h, seq: seq, location: location, text: text)
+        // Records are described only for a report that shows them (not for ndjson).
+        let shown = selected && report.wantsEvents
+        if shown || type == .processExit && process != nil {
+            let text: String
+            switch type {
+            case .processExec: text = execText(view, po)
+            case .processExit: text = exitText(view, po)
+            case .fileOpen: text = openText(view)
+            case .netConnect: text = connectText(view)
+            default: text = flowText(view)
+            }
+            if let p = process, type == .processExit {
+                p.exitNs = h.timeNs
+                p.exitText = text
+                p.durationNs = view.int(view.member(po, "duration_ns"))
+            }
+            if shown { event(Self.eventKind(type), view, h, seq: seq, location: location, text: text) }
         }
         rules?.evaluate(view, type: type, seq: seq, timeNs: h.timeNs, session: h.session) { alert in
             replayed(alert, view, h, trigger: process, location: location)

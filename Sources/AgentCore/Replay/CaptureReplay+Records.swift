@@ -1,6 +1,6 @@
 extension CaptureReplay {
     /// One record, read and placed: sessions, processes, alerts, the rules, and the report.
-    func record(_ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, line: UnsafeRawBufferPointer, location: String) {
+    func record(_ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, line: UnsafeRawBufferPointer, location: CaptureLocation) {
         let selected = options.selects(session: h.session, timeNs: h.timeNs)
         if selected {
             summary.selected += 1
@@ -67,7 +67,7 @@ extension CaptureReplay {
         return "\(comm)[\(view.int(view.member(p, "pid")).map(String.init) ?? "?")]"
     }
 
-    func event(_ kind: ReplayEvent.Kind, _ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, location: String, text: String,
+    func event(_ kind: ReplayEvent.Kind, _ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, location: CaptureLocation, text: String,
                severity: String = "") {
         let entity = view.string(view.at("process", "entity_id")) ?? ""
         let e = ReplayEvent(kind: kind, seq: seq, timeNs: h.timeNs, session: h.session, process: processLabel(view), entityID: entity,
@@ -116,7 +116,7 @@ extension CaptureReplay {
         heldEvents -= s.order.reduce(0) { $0 + $1.events.count }
     }
 
-    func sessionStart(_ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, selected: Bool, location: String) {
+    func sessionStart(_ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, selected: Bool, location: CaptureLocation) {
         let so = view.member(0, "session")
         let homes = view.elements(view.member(so, "homes")).compactMap { view.string($0) }
         let uid = view.int(view.member(so, "uid"))
@@ -146,7 +146,7 @@ extension CaptureReplay {
         if selected { event(.sessionStart, view, h, seq: seq, location: location, text: text) }
     }
 
-    func sessionEnd(_ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, selected: Bool, location: String) {
+    func sessionEnd(_ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, selected: Bool, location: CaptureLocation) {
         // The daemon settles what the rules owe the session before writing its end.
         rules?.sessionEnded(h.session, timeNs: h.timeNs) { alert in
             replayed(alert, view, h, trigger: nil, location: location)
@@ -173,7 +173,7 @@ extension CaptureReplay {
         if s.lastNs == nil || time > s.lastNs! { s.lastNs = time }
     }
 
-    func loss(_ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, location: String) {
+    func loss(_ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, location: CaptureLocation) {
         let l = view.member(0, "loss")
         let total = view.uint(view.member(l, "kernel_dropped_total")) ?? 0
         let queued = view.uint(view.member(l, "queue_dropped")) ?? 0

@@ -27,7 +27,7 @@ public final class CaptureReplay {
     var heldProcesses = 0
     var heldEvents = 0
     /// Recent seq gaps, so a sink's loss marker can say which gap it explains.
-    var recentGaps: [(first: UInt64, last: UInt64, location: String)] = []
+    var recentGaps: [(first: UInt64, last: UInt64, location: CaptureLocation)] = []
     /// Alerts by "rule evidence": +1 per replayed, -1 per live.
     var alertBalance: [String: Int] = [:]
     var comparisonFull = false
@@ -52,14 +52,31 @@ public final class CaptureReplay {
         for path in ChainVerifier.rotationOrder(paths) {
             summary.files += 1
             file = path
-            reader.read(path: path, line: { text, number in
-                self.line(text, number)
-            }, problem: { kind, finding in
-                if kind == .unreadable { self.summary.unreadable += 1 } else { self.summary.skipped += 1 }
-                self.finding(.problem, ReplayText.display(finding.description, limit: 1024), text: ReplayText.display(finding.message, limit: 1024),
-                             seq: 0, time: nil, location: "\(finding.file):\(finding.line)")
-            })
+            reader.read(path: path, line: { self.line($0, $1) }, problem: { self.problem($0, $1) })
         }
+        return finish()
+    }
+
+    /// Replays files held in memory, in the order given (tests, fuzzing).
+    @discardableResult
+    public func run(captures: [(name: String, bytes: [UInt8])]) -> ReplaySummary {
+        for capture in captures {
+            summary.files += 1
+            file = capture.name
+            capture.bytes.withUnsafeBytes { bytes in
+                reader.read(bytes: bytes, name: capture.name, line: { self.line($0, $1) }, problem: { self.problem($0, $1) })
+            }
+        }
+        return finish()
+    }
+
+    private func problem(_ kind: CaptureReader.Problem, _ f: ChainVerifier.Finding) {
+        if kind == .unreadable { summary.unreadable += 1 } else { summary.skipped += 1 }
+        finding(.problem, ReplayText.display(f.description, limit: 1024), text: ReplayText.display(f.message, limit: 1024),
+                seq: 0, time: nil, location: CaptureLocation(file: f.file, line: f.line))
+    }
+
+    private func finish() -> ReplaySummary {
         if rules != nil && !comparisonFull {
             var c = (same: 0, replayOnly: 0, liveOnly: 0)
             for (_, n) in alertBalance {
@@ -89,7 +106,7 @@ public final class CaptureReplay {
             case .failure(let problem): return skip("malformed record: \(problem.message); skipped", number: number)
             case .success(let h): header = h
             }
-            let location = "\(file):\(number)"
+            let location = CaptureLocation(file: file, line: number)
             // The verifier's messages may quote the capture (a declared chain): shown escaped.
             func safe(_ f: ChainVerifier.Finding) -> (String, String) {
                 let m = ReplayText.display(f.message, limit: 512)
@@ -136,12 +153,12 @@ public final class CaptureReplay {
     /// A line that cannot be used: reported and skipped.
     func skip(_ message: String, number: Int) {
         summary.skipped += 1
-        finding(.problem, "\(file):\(number): \(message)", text: message, seq: 0, time: nil, location: "\(file):\(number)")
+        finding(.problem, "\(file):\(number): \(message)", text: message, seq: 0, time: nil, location: CaptureLocation(file: file, line: number))
     }
 
     /// Reports a finding: printed (up to the limit) and placed in the timeline where it happened.
     /// `description` and `text` must be safe to show already (`ReplayText`).
-    func finding(_ kind: ReplayEvent.Kind, _ description: String, text: String, seq: UInt64, time: Int64?, location: String) {
+    func finding(_ kind: ReplayEvent.Kind, _ description: String, text: String, seq: UInt64, time: Int64?, location: CaptureLocation) {
         if summary.findings.count < options.limits.findings {
             summary.findings.append(description)
             diagnostics(description)

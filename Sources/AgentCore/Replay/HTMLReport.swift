@@ -46,7 +46,7 @@ final class HTMLReport: ReplayReport {
             out.write("<section id=\"integrity\"><h2>Integrity and loss</h2><ul>\n")
             for e in findings {
                 let cls = e.kind == .restart || e.kind == .anchor ? "note" : (e.kind == .loss ? "loss" : "bad")
-                out.write("<li class=\"finding \(cls)\">\(e.seq > 0 ? "<a href=\"#r\(e.seq)\">#\(e.seq)</a> " : "")<b>\(h(e.kind.label))</b> \(h(e.text)) <span class=\"loc\">\(h(e.location))</span></li>\n")
+                out.write("<li class=\"finding \(cls)\">\(e.seq > 0 ? "<a href=\"#r\(e.seq)\">#\(e.seq)</a> " : "")<b>\(h(e.kind.label))</b> \(h(e.text)) <span class=\"loc\">\(h(e.location.description))</span></li>\n")
             }
             out.write("</ul></section>\n")
         }
@@ -162,7 +162,7 @@ final class HTMLReport: ReplayReport {
             let sessionCell = sessionIndex[e.session].map { "<a href=\"#s\($0)\">\(h(ReplayText.display(e.session, limit: 64)))</a>" } ?? h(ReplayText.display(e.session, limit: 64))
             out.write("<tr class=\"ev \(cls)\"\(id)\(p.map { " data-p=\"\($0)\"" } ?? "")><td>\(e.timeNs.map(ReplayText.timestamp) ?? "")</td><td>\(e.seq > 0 ? "#\(e.seq)" : "")</td>")
             let what = (e.kind.isIntegrity || e.kind == .agent ? "<b>\(h(e.kind.label))</b> " : (e.kind == .alert || e.kind == .replayedAlert ? "<b>ALERT</b> " : "")) + h(e.text)
-            out.write("<td>\(sessionCell)</td><td>\(h(e.process))</td><td>\(what)\(e.kind.isIntegrity ? " <span class=\"loc\">\(h(e.location))</span>" : "")</td></tr>\n")
+            out.write("<td>\(sessionCell)</td><td>\(h(e.process))</td><td>\(what)\(e.kind.isIntegrity ? " <span class=\"loc\">\(h(e.location.description))</span>" : "")</td></tr>\n")
         }
         out.write("</tbody></table></section>\n")
     }

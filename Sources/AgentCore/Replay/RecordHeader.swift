@@ -24,7 +24,9 @@ struct RecordHeader {
         var seen: UInt32 = 0
         var twice: StaticString?
         view.forEachMember(0) { key, _ in
-            for (bit, name) in readKeys.enumerated() where view.keyEquals(key, name) {
+            let node = view.nodes[key]
+            let first = node.end > node.start ? view.text[Int(node.start)] : 0
+            for (bit, name) in readKeys.enumerated() where (node.flag || name.utf8Start[0] == first) && view.keyEquals(key, name) {
                 if seen & (1 << bit) != 0 { twice = twice ?? name }
                 seen |= 1 << bit
             }

@@ -56,5 +56,12 @@ struct ReplayEvent {
     /// For alerts: the severity.
     var severity: String = ""
     /// Where in the capture: `FILE:LINE`.
-    var location: String
+    var location: CaptureLocation
+}
+
+/// A place in the capture: `FILE:LINE` (line 0: the file as a whole).
+struct CaptureLocation: CustomStringConvertible {
+    let file: String
+    let line: Int
+    var description: String { line > 0 ? "\(file):\(line)" : file }
 }

@@ -3,6 +3,8 @@
 protocol ReplayReport: AnyObject {
     /// Whether the replay must rebuild sessions and process trees for this report.
     var keepsProcesses: Bool { get }
+    /// Whether the report shows timeline events (else the replay need not describe records).
+    var wantsEvents: Bool { get }
     /// A timeline event of the selection (records, alerts, findings), in capture order.
     func event(_ e: ReplayEvent)
     /// A selected record, as its line (no newline).
@@ -17,6 +19,7 @@ protocol ReplayReport: AnyObject {
 
 extension ReplayReport {
     var keepsProcesses: Bool { false }
+    var wantsEvents: Bool { true }
     func event(_ e: ReplayEvent) {}
     func record(_ line: UnsafeRawBufferPointer) {}
     func replayedAlert(_ json: [UInt8]) {}
@@ -32,6 +35,8 @@ final class NDJSONReport: ReplayReport {
     init(_ out: ReplayOutput) {
         self.out = out
     }
+
+    var wantsEvents: Bool { false }
 
     func record(_ line: UnsafeRawBufferPointer) {
         out.write(line)

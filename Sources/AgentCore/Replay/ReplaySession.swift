@@ -141,5 +141,5 @@ struct ReplayAlert {
     let message: String
     let evidence: [UInt64]
     let suppressed: Int64
-    let location: String
+    let location: CaptureLocation
 }
