@@ -38,7 +38,7 @@ struct CaptureJSON {
     mutating func parse(_ text: UnsafeRawBufferPointer) -> Bool {
         nodes.removeAll(keepingCapacity: true)
         error = nil
-        guard text.count < Int(Int32.max), let base = text.baseAddress else {
+        guard !text.isEmpty, text.count < Int(Int32.max), let base = text.baseAddress else {
             error = (0, "empty line")
             return false
         }
