@@ -47,7 +47,7 @@ struct ReplayCommand: ParsableCommand {
     func validate() throws {
         guard !captures.isEmpty else { throw ValidationError("give at least one capture file") }
         for (name, value) in [("--since", since), ("--until", until)] {
-            if let value, DictRecord.parseTimestamp(value) == nil {
+            if let value, ReplayOptions.parseTime(value) == nil {
                 throw ValidationError("\(name) \(value): not an RFC 3339 time such as 2026-11-21T17:40:00Z")
             }
         }
@@ -56,8 +56,8 @@ struct ReplayCommand: ParsableCommand {
     func run() throws {
         var options = ReplayOptions()
         options.sessions = Set(sessions)
-        options.since = since.flatMap(DictRecord.parseTimestamp)
-        options.until = until.flatMap(DictRecord.parseTimestamp)
+        options.since = since.flatMap(ReplayOptions.parseTime)
+        options.until = until.flatMap(ReplayOptions.parseTime)
         options.format = format
         options.allowAnchor = partial
         options.title = "agentwatch replay of " + captures.joined(separator: " ")

@@ -46,7 +46,7 @@ struct CaptureBuilder {
             let session = (dict["session"] as? [String: Any])?["id"] as? String ?? ""
             var alerts: [Alert] = []
             detector.evaluate(DictRecord(dict, homes: homes[session] ?? [])) { alerts.append($0) }
-            for a in alerts { alert(a, processOf: dict) }
+            for a in alerts { alert(a, trigger: lines.last!) }
         }
         return seq
     }
@@ -94,7 +94,7 @@ struct CaptureBuilder {
         if let detector {
             var alerts: [Alert] = []
             detector.endSession(id, timeNs: time + 1_000_000) { alerts.append($0) }
-            for a in alerts { alert(a, processOf: nil) }
+            for a in alerts { alert(a, trigger: nil) }
         }
         add("session.end", #""session":{"id":"\#(id)","cgroup":"/agentwatch/\#(id)","cgroup_id":77,"uid":1000,"labels":{"agent":"test"},"adopted":false,"start_time":"2025-11-21T15:46:40.000000000Z","end_time":"2025-11-21T15:46:41.000000000Z","counts":{},"homes":["\#(homes[id]?.first ?? "")"]}"#)
     }
@@ -138,22 +138,31 @@ struct CaptureBuilder {
         add("agent.loss", #""loss":{"kernel_dropped":{},"kernel_dropped_total":0,"queue_dropped":\#(last - first + 1),"reported_by":"daemon","sink":"\#(sink)","first_seq":\#(first),"last_seq":\#(last)}"#)
     }
 
-    /// An alert record, as the Recorder writes one.
-    mutating func alert(_ a: Alert, processOf dict: [String: Any]?) {
+    /// An alert record, as the Recorder writes one: the trigger record's process as it was
+    /// written there.
+    mutating func alert(_ a: Alert, trigger: String?) {
         var j = JSONBuffer(capacity: 512)
         j.raw("\"session\":{\"id\":")
         j.string(a.sessionID)
         j.raw(",\"cgroup\":")
         j.string("/agentwatch/" + a.sessionID)
         j.raw(",\"labels\":{}}")
-        var members = String(decoding: j.bytes, as: UTF8.self)
-        if let p = dict?["process"], let data = try? JSONSerialization.data(withJSONObject: p) {
-            members += ",\"process\":" + String(decoding: data, as: UTF8.self)
+        if let trigger {
+            var json = CaptureJSON()
+            let line = Array(trigger.utf8)
+            line.withUnsafeBytes { text in
+                if json.parse(text) {
+                    json.withView(text) { v in
+                        if let p = v.member(0, "process") {
+                            j.raw(",\"process\":")
+                            j.bytes.append(contentsOf: v.source(p))
+                        }
+                    }
+                }
+            }
         }
-        var m = JSONBuffer(capacity: 512)
-        m.alertMembers(a)
-        members += String(decoding: m.bytes, as: UTF8.self)
-        add("alert", members, advance: 0)
+        j.alertMembers(a)
+        add("alert", String(decoding: j.bytes, as: UTF8.self), advance: 0)
     }
 
     var text: String { lines.map { $0 + "\n" }.joined() }

@@ -74,7 +74,7 @@ extension CaptureReplay {
             let parent = view.member(po, "parent")
             p.parentEntityID = view.string(view.member(parent, "entity_id")) ?? ""
             p.parentExe = shown(view, view.member(parent, "exe"))
-            if p.startNs == nil, let t = view.string(view.member(po, "start_time")) { p.startNs = DictRecord.parseTimestamp(t) }
+            if p.startNs == nil, let t = view.string(view.member(po, "start_time")) { p.startNs = ReplayOptions.parseTime(t) }
         }
         if type == .processExec {
             if p.images.count < 16 {

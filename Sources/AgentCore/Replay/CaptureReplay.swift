@@ -124,7 +124,7 @@ public final class CaptureReplay {
             case .gap(let f, let after):
                 summary.gaps += 1
                 var text = safe(f).1
-                if let after, let seq = header.seq, seq > after &+ 1 {
+                if let after, let seq = header.seq, after < UInt64.max, seq > after + 1 {
                     let first = after + 1, last = seq - 1
                     text = first == last ? "record \(first) missing" : "records \(first)-\(last) missing (\(last - first + 1))"
                     recentGaps.append((first, last, location))

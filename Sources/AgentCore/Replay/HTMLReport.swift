@@ -74,7 +74,7 @@ final class HTMLReport: ReplayReport {
         if s.adopted { facts.append("found running at daemon start") }
         let start = s.startNs ?? s.firstNs, end = s.endNs ?? s.lastNs
         facts.append((start.map(ReplayText.timestamp) ?? "?") + " → " + (end.map(ReplayText.timestamp) ?? "?") + (s.endNs == nil ? " (no end in the capture)" : ""))
-        if let a = start, let b = end { facts.append(ReplayText.duration(b - a)) }
+        if let a = start, let b = end { facts.append(ReplayText.span(a, b)) }
         out.write(facts.map(h).joined(separator: " · ") + "</p>\n")
         let seen = s.seenCounts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
         if !seen.isEmpty { out.write("<p class=\"facts\">records: \(h(seen.joined(separator: ", ")))</p>\n") }

@@ -18,6 +18,14 @@ struct RecordHeader {
         "rule", "message", "evidence", "suppressed", "agent", "chain",
     ]
 
+    private static let allKeys = Array(readKeys.indices)
+    /// Indices into `readKeys` by name length.
+    private static let byLength: [[Int]] = {
+        var table = [[Int]](repeating: [], count: 16)
+        for (i, k) in readKeys.enumerated() { table[k.utf8CodeUnitCount].append(i) }
+        return table
+    }()
+
     /// The header, or why the line cannot be read as a record.
     static func read(_ view: CaptureJSON.View) -> Result<RecordHeader, ReplayProblem> {
         guard view.isObject else { return .failure(ReplayProblem("not a JSON object")) }
@@ -25,9 +33,11 @@ struct RecordHeader {
         var twice: StaticString?
         view.forEachMember(0) { key, _ in
             let node = view.nodes[key]
-            let first = node.end > node.start ? view.text[Int(node.start)] : 0
-            for (bit, name) in readKeys.enumerated() where (node.flag || name.utf8Start[0] == first) && view.keyEquals(key, name) {
-                if seen & (1 << bit) != 0 { twice = twice ?? name }
+            let length = Int(node.end - node.start)
+            // Most names are compared only with the read names of their length.
+            let candidates = node.flag ? Self.allKeys : (length < Self.byLength.count ? Self.byLength[length] : [])
+            for bit in candidates where view.keyEquals(key, Self.readKeys[bit]) {
+                if seen & (1 << bit) != 0 { twice = twice ?? Self.readKeys[bit] }
                 seen |= 1 << bit
             }
         }
@@ -43,7 +53,7 @@ struct RecordHeader {
             h.type = RecordType.allCases.first { view.stringEquals(t, $0.name) }
         }
         if let time = view.string(view.member(0, "time")) {
-            h.timeNs = DictRecord.parseTimestamp(time)
+            h.timeNs = ReplayOptions.parseTime(time)
         }
         h.session = view.string(view.at("session", "id")) ?? ""
         return .success(h)

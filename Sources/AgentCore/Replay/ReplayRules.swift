@@ -6,6 +6,8 @@
 final class ReplayRules {
     let rules: RuleSet
     private(set) var detector: Detector
+    /// Whether `detector` has evaluated a record since it was made.
+    private var used = false
     /// What `~` means per session, from `session.start` (kept until `session.end`), and the
     /// session's uid, which process records do not carry but live rules read.
     private var homes: [String: [String]] = [:]
@@ -45,8 +47,17 @@ final class ReplayRules {
         return p
     }
 
+    /// The record time rules run on: the Detector subtracts record times, which the daemon's
+    /// clock keeps close together but a capture may set anywhere, so a time before 1970 or after
+    /// 2160 (or none) is given as the nearest of those, and no difference can overflow.
+    static func ruleTime(_ t: Int64?) -> Int64 {
+        min(max(t ?? 0, 0), 6_000_000_000_000_000_000)
+    }
+
     func daemonStarted() {
-        detector = Detector(rules: rules)
+        // A Detector compiles its regexes: made again only when the one there has seen records.
+        if used { detector = Detector(rules: rules) }
+        used = false
     }
 
     func sessionStarted(_ id: String, homes: [String], uid: Int?) {
@@ -64,15 +75,16 @@ final class ReplayRules {
     func evaluate(_ view: CaptureJSON.View, type: RecordType, seq: UInt64, timeNs: Int64?, session: String, emit: (Alert) -> Void) {
         guard evaluated.contains(type), typesWithRules.contains(type), !session.isEmpty else { return }
         guard var dict = view.foundation(0, keep: paths) as? [String: Any] else { return }
+        used = true
         if let uid = uids[session], var s = dict["session"] as? [String: Any] {
             s["uid"] = uid
             dict["session"] = s
         }
-        detector.evaluate(DictRecord(dict, homes: homes[session] ?? [], timeNs: timeNs ?? 0), emit: emit)
+        detector.evaluate(DictRecord(dict, homes: homes[session] ?? [], timeNs: Self.ruleTime(timeNs)), emit: emit)
     }
 
     func sessionEnded(_ id: String, timeNs: Int64?, emit: (Alert) -> Void) {
-        detector.endSession(id, timeNs: timeNs ?? 0, emit: emit)
+        if used { detector.endSession(id, timeNs: Self.ruleTime(timeNs), emit: emit) }
         homes[id] = nil
         uids[id] = nil
     }

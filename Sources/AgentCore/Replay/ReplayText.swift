@@ -11,7 +11,7 @@ enum ReplayText {
     /// `bytes` as a string safe for a terminal or an HTML text node (after HTML escaping).
     static func display<C: Collection>(_ bytes: C, limit: Int = maxBytes) -> String where C.Element == UInt8 {
         var out = ""
-        out.reserveCapacity(Swift.min(bytes.count, limit) + 8)
+        out.reserveCapacity(Swift.max(0, Swift.min(bytes.count, limit)) + 8)
         bytes.withContiguousStorageIfAvailable { display(UnsafeRawBufferPointer($0), limit: limit, into: &out) }
             ?? Array(bytes).withUnsafeBytes { display($0, limit: limit, into: &out) }
         return out
@@ -91,7 +91,7 @@ enum ReplayText {
                 break
             }
             if k > 0 { out += " " }
-            let shown = display(a, limit: limit - used)
+            let shown = display(a, limit: Swift.max(0, limit - used))
             used += a.count + 1
             if a.isEmpty || a.contains(where: { $0 == 0x20 || $0 == 0x27 || $0 == 0x22 }) {
                 out += "'" + shown.replacingOccurrences(of: "'", with: "'\\''") + "'"
@@ -119,17 +119,24 @@ enum ReplayText {
         return out
     }
 
-    /// A duration in ns as `1.234 s`, `12.3 ms`, `45 µs`.
+    /// A duration in ns as `1.234 s`, `12.3 ms`, `45 µs` (any Int64, from an untrusted record).
     static func duration(_ ns: Int64) -> String {
-        let a = abs(ns)
+        let sign = ns < 0 ? "-" : ""
+        let a = ns.magnitude
         if a >= 60_000_000_000 {
             let s = a / 1_000_000_000
-            return (ns < 0 ? "-" : "") + (s >= 3600 ? "\(s / 3600)h\(s / 60 % 60)m\(s % 60)s" : "\(s / 60)m\(s % 60)s")
+            return sign + (s >= 3600 ? "\(s / 3600)h\(s / 60 % 60)m\(s % 60)s" : "\(s / 60)m\(s % 60)s")
         }
-        if a >= 1_000_000_000 { return String(format3(Double(ns) / 1e9)) + " s" }
-        if a >= 1_000_000 { return String(format3(Double(ns) / 1e6)) + " ms" }
-        if a >= 1_000 { return "\(ns / 1000) µs" }
+        if a >= 1_000_000_000 { return sign + format3(Double(a) / 1e9) + " s" }
+        if a >= 1_000_000 { return sign + format3(Double(a) / 1e6) + " ms" }
+        if a >= 1_000 { return sign + "\(a / 1000) µs" }
         return "\(ns) ns"
+    }
+
+    /// The time from `a` to `b`, or "?" when it does not fit.
+    static func span(_ a: Int64, _ b: Int64) -> String {
+        let (d, overflow) = b.subtractingReportingOverflow(a)
+        return overflow ? "?" : duration(d)
     }
 
     private static func format3(_ v: Double) -> String {

@@ -59,7 +59,7 @@ final class TreeReport: ReplayReport {
         let start = s.startNs ?? s.firstNs, end = s.endNs ?? s.lastNs
         var when = "  " + (start.map(ReplayText.timestamp) ?? "?") + " → "
         when += s.endNs != nil ? ReplayText.timestamp(s.endNs!) : (end.map { ReplayText.timestamp($0) + " (no end in the capture)" } ?? "?")
-        if let a = start, let b = end { when += " (\(ReplayText.duration(b - a)))" }
+        if let a = start, let b = end { when += " (\(ReplayText.span(a, b)))" }
         if s.starts == 0 { when += "; its start is not in the capture" }
         out.write(when + "\n")
         if !s.homes.isEmpty { out.write("  home " + s.homes.joined(separator: " ") + "\n") }
