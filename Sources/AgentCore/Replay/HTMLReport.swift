@@ -233,6 +233,7 @@ final class HTMLReport: ReplayReport {
               if (row && row.hidden) { input.value = ''; proc = null; apply(); }
             }
           });
+          apply();
         })();
         </script>
 
