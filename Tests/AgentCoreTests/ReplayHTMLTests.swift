@@ -97,7 +97,7 @@ struct ReplayHTMLTests {
         // The tree: bash at the root of session demo, cat, python and busybox its children.
         let name = "title=\"show its timeline\">"
         #expect(Self.treeDepth(of: name + "bash[100]<", in: html) == 1)
-        for child in ["cat[101]<", "python3.11[102]<", "busybox[103]<"].map({ name + $0 }) {
+        for child in ["cat[101]<", "python3.11[102]<", "dash[103]<"].map({ name + $0 }) {
             #expect(Self.treeDepth(of: child, in: html) == 2, "\(child)")
         }
         #expect(html.contains("open /home/dev/.aws/credentials O_RDONLY = fd 3"))

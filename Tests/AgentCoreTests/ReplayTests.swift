@@ -39,9 +39,9 @@ struct ReplayTests {
         let bash = try #require(lines.firstIndex { $0.hasPrefix("  bash[100]  /usr/bin/bash  bash -c work  [exit 0 after 1.0 ms]") }, "\(r.report)")
         let cat = try #require(lines.firstIndex { $0.hasPrefix("  ├─ cat[101]  /usr/bin/cat  cat /home/dev/.aws/credentials  [exit 0") })
         let python = try #require(lines.firstIndex { $0.hasPrefix("  ├─ python3.11[102]  /usr/bin/python3.11  python3 -c upload") })
-        let sh = try #require(lines.firstIndex { $0.hasPrefix("  └─ busybox[103]  /usr/bin/busybox  busybox true  [exit 3 after 1.0 ms]") }, "\(r.report)")
+        let sh = try #require(lines.firstIndex { $0.hasPrefix("  └─ dash[103]  /usr/bin/dash  sh -c 'busybox true'  [exit 3 after 1.0 ms]") }, "\(r.report)")
         #expect(bash < cat && cat < python && python < sh)
-        // The exec chain: dash became busybox (previous_exe).
+        // The exec chain: the process started as dash (sh), then became busybox (previous_exe).
         #expect(lines[sh + 1].contains("exec /usr/bin/busybox  busybox true  (was /usr/bin/dash)"))
         // Activity and alerts under the process that did it.
         #expect(lines[cat...python].contains { $0.contains("open /home/dev/.aws/credentials O_RDONLY = fd 3") })
@@ -224,7 +224,7 @@ struct ReplayTests {
         #expect(r.report.contains("!! ALERT medium late-busybox: /usr/bin/busybox ran (evidence \(busybox)) [replayed]"), "\(r.report)")
         #expect(r.summary.replayedAlerts == 1 && r.summary.comparison?.replayOnly == 1)
         let tree = replay(c) { $0.rules = set }
-        #expect(tree.report.contains("busybox[103]  /usr/bin/busybox  busybox true  [exit 3 after 1.0 ms]  ! 1 alert"), "\(tree.report)")
+        #expect(tree.report.contains("dash[103]  /usr/bin/dash  sh -c 'busybox true'  [exit 3 after 1.0 ms]  ! 1 alert"), "\(tree.report)")
     }
 
     @Test("a daemon restart starts the rules afresh, as the restarted daemon did")

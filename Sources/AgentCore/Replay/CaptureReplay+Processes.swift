@@ -31,11 +31,32 @@ extension CaptureReplay {
                 p.exitText = text
                 p.durationNs = view.int(view.member(po, "duration_ns"))
             }
-            if shown { event(Self.eventKind(type), view, h, seq: seq, location: location, text: text) }
+            if shown {
+                event(Self.eventKind(type), view, h, seq: seq, location: location, text: text,
+                      routine: type == .fileOpen && process != nil && Self.isRoutine(view))
+            }
         }
         rules?.evaluate(view, type: type, seq: seq, timeNs: h.timeNs, session: h.session) { alert in
             replayed(alert, view, h, trigger: process, location: location)
         }
+    }
+
+    /// Paths every program opens read-only as it starts (the loader, shared libraries, locale
+    /// data): a process's tree entry counts these rather than list them; the timeline has them.
+    static let routinePrefixes: [[UInt8]] = [
+        "/usr/lib/", "/usr/lib64/", "/lib/", "/lib64/", "/usr/share/locale/", "/usr/share/zoneinfo/", "/usr/share/terminfo/",
+        "/etc/ld.so.cache", "/etc/ld.so.preload", "/etc/localtime", "/etc/nsswitch.conf", "/proc/self/", "/dev/null", "/dev/tty",
+        "/sys/devices/system/cpu/",
+    ].map { Array($0.utf8) }
+
+    static func isRoutine(_ view: CaptureJSON.View) -> Bool {
+        let f = view.member(0, "file")
+        guard let path = view.rawBytes(view.member(f, "path")), routinePrefixes.contains(where: { path.starts(with: $0) }) else { return false }
+        var write = false
+        view.forEachElement(view.member(f, "flags")) { e in
+            for flag in ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND"] as [StaticString] where view.stringEquals(e, flag) { write = true }
+        }
+        return !write
     }
 
     static func eventKind(_ type: RecordType) -> ReplayEvent.Kind {
@@ -76,11 +97,13 @@ extension CaptureReplay {
             p.parentExe = shown(view, view.member(parent, "exe"))
             if p.startNs == nil, let t = view.string(view.member(po, "start_time")) { p.startNs = ReplayOptions.parseTime(t) }
         }
-        if type == .processExec {
+        if type == .processExec || p.images.isEmpty {
+            // A process first seen by another record (its exec before the capture, or lost)
+            // starts its chain with the image that record shows.
             if p.images.count < 16 {
                 let previous = view.member(po, "previous_exe")
                 p.images.append(.init(timeNs: nil, seq: seq, exe: p.exe, argv: p.argv, previousExe: previous.map { shown(view, $0) } ?? "",
-                                      found: view.stringEquals(view.member(po, "source"), "procfs")))
+                                      found: view.stringEquals(view.member(po, "source"), "procfs"), comm: p.comm))
             } else {
                 p.droppedImages += 1
             }

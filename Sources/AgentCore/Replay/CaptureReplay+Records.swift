@@ -68,18 +68,30 @@ extension CaptureReplay {
     }
 
     func event(_ kind: ReplayEvent.Kind, _ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, location: CaptureLocation, text: String,
-               severity: String = "") {
+               severity: String = "", routine: Bool = false) {
         let entity = view.string(view.at("process", "entity_id")) ?? ""
         let e = ReplayEvent(kind: kind, seq: seq, timeNs: h.timeNs, session: h.session, process: processLabel(view), entityID: entity,
                             text: text, severity: severity, location: location)
         report.event(e)
         if report.keepsProcesses, !entity.isEmpty, let s = sessions[h.session], let p = s.processes[entity] {
-            attach(e, to: p)
+            attach(e, to: p, routine: routine)
         }
     }
 
-    func attach(_ e: ReplayEvent, to p: ReplayProcess) {
-        if p.events.count < options.limits.eventsPerProcess && heldEvents < options.limits.processEvents {
+    /// Lists an event under its process: alerts always (up to 64), routine loads only counted,
+    /// the rest up to the limits.
+    func attach(_ e: ReplayEvent, to p: ReplayProcess, routine: Bool = false) {
+        if e.kind == .alert || e.kind == .replayedAlert {
+            if p.alertEvents < 64 {
+                p.events.append(e)
+                p.alertEvents += 1
+                heldEvents += 1
+            }
+            return
+        }
+        if routine {
+            p.routineOpens += 1
+        } else if p.events.count - p.alertEvents < options.limits.eventsPerProcess && heldEvents < options.limits.processEvents {
             p.events.append(e)
             heldEvents += 1
         } else {

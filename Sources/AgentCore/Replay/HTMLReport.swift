@@ -107,25 +107,24 @@ final class HTMLReport: ReplayReport {
     private func write(_ p: ReplayProcess, session s: ReplaySession, depth: Int, processIndex: [String: Int]) {
         let index = processIndex[s.id + "\u{0}" + p.entityID].map(String.init) ?? ""
         out.write("<li class=\"proc\(p.alerts > 0 ? " has-alert" : "")\" data-p=\"\(index)\"><details open><summary>")
-        out.write("<span class=\"pname\" data-filter-p=\"\(index)\" title=\"show its timeline\">\(h(p.label))</span> <span class=\"cmd\">\(h(p.exe))\(p.argv.isEmpty ? "" : "  " + h(p.argv))</span>")
+        let headline = p.headline
+        out.write("<span class=\"pname\" data-filter-p=\"\(index)\" title=\"show its timeline\">\(h(headline.label))</span> <span class=\"cmd\">\(h(headline.command))</span>")
         var life: [String] = []
         if let t = p.startNs { life.append("started \(ReplayText.timestamp(t))") }
         life.append(p.exitText ?? "no exit in the capture")
         out.write(" <span class=\"life\">\(h(life.joined(separator: ", ")))</span>")
         if p.alerts > 0 { out.write(" <span class=\"badge\">\(p.alerts) alert\(p.alerts == 1 ? "" : "s")</span>") }
         out.write("</summary>\n")
-        if p.images.count > 1 || !p.events.isEmpty || p.droppedEvents > 0 {
+        if p.images.count > 1 || !p.events.isEmpty || p.notListed != nil {
             out.write("<ul class=\"activity\">\n")
             for image in p.images.dropFirst() {
-                out.write("<li class=\"exec\">exec \(h(image.exe))  \(h(image.argv))\(image.previousExe.isEmpty ? "" : " (was \(h(image.previousExe)))")</li>\n")
+                out.write("<li class=\"exec\">exec \(h(ReplayText.clip(image.exe + "  " + image.argv, 240)))\(image.previousExe.isEmpty ? "" : " (was \(h(image.previousExe)))")</li>\n")
             }
             for e in p.events where e.kind != .exec && e.kind != .exit {
                 let cls = e.kind == .alert || e.kind == .replayedAlert ? "alert-line" : "act"
                 out.write("<li class=\"\(cls)\"><a href=\"#r\(e.seq)\">#\(e.seq)</a> \(h(e.text))</li>\n")
             }
-            if p.droppedEvents > 0 {
-                out.write("<li class=\"note\">… \(p.droppedEvents) more (\(p.opens) opens, \(p.connects) connects, \(ReplayText.bytes(p.bytesSent)) sent in all)</li>\n")
-            }
+            if let more = p.notListed { out.write("<li class=\"note\">\(h(more))</li>\n") }
             out.write("</ul>\n")
         }
         if !p.children.isEmpty {

@@ -88,6 +88,7 @@ final class ReplayProcess {
         let argv: String
         let previousExe: String
         let found: Bool
+        let comm: String
     }
 
     let entityID: String
@@ -107,6 +108,10 @@ final class ReplayProcess {
     var durationNs: Int64?
     var events: [ReplayEvent] = []
     var droppedEvents = 0
+    /// Alerts among `events` (listed whatever the limit on other activity).
+    var alertEvents = 0
+    /// Read-only opens of shared libraries, locale data and the like: counted, not listed.
+    var routineOpens = 0
     var opens = 0
     var connects = 0
     var bytesSent: UInt64 = 0
@@ -124,6 +129,21 @@ final class ReplayProcess {
     }
 
     var label: String { "\(comm.isEmpty ? "?" : comm)[\(pid)]" }
+
+    /// How the process first showed itself: its first image (the exec chain follows it).
+    var headline: (label: String, command: String) {
+        let (c, e, a) = images.first.map { ($0.comm, $0.exe, $0.argv) } ?? (comm, exe, argv)
+        return ("\(c.isEmpty ? "?" : c)[\(pid)]", ReplayText.clip(a.isEmpty ? e : e + "  " + a, 240))
+    }
+
+    /// What was not listed of its activity, or nil when everything was.
+    var notListed: String? {
+        guard droppedEvents > 0 || routineOpens > 0 else { return nil }
+        var parts: [String] = []
+        if droppedEvents > 0 { parts.append("\(droppedEvents) more") }
+        if routineOpens > 0 { parts.append("\(routineOpens) library and locale loads") }
+        return "… " + parts.joined(separator: " and ") + " not listed (\(opens) opens, \(connects) connects, \(ReplayText.bytes(bytesSent)) sent in all)"
+    }
 }
 
 /// An alert: recorded live (an `alert` record) or raised again by the replay's Detector.

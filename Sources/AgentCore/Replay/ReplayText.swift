@@ -102,6 +102,11 @@ enum ReplayText {
         return out
     }
 
+    /// `s` cut to `limit` characters, with `…` when cut.
+    static func clip(_ s: String, _ limit: Int) -> String {
+        s.count <= limit ? s : String(s.prefix(limit)) + "…"
+    }
+
     /// `s` escaped for HTML text or a quoted attribute value.
     static func html(_ s: String) -> String {
         var out = ""

@@ -88,22 +88,21 @@ final class TreeReport: ReplayReport {
     private func write(_ p: ReplayProcess, prefix: String, last: Bool, depth: Int) {
         let branch = depth == 0 ? "" : (last ? "└─ " : "├─ ")
         let below = prefix + (depth == 0 ? "" : (last ? "   " : "│  "))
-        var line = prefix + branch + p.label + "  " + (p.argv.isEmpty ? p.exe : p.exe + "  " + p.argv)
+        let headline = p.headline
+        var line = prefix + branch + headline.label + "  " + headline.command
         if let x = p.exitText { line += "  [\(x)]" } else { line += "  [no exit in the capture]" }
         if p.alerts > 0 { line += "  ! \(p.alerts) alert\(p.alerts == 1 ? "" : "s")" }
         out.write(line + "\n")
         let inner = below + (p.children.isEmpty ? "   " : "│  ")
         for image in p.images.dropFirst() {
-            out.write(inner + "exec \(image.exe)  \(image.argv)\(image.previousExe.isEmpty ? "" : "  (was \(image.previousExe))")\n")
+            out.write(inner + "exec \(ReplayText.clip(image.exe + "  " + image.argv, 240))\(image.previousExe.isEmpty ? "" : "  (was \(image.previousExe))")\n")
         }
         if p.droppedImages > 0 { out.write(inner + "… \(p.droppedImages) more execs\n") }
         for e in p.events where e.kind != .exec && e.kind != .exit {
             let mark = e.kind == .alert || e.kind == .replayedAlert ? "! ALERT " : ""
             out.write(inner + mark + e.text + "\n")
         }
-        if p.droppedEvents > 0 {
-            out.write(inner + "… \(p.droppedEvents) more (\(p.opens) opens, \(p.connects) connects, \(ReplayText.bytes(p.bytesSent)) sent in all)\n")
-        }
+        if let more = p.notListed { out.write(inner + more + "\n") }
         guard depth < ReplaySession.maxDepth else {
             if !p.children.isEmpty { out.write(inner + "… \(p.children.count) children deeper than \(ReplaySession.maxDepth) levels not shown\n") }
             return
