@@ -33,7 +33,8 @@ extension CaptureReplay {
             }
             if shown {
                 event(Self.eventKind(type), view, h, seq: seq, location: location, text: text,
-                      routine: type == .fileOpen && process != nil && Self.isRoutine(view))
+                      routine: type == .fileOpen && process != nil && Self.isRoutine(view),
+                      notable: type == .netConnect || type == .netFlow && view.bool(view.at("net", "final")) == true)
             }
         }
         rules?.evaluate(view, type: type, seq: seq, timeNs: h.timeNs, session: h.session) { alert in
@@ -44,8 +45,8 @@ extension CaptureReplay {
     /// Paths every program opens read-only as it starts (the loader, shared libraries, locale
     /// data): a process's tree entry counts these rather than list them; the timeline has them.
     static let routinePrefixes: [[UInt8]] = [
-        "/usr/lib/", "/usr/lib64/", "/lib/", "/lib64/", "/usr/share/locale/", "/usr/share/zoneinfo/", "/usr/share/terminfo/",
-        "/etc/ld.so.cache", "/etc/ld.so.preload", "/etc/localtime", "/etc/nsswitch.conf", "/proc/self/", "/dev/null", "/dev/tty",
+        "/usr/lib/", "/usr/lib64/", "/lib/", "/lib64/", "/usr/share/", "/etc/ld.so.cache", "/etc/ld.so.preload", "/etc/localtime",
+        "/etc/locale.alias", "/etc/nsswitch.conf", "/proc/self/", "/dev/null", "/dev/tty",
         "/sys/devices/system/cpu/",
     ].map { Array($0.utf8) }
 

@@ -68,24 +68,26 @@ extension CaptureReplay {
     }
 
     func event(_ kind: ReplayEvent.Kind, _ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, location: CaptureLocation, text: String,
-               severity: String = "", routine: Bool = false) {
+               severity: String = "", routine: Bool = false, notable: Bool = false) {
         let entity = view.string(view.at("process", "entity_id")) ?? ""
         let e = ReplayEvent(kind: kind, seq: seq, timeNs: h.timeNs, session: h.session, process: processLabel(view), entityID: entity,
                             text: text, severity: severity, location: location)
         report.event(e)
         if report.keepsProcesses, !entity.isEmpty, let s = sessions[h.session], let p = s.processes[entity] {
-            attach(e, to: p, routine: routine)
+            attach(e, to: p, routine: routine, notable: notable)
         }
     }
 
-    /// Lists an event under its process: alerts always (up to 64), routine loads only counted,
-    /// the rest up to the limits.
-    func attach(_ e: ReplayEvent, to p: ReplayProcess, routine: Bool = false) {
-        if e.kind == .alert || e.kind == .replayedAlert {
+    /// Lists an event under its process: alerts and notable events (a connect, a socket's
+    /// last flow) always, up to 64; routine loads only counted; the rest up to the limits.
+    func attach(_ e: ReplayEvent, to p: ReplayProcess, routine: Bool = false, notable: Bool = false) {
+        if notable || e.kind == .alert || e.kind == .replayedAlert {
             if p.alertEvents < 64 {
                 p.events.append(e)
                 p.alertEvents += 1
                 heldEvents += 1
+            } else {
+                p.droppedEvents += 1
             }
             return
         }

@@ -108,7 +108,7 @@ final class ReplayProcess {
     var durationNs: Int64?
     var events: [ReplayEvent] = []
     var droppedEvents = 0
-    /// Alerts among `events` (listed whatever the limit on other activity).
+    /// Alerts and notable events among `events` (listed whatever the limit on other activity).
     var alertEvents = 0
     /// Read-only opens of shared libraries, locale data and the like: counted, not listed.
     var routineOpens = 0
