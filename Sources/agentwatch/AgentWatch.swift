@@ -7,6 +7,6 @@ struct AgentWatch: AsyncParsableCommand {
         commandName: "agentwatch",
         abstract: "Audit what autonomous AI agents do: exec, file opens and connections of agent sessions, as NDJSON.",
         version: "0.1.0",
-        subcommands: [DaemonCommand.self, RunCommand.self, SessionsCommand.self, StatusCommand.self, RulesCommand.self, VerifyCommand.self]
+        subcommands: [DaemonCommand.self, RunCommand.self, SessionsCommand.self, StatusCommand.self, RulesCommand.self, VerifyCommand.self, ReplayCommand.self]
     )
 }
