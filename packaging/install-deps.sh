@@ -6,13 +6,14 @@
 #   libssl-dev: TLS for the syslog sink
 #   rsyslog, rsyslog-openssl, openssl: the tests ship records to a real rsyslog over UDP, TCP,
 #     TLS (with certificates made by openssl) and a unix socket
+#   chromium: a test renders `agentwatch replay --format html` headless and checks the page
 #   python3-jsonschema (or pip's jsonschema): the tests validate records against the schema
 #   prometheus-client (pip, or python3-prometheus-client): the metrics test parses the textfile
 # The Swift toolchain (with its clang, which compiles the BPF programs) must already be on PATH.
 set -eu
 
 need=""
-for pkg in libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config gcc libc6-dev libssl-dev openssl rsyslog rsyslog-openssl; do
+for pkg in libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config gcc libc6-dev libssl-dev openssl rsyslog rsyslog-openssl chromium; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 if [ -n "$need" ]; then
