@@ -51,7 +51,7 @@ struct NativeLine {
         type = nil
         bytes = line
         guard line.count > 0, line.count <= Self.maxBytes, line.baseAddress != nil else { return false }
-        var s = JSONScanner(line)
+        var s = NativeJSONScanner(line)
         s.skipSpace()
         guard s.peek == UInt8(ascii: "{"), member(&s, context: .root, entry: nil, depth: 0) else { return false }
         s.skipSpace()
@@ -63,7 +63,7 @@ struct NativeLine {
     }
 
     /// A value (and, for an object the table knows, its members).
-    private mutating func member(_ s: inout JSONScanner, context: NativeContext, entry: NativeFieldTable.Entry?, depth: Int) -> Bool {
+    private mutating func member(_ s: inout NativeJSONScanner, context: NativeContext, entry: NativeFieldTable.Entry?, depth: Int) -> Bool {
         guard depth <= Self.maxDepth else { return false }
         let start = s.i
         var v = Value()
@@ -209,7 +209,7 @@ struct NativeLine {
         if v.plain {
             out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[Int(v.start + 1)..<Int(v.end - 1)]))
         } else {
-            JSONScanner.decode(bytes, from: Int(v.start), into: &out)
+            NativeJSONScanner.decode(bytes, from: Int(v.start), into: &out)
         }
     }
 
@@ -243,7 +243,7 @@ struct NativeLine {
     /// The elements or members of a checked array or object `v` of `bytes`.
     static func forEach(_ v: Value, in bytes: UnsafeRawBufferPointer, _ body: (_ key: Value?, _ value: Value) -> Void) {
         guard v.kind == .array || v.kind == .object else { return }
-        var s = JSONScanner(bytes)
+        var s = NativeJSONScanner(bytes)
         s.i = Int(v.start) + 1
         while s.i < Int(v.end) {
             s.skipSpace()
@@ -311,7 +311,7 @@ struct NativeLine {
 }
 
 /// A cursor over JSON text that checks what it passes.
-struct JSONScanner {
+struct NativeJSONScanner {
     let p: UnsafeRawBufferPointer
     var i = 0
 
@@ -511,7 +511,7 @@ struct JSONScanner {
     /// Appends the bytes a checked string (quote at `start`) stands for: escapes decoded,
     /// `\udcXX` back to the byte XX (the native surrogateescape), other bytes as they are.
     static func decode(_ p: UnsafeRawBufferPointer, from start: Int, into out: inout [UInt8]) {
-        let s = JSONScanner(p)
+        let s = NativeJSONScanner(p)
         var i = start + 1
         while i < p.count {
             let c = p[i]
