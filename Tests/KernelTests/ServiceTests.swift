@@ -168,5 +168,53 @@ extension KernelSuite {
             let said = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             #expect(p.terminationStatus == 0, "\(said)")
         }
+
+        @Test("a user made for the test, in the agentwatch group, runs a session without root and its records carry it; a user outside the group is refused with a clear message")
+        func agentwatchGroup() throws {
+            func sh(_ cmd: String) -> Int32 { runIn(nil, ["/bin/sh", "-c", cmd]).status }
+            let madeGroup = sh("getent group agentwatch >/dev/null") != 0
+            if madeGroup { #expect(sh("groupadd --system agentwatch") == 0) }
+            let user = "awtest\(getpid() % 100_000)"
+            #expect(sh("useradd --no-create-home --shell /bin/sh --user-group --groups agentwatch \(user)") == 0)
+            defer {
+                _ = sh("userdel \(user)")
+                if madeGroup { _ = sh("groupdel agentwatch") }
+            }
+            guard let pw = getpwnam(user) else { Issue.record("useradd did not make \(user)"); return }
+            let (uid, gid) = (pw.pointee.pw_uid, pw.pointee.pw_gid)
+
+            let d = try TestDaemon()  // control_group: agentwatch, the default
+            let dir = (d.output as NSString).deletingLastPathComponent
+            let config = dir + "/client.yaml"
+            try "session_roots: [\(d.rootName)]\nruntime_dir: \(dir)\n".write(toFile: config, atomically: true, encoding: .utf8)
+            chmod(dir, 0o755)
+            chmod(config, 0o644)
+            d.start()
+            defer { d.stop() }
+
+            // As the user, with its groups (agentwatch among them).
+            let member = Process()
+            member.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            member.arguments = ["--reuid=\(uid)", "--regid=\(gid)", "--init-groups", Executable.path,
+                                "run", "--config", config, "--session", "g1", "--", "sh", "-c", "cat /etc/hostname"]
+            let err = Pipe()
+            member.standardError = err
+            member.standardOutput = FileHandle.nullDevice
+            try member.run()
+            member.waitUntilExit()
+            let said = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(member.terminationStatus == 0, "\(said)")
+            let records = d.waitForRecords { $0.contains { $0.string("type") == "session.end" && $0.string("session.id") == "g1" } }
+            let open = records.first { $0.string("type") == "file.open" && $0.string("file.path") == "/etc/hostname" }
+            #expect(open?.string("session.id") == "g1")
+            #expect(open?.int("process.uid") == Int(uid))
+            #expect(records.first { $0.string("type") == "session.start" && $0.string("session.id") == "g1" }?.int("session.uid") == Int(uid))
+
+            // nobody is not in the group: refused before anything runs, and told what to do.
+            let outsider = try Executable.run(["run", "--config", config, "--session", "g2", "--", "sh", "-c", "cat /etc/hostname"], asUser: 65534)
+            #expect(outsider.status != 0)
+            #expect(outsider.stderr.contains("you may not use \(dir)/control.sock: join the agentwatch group"), "\(outsider.stderr)")
+            #expect(access(d.sessionPath("g2"), F_OK) != 0)
+        }
     }
 }
