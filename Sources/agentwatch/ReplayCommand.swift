@@ -48,7 +48,7 @@ struct ReplayCommand: ParsableCommand {
         guard !captures.isEmpty else { throw ValidationError("give at least one capture file") }
         for (name, value) in [("--since", since), ("--until", until)] {
             if let value, ReplayOptions.parseTime(value) == nil {
-                throw ValidationError("\(name) \(value): not an RFC 3339 time such as 2026-11-21T17:40:00Z")
+                throw ValidationError("\(name) \(value): not an RFC 3339 time between years 1678 and 2261, such as 2026-11-21T17:40:00Z")
             }
         }
     }

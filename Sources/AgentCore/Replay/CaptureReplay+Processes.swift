@@ -108,7 +108,7 @@ extension CaptureReplay {
             p.ppid = view.int(view.member(po, "ppid")) ?? 0
             p.comm = shown(view, view.member(po, "comm"), limit: 64)
             p.exe = shown(view, view.member(po, "exe"))
-            p.argv = argv(view, view.member(po, "argv"))
+            p.argv = ReplayText.clip(argv(view, view.member(po, "argv")), 512)
             let parent = view.member(po, "parent")
             p.parentEntityID = view.string(view.member(parent, "entity_id")) ?? ""
             p.parentExe = shown(view, view.member(parent, "exe"))
