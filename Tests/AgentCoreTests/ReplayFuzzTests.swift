@@ -197,7 +197,9 @@ struct ReplayFuzzTests {
         let growth = Self.residentBytes() - rssAfterWarmUp
         print("replay fuzz: \(Self.inputs) inputs (\(lines) lines, \(notIntact) not intact) in \(String(format: "%.1f", elapsed)) s; slowest \(String(format: "%.3f", slowest)) s; \(compared) compared with verify; resident memory grew \(growth >> 10) KiB after the first 1,000")
         #expect(slowest < 2, "an input took \(slowest) s")
-        #expect(growth < 64 << 20, "resident memory grew by \(growth >> 20) MiB")
+        // A leak of 1 KiB per input would show as 97 MiB; other suites running at the same
+        // time in this process take a few tens of MiB at most.
+        #expect(growth < 96 << 20, "resident memory grew by \(growth >> 20) MiB")
         #expect(notIntact > Self.inputs / 2, "the mutations break most captures")
         #expect(Self.inputs >= 100_000 || ProcessInfo.processInfo.environment["AGENTWATCH_REPLAY_FUZZ_INPUTS"] != nil)
     }
