@@ -48,7 +48,7 @@ struct ReplayCommand: ParsableCommand {
         guard !captures.isEmpty else { throw ValidationError("give at least one capture file") }
         for (name, value) in [("--since", since), ("--until", until)] {
             if let value, ReplayOptions.parseTime(value) == nil {
-                throw ValidationError("\(name) \(value): not an RFC 3339 time such as 2026-11-21T17:40:00Z")
+                throw ValidationError("\(name) \(value): not an RFC 3339 time between years 1678 and 2261, such as 2026-11-21T17:40:00Z")
             }
         }
     }
@@ -72,6 +72,11 @@ struct ReplayCommand: ParsableCommand {
             }
         }
         let out: ReplayOutput
+        if let output, let capture = captures.first(where: { Self.sameFile($0, output) }) {
+            // Truncating the output would destroy the evidence before it is read.
+            FileHandleStderr.write("agentwatch replay: --output \(output) is the capture \(capture): choose another file\n")
+            throw ExitCode(2)
+        }
         if let output {
             do { out = try ReplayOutput(path: output) } catch {
                 FileHandleStderr.write("agentwatch replay: \(error)\n")
@@ -89,6 +94,14 @@ struct ReplayCommand: ParsableCommand {
         }
         FileHandleStderr.write(summary.line + "\n")
         if summary.exitStatus != 0 { throw ExitCode(summary.exitStatus) }
+    }
+}
+
+extension ReplayCommand {
+    /// Whether two paths name the same existing file (device and inode).
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
     }
 }
 

@@ -71,6 +71,11 @@ extension KernelSuite {
             for name in ["cat[", "python3", "bash["] { #expect(tree.stdout.contains(name), "\(name) in \(tree.stdout)") }
             #expect(tree.stdout.contains("! ALERT high cred-cloud-credentials") && tree.stdout.contains("[replayed]"), "\(tree.stdout)")
             #expect(tree.stderr.contains("replayed (\(live.count) as live, 0 not raised live, 0 live not raised again)"), "\(tree.stderr)")
+            // The evidence is never overwritten by the report.
+            let size = (try? FileManager.default.attributesOfItem(atPath: d.output)[.size] as? Int) ?? nil
+            let clobber = try Executable.run(["replay", "--output", d.output, d.output])
+            #expect(clobber.status == 2 && clobber.stderr.contains("is the capture"))
+            #expect((try? FileManager.default.attributesOfItem(atPath: d.output)[.size] as? Int) ?? nil == size)
             let html = try Executable.run(["replay", "--rules", rulesDir, "--format", "html", "--output", dir + "/r.html", d.output])
             #expect(html.status == 0, "\(html.stderr)")
             #expect(try String(contentsOfFile: dir + "/r.html", encoding: .utf8).contains("shell-inet-connect"))

@@ -53,7 +53,9 @@ public struct DictRecord: RuleInput {
             guard let map = node as? [String: Any] else { return nil }
             node = map[key]
         }
-        return node is NSNull ? nil : node
+        // A type check, not `is NSNull`, which would bridge every array to NSArray.
+        if let n = node, type(of: n) == NSNull.self { return nil }
+        return node
     }
 
     private func basename(_ path: [String]) -> RuleValue? {
@@ -154,6 +156,9 @@ public struct DictRecord: RuleInput {
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         let days = era * 146_097 + doe - 719_468
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
-        return seconds * 1_000_000_000 + fraction
+        // A time past 2262 does not fit in Int64 nanoseconds: no time rather than a trap.
+        let (ns, o1) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        let (t, o2) = ns.addingReportingOverflow(fraction)
+        return o1 || o2 ? nil : t
     }
 }

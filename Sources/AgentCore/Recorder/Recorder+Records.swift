@@ -185,26 +185,8 @@ extension Recorder {
             buffer.raw(",")
             buffer.bytes.append(contentsOf: s.json)
         }
-        buffer.raw(",\"rule\":{\"id\":")
-        buffer.string(id)
-        buffer.raw(",\"title\":")
-        buffer.string(title)
-        buffer.raw(",\"severity\":")
-        buffer.string(severity.rawValue)
-        buffer.raw(",\"tags\":")
-        buffer.stringArray(tags)
-        buffer.raw(",\"source\":")
-        buffer.string(source)
-        buffer.raw(",\"author\":")
-        buffer.string(author)
-        buffer.raw("},\"message\":")
-        buffer.string(message)
-        buffer.raw(",\"evidence\":")
-        buffer.uintArray(evidence)
-        if suppressed > 0 {
-            buffer.raw(",\"suppressed\":")
-            buffer.uint(UInt64(suppressed))
-        }
+        buffer.alertMembers(id: id, title: title, severity: severity, tags: tags, source: source, author: author,
+                            message: message, evidence: evidence, suppressed: suppressed)
         end(.alert)
     }
 

@@ -36,8 +36,8 @@ extension CaptureReplay {
         report.replayedAlert(Self.json(a, view, isEnd: isEnd))
         let e = ReplayEvent(kind: .replayedAlert, seq: a.triggerSeq, timeNs: a.timeNs, session: session, process: alert.process,
                             entityID: alert.entityID, text: Self.text(alert), severity: alert.severity, location: location)
-        report.event(e)
-        if let trigger { attach(e, to: trigger) }
+        if report.wantsEvents { report.event(e) } else { report.eventNotShown() }
+        if let trigger, report.keepsProcesses { list(e, under: trigger, notable: true) }
     }
 
     static func text(_ a: ReplayAlert) -> String {

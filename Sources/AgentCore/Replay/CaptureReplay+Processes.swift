@@ -15,9 +15,12 @@ extension CaptureReplay {
         case .netFlow: process?.bytesSent &+= view.uint(view.at("net", "bytes_sent_delta")) ?? 0
         default: break
         }
-        // Records are described only for a report that shows them (not for ndjson).
-        let shown = selected && report.wantsEvents
-        if shown || type == .processExit && process != nil {
+        // A record is described only when a report shows it: on the timeline (not for ndjson),
+        // or listed under its process in a tree (a few per process).
+        let timeline = selected && report.wantsEvents
+        let notable = type == .netConnect || type == .netFlow && view.bool(view.at("net", "final")) == true
+        let listed = selected && process.map { listing($0, notable: notable, type == .fileOpen ? view : nil) } == true
+        if timeline || listed || type == .processExit && process != nil {
             let text: String
             switch type {
             case .processExec: text = execText(view, po)
@@ -31,11 +34,13 @@ extension CaptureReplay {
                 p.exitText = text
                 p.durationNs = view.int(view.member(po, "duration_ns"))
             }
-            if shown {
-                event(Self.eventKind(type), view, h, seq: seq, location: location, text: text,
-                      routine: type == .fileOpen && process != nil && Self.isRoutine(view),
-                      notable: type == .netConnect || type == .netFlow && view.bool(view.at("net", "final")) == true)
+            if timeline || listed {
+                let e = makeEvent(Self.eventKind(type), view, h, seq: seq, location: location, text: text)
+                if timeline { report.event(e) }
+                if listed, let p = process { list(e, under: p, notable: notable) }
             }
+        } else if selected {
+            report.eventNotShown()
         }
         rules?.evaluate(view, type: type, seq: seq, timeNs: h.timeNs, session: h.session) { alert in
             replayed(alert, view, h, trigger: process, location: location)
@@ -50,9 +55,20 @@ extension CaptureReplay {
         "/sys/devices/system/cpu/",
     ].map { Array($0.utf8) }
 
+    /// Whether a file.open is a routine load: read-only, of a path under `routinePrefixes`.
     static func isRoutine(_ view: CaptureJSON.View) -> Bool {
         let f = view.member(0, "file")
-        guard let path = view.rawBytes(view.member(f, "path")), routinePrefixes.contains(where: { path.starts(with: $0) }) else { return false }
+        guard let path = view.member(f, "path"), view.nodes[path].kind == .string else { return false }
+        let node = view.nodes[path]
+        let routine: Bool
+        if node.flag {
+            let raw = view.rawBytes(path) ?? []
+            routine = routinePrefixes.contains { raw.starts(with: $0) }
+        } else {
+            let bytes = UnsafeRawBufferPointer(rebasing: view.text[Int(node.start)..<Int(node.end)])
+            routine = routinePrefixes.contains { bytes.starts(with: $0) }
+        }
+        guard routine else { return false }
         var write = false
         view.forEachElement(view.member(f, "flags")) { e in
             for flag in ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND"] as [StaticString] where view.stringEquals(e, flag) { write = true }
@@ -92,7 +108,7 @@ extension CaptureReplay {
             p.ppid = view.int(view.member(po, "ppid")) ?? 0
             p.comm = shown(view, view.member(po, "comm"), limit: 64)
             p.exe = shown(view, view.member(po, "exe"))
-            p.argv = argv(view, view.member(po, "argv"))
+            p.argv = ReplayText.clip(argv(view, view.member(po, "argv")), 512)
             let parent = view.member(po, "parent")
             p.parentEntityID = view.string(view.member(parent, "entity_id")) ?? ""
             p.parentExe = shown(view, view.member(parent, "exe"))

@@ -67,41 +67,57 @@ extension CaptureReplay {
         return "\(comm)[\(view.int(view.member(p, "pid")).map(String.init) ?? "?")]"
     }
 
+    func makeEvent(_ kind: ReplayEvent.Kind, _ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, location: CaptureLocation, text: String,
+                   severity: String = "") -> ReplayEvent {
+        ReplayEvent(kind: kind, seq: seq, timeNs: h.timeNs, session: h.session, process: processLabel(view),
+                    entityID: view.string(view.at("process", "entity_id")) ?? "", text: text, severity: severity, location: location)
+    }
+
+    /// A record's timeline event (other than a process's activity: `processRecord`); an alert
+    /// is also listed under its process.
     func event(_ kind: ReplayEvent.Kind, _ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, location: CaptureLocation, text: String,
-               severity: String = "", routine: Bool = false, notable: Bool = false) {
-        let entity = view.string(view.at("process", "entity_id")) ?? ""
-        let e = ReplayEvent(kind: kind, seq: seq, timeNs: h.timeNs, session: h.session, process: processLabel(view), entityID: entity,
-                            text: text, severity: severity, location: location)
-        report.event(e)
-        if report.keepsProcesses, !entity.isEmpty, let s = sessions[h.session], let p = s.processes[entity] {
-            attach(e, to: p, routine: routine, notable: notable)
+               severity: String = "") {
+        let e = makeEvent(kind, view, h, seq: seq, location: location, text: text, severity: severity)
+        if report.wantsEvents { report.event(e) } else { report.eventNotShown() }
+        if kind == .alert || kind == .replayedAlert, report.keepsProcesses, !e.entityID.isEmpty,
+           let s = sessions[h.session], let p = s.processes[e.entityID] {
+            list(e, under: p, notable: true)
         }
     }
 
-    /// Lists an event under its process: alerts and notable events (a connect, a socket's
-    /// last flow) always, up to 64; routine loads only counted; the rest up to the limits.
-    func attach(_ e: ReplayEvent, to p: ReplayProcess, routine: Bool = false, notable: Bool = false) {
-        if notable || e.kind == .alert || e.kind == .replayedAlert {
-            if p.alertEvents < 64 {
-                p.events.append(e)
-                p.alertEvents += 1
-                heldEvents += 1
-            } else {
-                p.droppedEvents += 1
-            }
-            return
-        }
-        if routine {
-            p.routineOpens += 1
-        } else if p.events.count - p.alertEvents < options.limits.eventsPerProcess && heldEvents < options.limits.processEvents {
-            p.events.append(e)
-            heldEvents += 1
-        } else {
+    /// Whether a record of process `p` is listed under it; when not, it is counted. Notable
+    /// records (alerts, connects, a socket's last flow) are listed whatever the limit, up to 64;
+    /// routine loads (`open` given: a file.open) are counted; the rest up to the limits.
+    func listing(_ p: ReplayProcess, notable: Bool, _ open: CaptureJSON.View?) -> Bool {
+        guard report.keepsProcesses else { return false }
+        if notable {
+            if p.alertEvents < 64 { return true }
             p.droppedEvents += 1
+            return false
         }
+        if let open, Self.isRoutine(open) {
+            p.routineOpens += 1
+            return false
+        }
+        if p.events.count - p.alertEvents < options.limits.eventsPerProcess && heldEvents < options.limits.processEvents { return true }
+        p.droppedEvents += 1
+        return false
+    }
+
+    /// Lists an event under its process (`listing` said so, or an alert).
+    func list(_ e: ReplayEvent, under p: ReplayProcess, notable: Bool) {
+        if notable {
+            guard p.alertEvents < 64 else { return }
+            p.alertEvents += 1
+        }
+        p.events.append(e)
+        heldEvents += 1
     }
 
     func noteSession(_ id: String) {
+        // Records of one session come in runs: the set is asked once per run.
+        guard id != lastNoted else { return }
+        lastNoted = id
         if sessionsSeen.count < 1_000_000 { sessionsSeen.insert(id) }
     }
 

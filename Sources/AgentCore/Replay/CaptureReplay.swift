@@ -23,6 +23,7 @@ public final class CaptureReplay {
     var sessions: [String: ReplaySession] = [:]
     var sessionOrder: [ReplaySession] = []
     var sessionsSeen = Set<String>()
+    var lastNoted = ""
     var droppedSessions = 0
     var heldProcesses = 0
     var heldEvents = 0

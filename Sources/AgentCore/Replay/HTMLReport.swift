@@ -16,6 +16,11 @@ final class HTMLReport: ReplayReport {
     }
 
     var keepsProcesses: Bool { true }
+    var wantsEvents: Bool { timeline.count < options.limits.htmlTimeline }
+
+    func eventNotShown() {
+        timelineNotKept += 1
+    }
 
     func event(_ e: ReplayEvent) {
         if timeline.count < options.limits.htmlTimeline { timeline.append(e) } else { timelineNotKept += 1 }

@@ -1,28 +1,34 @@
 extension JSONBuffer {
     /// An alert's own members, as an `alert` record carries them after its session and
     /// process: `,"rule":{...},"message":...,"evidence":[...]` and `,"suppressed":N` when
-    /// matches were counted rather than raised. The replay writes its replayed alerts with it;
-    /// the Recorder's `alert` writes the same members.
+    /// matches were counted rather than raised. The Recorder writes live alerts with it, the
+    /// replay its replayed ones.
     mutating func alertMembers(_ a: Alert) {
+        alertMembers(id: a.rule.id, title: a.rule.title, severity: a.rule.severity, tags: a.rule.tags, source: a.rule.source,
+                     author: a.rule.author, message: a.message, evidence: a.evidence, suppressed: a.suppressed)
+    }
+
+    mutating func alertMembers(id: String, title: String, severity: RuleSeverity, tags: [String], source: String, author: String,
+                               message: String, evidence: [UInt64], suppressed: Int) {
         raw(",\"rule\":{\"id\":")
-        string(a.rule.id)
+        string(id)
         raw(",\"title\":")
-        string(a.rule.title)
+        string(title)
         raw(",\"severity\":")
-        string(a.rule.severity.rawValue)
+        string(severity.rawValue)
         raw(",\"tags\":")
-        stringArray(a.rule.tags)
+        stringArray(tags)
         raw(",\"source\":")
-        string(a.rule.source)
+        string(source)
         raw(",\"author\":")
-        string(a.rule.author)
+        string(author)
         raw("},\"message\":")
-        string(a.message)
+        string(message)
         raw(",\"evidence\":")
-        uintArray(a.evidence)
-        if a.suppressed > 0 {
+        uintArray(evidence)
+        if suppressed > 0 {
             raw(",\"suppressed\":")
-            uint(UInt64(a.suppressed))
+            uint(UInt64(suppressed))
         }
     }
 }

@@ -3,8 +3,10 @@
 protocol ReplayReport: AnyObject {
     /// Whether the replay must rebuild sessions and process trees for this report.
     var keepsProcesses: Bool { get }
-    /// Whether the report shows timeline events (else the replay need not describe records).
+    /// Whether the report shows timeline events now (else the replay need not describe records).
     var wantsEvents: Bool { get }
+    /// A selected record's event was not made, since `wantsEvents` was false.
+    func eventNotShown()
     /// A timeline event of the selection (records, alerts, findings), in capture order.
     func event(_ e: ReplayEvent)
     /// A selected record, as its line (no newline).
@@ -20,6 +22,7 @@ protocol ReplayReport: AnyObject {
 extension ReplayReport {
     var keepsProcesses: Bool { false }
     var wantsEvents: Bool { true }
+    func eventNotShown() {}
     func event(_ e: ReplayEvent) {}
     func record(_ line: UnsafeRawBufferPointer) {}
     func replayedAlert(_ json: [UInt8]) {}

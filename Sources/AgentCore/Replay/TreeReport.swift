@@ -15,6 +15,8 @@ final class TreeReport: ReplayReport {
     }
 
     var keepsProcesses: Bool { true }
+    /// Records are shown under their processes, not as a timeline; findings come all the same.
+    var wantsEvents: Bool { false }
 
     func event(_ e: ReplayEvent) {
         guard e.kind.isIntegrity || e.kind == .unknown else { return }
