@@ -107,7 +107,7 @@ struct FileSinkTests {
     func retentionAndTime() throws {
         let dir = try ChainTests.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var f = FileSettings(path: dir + "/events.ndjson")
+        var f = FileSettings(path: dir + "/logs/events.ndjson")
         f.rotateBytes = 32 << 10
         f.retain = 3
         f.compress = false
@@ -117,6 +117,9 @@ struct FileSinkTests {
         outputs.stop()
         let rotated = FileDestination.rotatedFiles(of: f.path)
         #expect(rotated.count == 3)
+        // The directory it made: 0750 with the files' group, so that group reaches them.
+        let logs = try FileManager.default.attributesOfItem(atPath: dir + "/logs")
+        #expect((logs[.posixPermissions] as! Int) == 0o750 && (logs[.groupOwnerAccountName] as? String) == "adm")
         // The newest ones: the last rotated file ends right before the live file starts.
         let tail = Self.seqs(try Self.lines(rotated + [f.path]))
         #expect(tail.last == 5_000)

@@ -101,7 +101,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
             sensor = try Sensor(settings: settings, objectBytes: objectBytes)
         } catch {
             if error.errno == EPERM || error.errno == EACCES {
-                throw AgentError("the kernel refused to load the BPF programs (\(error)): run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN")
+                throw AgentError("the kernel refused to load the BPF programs (\(error)): run as root, or grant CAP_SYS_ADMIN, CAP_SYS_PTRACE and CAP_CHOWN (packaging/CAPABILITIES.md)")
             }
             throw AgentError("loading the BPF programs failed: \(error)")
         }
@@ -129,7 +129,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
             .first { $0.hasPrefix("CapEff:") }.flatMap { UInt64($0.dropFirst(7).trimmingPrefix(while: { $0 == "\t" || $0 == " " }), radix: 16) } ?? 0
         let bpf = capEff & (1 << 39) != 0 && capEff & (1 << 38) != 0
         if !(bpf || capEff & (1 << 21) != 0) {
-            throw AgentError("agentwatch daemon needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN): run it with sudo")
+            throw AgentError("agentwatch daemon needs root (or CAP_SYS_ADMIN, CAP_SYS_PTRACE and CAP_CHOWN, see packaging/CAPABILITIES.md): run it with sudo")
         }
     }
 
@@ -161,6 +161,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         if a.flowReportKiB != b.flowReportKiB { keys.append("flow_report_kib") }
         if a.resolvePaths != b.resolvePaths { keys.append("resolve_paths") }
         if a.runtimeDir != b.runtimeDir { keys.append("runtime_dir") }
+        if a.controlGroup != b.controlGroup { keys.append("control_group") }
         return keys
     }
 
@@ -186,6 +187,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
                 fresh.flowReportKiB = config.flowReportKiB
                 fresh.resolvePaths = config.resolvePaths
                 fresh.runtimeDir = config.runtimeDir
+                fresh.controlGroup = config.controlGroup
             }
             let paths = fresh.rules ?? RuleSet.defaultPaths()
             if !paths.isEmpty {

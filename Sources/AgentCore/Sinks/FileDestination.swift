@@ -65,7 +65,12 @@ public final class FileDestination: RecordDestination {
             return
         }
         let dir = Self.directory(of: settings.path)
-        if !dir.isEmpty { Self.makeDirectories(dir, mode: 0o750) }
+        if !dir.isEmpty {
+            // A directory made here is 0750 with the files' group, so that group reaches them.
+            let existed = access(dir, F_OK) == 0
+            Self.makeDirectories(dir, mode: 0o750)
+            if !existed, let gid { _ = chown(dir, uid_t.max, gid) }
+        }
         let tail = RecordChain.lastChain(path: settings.path)
         if !tail.endsWithNewline {
             let fd = Glibc.open(settings.path, O_WRONLY | O_APPEND | O_CLOEXEC)
