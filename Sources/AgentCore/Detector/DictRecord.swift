@@ -111,54 +111,7 @@ public struct DictRecord: RuleInput {
 
     /// `2026-11-21T17:40:00.123456789Z` (or with a `+hh:mm` offset) as Unix ns.
     public static func parseTimestamp(_ text: String) -> Int64? {
-        let b = Array(text.utf8)
-        func digits(_ at: Int, _ count: Int) -> Int64? {
-            guard at + count <= b.count else { return nil }
-            var v: Int64 = 0
-            for i in at..<(at + count) {
-                guard b[i] >= 48, b[i] <= 57 else { return nil }
-                v = v * 10 + Int64(b[i] - 48)
-            }
-            return v
-        }
-        guard b.count >= 20, b[4] == 45, b[7] == 45, b[10] == 84 || b[10] == 116, b[13] == 58, b[16] == 58,
-              let year = digits(0, 4), let month = digits(5, 2), let day = digits(8, 2),
-              let hour = digits(11, 2), let minute = digits(14, 2), let second = digits(17, 2),
-              (1...12).contains(month), (1...31).contains(day) else { return nil }
-        var i = 19
-        var fraction: Int64 = 0
-        if i < b.count, b[i] == 46 {
-            i += 1
-            var scale: Int64 = 100_000_000
-            while i < b.count, b[i] >= 48, b[i] <= 57 {
-                fraction += Int64(b[i] - 48) * scale
-                scale /= 10
-                i += 1
-            }
-        }
-        var offset: Int64 = 0
-        guard i < b.count else { return nil }
-        if b[i] == 90 || b[i] == 122 {
-            i += 1
-        } else if b[i] == 43 || b[i] == 45, let oh = digits(i + 1, 2), i + 3 < b.count, b[i + 3] == 58, let om = digits(i + 4, 2) {
-            offset = (oh * 60 + om) * 60 * (b[i] == 43 ? 1 : -1)
-            i += 6
-        } else {
-            return nil
-        }
-        guard i == b.count else { return nil }
-        // Days from civil (Howard Hinnant's algorithm), so no calendar object is needed.
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
-        // A time past 2262 does not fit in Int64 nanoseconds: no time rather than a trap.
-        let (ns, o1) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        let (t, o2) = ns.addingReportingOverflow(fraction)
-        return o1 || o2 ? nil : t
+        var text = text
+        return text.withUTF8 { JSONReading.unixNanoseconds(UnsafeRawBufferPointer($0)) }
     }
 }

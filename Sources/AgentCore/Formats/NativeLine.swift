@@ -261,48 +261,10 @@ struct NativeLine {
         }
     }
 
-    /// Unix time in ns of a native time (`2026-11-21T17:40:00.123456789Z`; 0-9 fraction digits).
+    /// Unix time in ns of a native time string value (`JSONReading.unixNanoseconds`).
     static func unixNanoseconds(_ p: UnsafeRawBufferPointer, _ v: Value) -> Int64? {
         guard v.kind == .string, v.plain else { return nil }
-        let s = Int(v.start) + 1, e = Int(v.end) - 1
-        guard e - s >= 20, p[e - 1] == UInt8(ascii: "Z") else { return nil }
-        func digits(_ at: Int, _ n: Int) -> Int64? {
-            var x: Int64 = 0
-            for k in at..<(at + n) {
-                let d = p[k] &- UInt8(ascii: "0")
-                guard d < 10 else { return nil }
-                x = x * 10 + Int64(d)
-            }
-            return x
-        }
-        guard p[s + 4] == UInt8(ascii: "-"), p[s + 7] == UInt8(ascii: "-"), p[s + 10] == UInt8(ascii: "T"),
-              p[s + 13] == UInt8(ascii: ":"), p[s + 16] == UInt8(ascii: ":"),
-              let year = digits(s, 4), let month = digits(s + 5, 2), let day = digits(s + 8, 2),
-              let hour = digits(s + 11, 2), let minute = digits(s + 14, 2), let second = digits(s + 17, 2),
-              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
-        else { return nil }
-        var frac: Int64 = 0
-        let fracStart = s + 19
-        if fracStart < e - 1 {
-            let n = e - 1 - fracStart - 1
-            guard p[fracStart] == UInt8(ascii: "."), (1...9).contains(n), let f = digits(fracStart + 1, n) else { return nil }
-            frac = f
-            for _ in n..<9 { frac *= 10 }
-        } else if fracStart != e - 1 {
-            return nil
-        }
-        // Days since 1970-01-01 from the civil date (H. Hinnant's algorithm, as JSONBuffer's inverse).
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        // Int64 nanoseconds reach the year 2262, as the Recorder's clock does.
-        let (ns, overflow) = (days * 86400 + hour * 3600 + minute * 60 + second).multipliedReportingOverflow(by: 1_000_000_000)
-        let (total, overflow2) = ns.addingReportingOverflow(frac)
-        return overflow || overflow2 ? nil : total
+        return JSONReading.unixNanoseconds(UnsafeRawBufferPointer(rebasing: p[(Int(v.start) + 1)..<(Int(v.end) - 1)]))
     }
 
     func unixNanoseconds(_ f: NativeField) -> Int64? {
@@ -413,22 +375,7 @@ struct NativeJSONScanner {
         return nil
     }
 
-    private func hex4(_ at: Int) -> UInt32? {
-        guard at + 4 <= p.count else { return nil }
-        var u: UInt32 = 0
-        for k in at..<(at + 4) {
-            let c = p[k]
-            let d: UInt8
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = c - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-            u = u << 4 | UInt32(d)
-        }
-        return u
-    }
+    private func hex4(_ at: Int) -> UInt32? { JSONReading.hex4(p, at: at) }
 
     /// Passes a JSON number. Nil when it is not one; else its sign and magnitude when it is an
     /// integer that fits 64 bits, or .some(nil) for any other number.
@@ -508,54 +455,8 @@ struct NativeJSONScanner {
         } while depth > 0
     }
 
-    /// Appends the bytes a checked string (quote at `start`) stands for: escapes decoded,
-    /// `\udcXX` back to the byte XX (the native surrogateescape), other bytes as they are.
+    /// Appends the bytes a checked string (quote at `start`) stands for (`JSONReading`).
     static func decode(_ p: UnsafeRawBufferPointer, from start: Int, into out: inout [UInt8]) {
-        let s = NativeJSONScanner(p)
-        var i = start + 1
-        while i < p.count {
-            let c = p[i]
-            if c == UInt8(ascii: "\"") { return }
-            guard c == UInt8(ascii: "\\"), i + 1 < p.count else {
-                out.append(c)
-                i += 1
-                continue
-            }
-            let e = p[i + 1]
-            i += 2
-            switch e {
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                var u = s.hex4(i) ?? 0xFFFD
-                i += 4
-                if (0xD800...0xDBFF).contains(u), let low = s.hex4(i + 2) {
-                    u = 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00)
-                    i += 6
-                } else if (0xDC80...0xDCFF).contains(u) {
-                    out.append(UInt8(u & 0xFF))
-                    continue
-                }
-                appendUTF8(u, to: &out)
-            default: out.append(e)
-            }
-        }
-    }
-
-    static func appendUTF8(_ u: UInt32, to out: inout [UInt8]) {
-        switch u {
-        case 0..<0x80:
-            out.append(UInt8(u))
-        case 0x80..<0x800:
-            out.append(UInt8(0xC0 | u >> 6)); out.append(UInt8(0x80 | u & 0x3F))
-        case 0x800..<0x10000:
-            out.append(UInt8(0xE0 | u >> 12)); out.append(UInt8(0x80 | u >> 6 & 0x3F)); out.append(UInt8(0x80 | u & 0x3F))
-        default:
-            out.append(UInt8(0xF0 | u >> 18)); out.append(UInt8(0x80 | u >> 12 & 0x3F))
-            out.append(UInt8(0x80 | u >> 6 & 0x3F)); out.append(UInt8(0x80 | u & 0x3F))
-        }
+        JSONReading.stringBytes(p, from: start + 1, to: p.count, into: &out)
     }
 }

@@ -97,63 +97,7 @@ extension CaptureJSON {
                 out.append(contentsOf: UnsafeRawBufferPointer(rebasing: text[start..<end]))
                 return
             }
-            var k = start
-            while k < end {
-                let c = text[k]
-                guard c == UInt8(ascii: "\\") else {
-                    out.append(c)
-                    k += 1
-                    continue
-                }
-                let e = text[k + 1]
-                k += 2
-                switch e {
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "u"):
-                    let u = hex4(k)
-                    k += 4
-                    if (0xD800...0xDBFF).contains(u), k + 6 <= end, text[k] == UInt8(ascii: "\\"), text[k + 1] == UInt8(ascii: "u") {
-                        let low = hex4(k + 2)
-                        if (0xDC00...0xDFFF).contains(low) {
-                            appendUTF8(0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00), &out)
-                            k += 6
-                            continue
-                        }
-                    }
-                    if (0xDC80...0xDCFF).contains(u) {
-                        out.append(UInt8(truncatingIfNeeded: u))
-                    } else if (0xD800...0xDFFF).contains(u) {
-                        out.append(contentsOf: [0xEF, 0xBF, 0xBD])
-                    } else {
-                        appendUTF8(u, &out)
-                    }
-                default: out.append(e)
-                }
-            }
-        }
-
-        private func hex4(_ k: Int) -> UInt32 {
-            var v: UInt32 = 0
-            for j in 0..<4 { v = v << 4 | (CaptureJSON.hexValue(text[k + j]) ?? 0) }
-            return v
-        }
-
-        private func appendUTF8(_ u: UInt32, _ out: inout [UInt8]) {
-            switch u {
-            case 0..<0x80:
-                out.append(UInt8(u))
-            case 0x80..<0x800:
-                out.append(UInt8(0xC0 | u >> 6)); out.append(UInt8(0x80 | u & 0x3F))
-            case 0x800..<0x10000:
-                out.append(UInt8(0xE0 | u >> 12)); out.append(UInt8(0x80 | u >> 6 & 0x3F)); out.append(UInt8(0x80 | u & 0x3F))
-            default:
-                out.append(UInt8(0xF0 | u >> 18)); out.append(UInt8(0x80 | u >> 12 & 0x3F))
-                out.append(UInt8(0x80 | u >> 6 & 0x3F)); out.append(UInt8(0x80 | u & 0x3F))
-            }
+            JSONReading.stringBytes(text, from: start, to: end, into: &out)
         }
 
         /// A string value as the rules see it live: the original bytes decoded as UTF-8, a

@@ -202,20 +202,5 @@ struct JSONScanner {
 
     static let replacement: [UInt8] = [0xEF, 0xBF, 0xBD]
 
-    private func hex4(at k: Int) -> UInt32? {
-        guard k + 4 <= s.count else { return nil }
-        var v: UInt32 = 0
-        for j in k..<(k + 4) {
-            let c = s[j]
-            let d: UInt8
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = c - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-            v = v << 4 | UInt32(d)
-        }
-        return v
-    }
+    private func hex4(at k: Int) -> UInt32? { JSONReading.hex4(s, at: k) }
 }
