@@ -115,10 +115,7 @@ struct RunCommand: ParsableCommand {
             throw AgentError("cannot encode the request")
         }
         let request = Array(body) + [0x0A]
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        guard socketPath.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else { throw AgentError("control socket path too long: \(socketPath)") }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in socketPath.utf8.enumerated() { raw[i] = b } }
+        guard let address = UnixSocketAddress(socketPath) else { throw AgentError("control socket path too long: \(socketPath)") }
         let okMark = Array("\"ok\":true".utf8)
         var reply = [UInt8](repeating: 0, count: 65536)
         var report: [Int32] = [0, 0]
@@ -131,9 +128,7 @@ struct RunCommand: ParsableCommand {
         if child == 0 {
             close(report[0])
             let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            } == 0
+            let connected = address.withSockaddr { connect(s, $0, $1) } == 0
             var got = 0
             if connected {
                 _ = request.withUnsafeBytes { write(s, $0.baseAddress, $0.count) }

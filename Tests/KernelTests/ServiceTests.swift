@@ -7,6 +7,17 @@ extension KernelSuite {
     /// The daemon as a service: reloading its config while it captures.
     @Suite("service")
     struct ServiceTests {
+        /// A config a client (`agentwatch run`, `sessions`, `status`) reads to find `d`'s control
+        /// socket, readable by any user, in `d`'s directory; returns both.
+        static func clientConfig(_ d: TestDaemon) throws -> (dir: String, config: String) {
+            let dir = (d.output as NSString).deletingLastPathComponent
+            let config = dir + "/client.yaml"
+            try "session_roots: [\(d.rootName)]\nruntime_dir: \(dir)\n".write(toFile: config, atomically: true, encoding: .utf8)
+            chmod(dir, 0o755)
+            chmod(config, 0o644)
+            return (dir, config)
+        }
+
         @Test("SIGHUP reloads the config: an added output starts, restart-only settings wait and are named, an invalid file changes nothing")
         func configReload() throws {
             let d = try TestDaemon()
@@ -75,11 +86,7 @@ extension KernelSuite {
         @Test("control socket: a user without root starts a session and runs in it as themself; a process in a session asking for another is refused and raises an alert; sessions and status answer")
         func controlSocket() throws {
             let d = try TestDaemon { $0.controlGroup = "nogroup" }
-            let dir = (d.output as NSString).deletingLastPathComponent
-            let config = dir + "/client.yaml"
-            try "session_roots: [\(d.rootName)]\nruntime_dir: \(dir)\n".write(toFile: config, atomically: true, encoding: .utf8)
-            chmod(dir, 0o755)
-            chmod(config, 0o644)
+            let (dir, config) = try Self.clientConfig(d)
             d.start()
             defer { d.stop() }
             let sock = dir + "/control.sock"
@@ -184,11 +191,7 @@ extension KernelSuite {
             let (uid, gid) = (pw.pointee.pw_uid, pw.pointee.pw_gid)
 
             let d = try TestDaemon()  // control_group: agentwatch, the default
-            let dir = (d.output as NSString).deletingLastPathComponent
-            let config = dir + "/client.yaml"
-            try "session_roots: [\(d.rootName)]\nruntime_dir: \(dir)\n".write(toFile: config, atomically: true, encoding: .utf8)
-            chmod(dir, 0o755)
-            chmod(config, 0o644)
+            let (dir, config) = try Self.clientConfig(d)
             d.start()
             defer { d.stop() }
 

@@ -122,6 +122,18 @@ public struct WallClock {
         clock_gettime(CLOCK_BOOTTIME, &boot)
         return UInt64(boot.tv_sec) * 1_000_000_000 + UInt64(boot.tv_nsec)
     }
+
+    /// CLOCK_MONOTONIC in ns: intervals, deadlines and timers.
+    public static func monotonicNs() -> Int64 { nanoseconds(CLOCK_MONOTONIC) }
+
+    /// CLOCK_REALTIME in ns: wall time where no boot-time conversion is at hand.
+    public static func realtimeNs() -> Int64 { nanoseconds(CLOCK_REALTIME) }
+
+    private static func nanoseconds(_ clock: clockid_t) -> Int64 {
+        var t = timespec()
+        clock_gettime(clock, &t)
+        return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
+    }
 }
 
 import Glibc

@@ -30,15 +30,12 @@ public final class ControlServer: @unchecked Sendable {
         unlink(path)
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard s >= 0 else { throw AgentError("control socket: \(String(cString: strerror(errno)))") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        guard path.utf8.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+        guard let addr = UnixSocketAddress(path) else {
             close(s)
             throw AgentError("control socket path \(path) is too long: choose a shorter runtime_dir")
         }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
         let old = umask(0o177)
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        let rc = addr.withSockaddr { bind(s, $0, $1) }
         umask(old)
         guard rc == 0, listen(s, 16) == 0 else {
             let e = errno
@@ -109,10 +106,8 @@ public final class ControlServer: @unchecked Sendable {
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard s >= 0 else { throw AgentError("socket: \(String(cString: strerror(errno)))") }
         defer { close(s) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = b } }
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard let addr = UnixSocketAddress(path) else { throw AgentError("control socket path \(path) is too long") }
+        let rc = addr.withSockaddr { connect(s, $0, $1) }
         guard rc == 0 else {
             let e = errno
             if e == ENOENT || e == ECONNREFUSED { throw AgentError("no agentwatch daemon is listening on \(path): start it (systemctl start agentwatch)") }

@@ -311,7 +311,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         watch(stopFD, tag: 3)
         // Capturing from here on: systemd may start what is ordered after us.
         notifier.ready(status: statusLine())
-        var lastWatchdog = monotonicNs()
+        var lastWatchdog = WallClock.monotonicNs()
         var lastNotifiedStatus = lastWatchdog
         var lastMetrics = Int64.min / 2
         if let iv = notifier.watchdogIntervalNs {
@@ -320,7 +320,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         }
 
         var events = [epoll_event](repeating: epoll_event(), count: 8)
-        var lastScan = monotonicNs()
+        var lastScan = WallClock.monotonicNs()
         var lastStatus = lastScan
         var lastRecords: UInt64 = 0
         while !stopRequested.load(ordering: .acquiring) {
@@ -350,7 +350,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
             }
             consumeRing()
             reportSinkDrops()
-            let now = monotonicNs()
+            let now = WallClock.monotonicNs()
             // inotify does not always report mkdir on cgroupfs; a rescan is one readdir per root.
             if rootsChanged || now - lastScan >= 250_000_000 {
                 rescan()
@@ -693,11 +693,6 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
 
     func wallNow() -> Int64 { clock.wall(bootNs: WallClock.bootNow()) }
 
-    func monotonicNs() -> Int64 {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
-    }
 
     private func writePidFile() {
         FileDestination.makeDirectories(config.runtimeDir, mode: 0o755)

@@ -6,8 +6,7 @@ import Glibc
 /// `NOTIFY_SOCKET` (not under systemd) every call does nothing.
 public final class SystemdNotifier: @unchecked Sendable {
     private let fd: Int32
-    private var address = sockaddr_un()
-    private var addressLength = socklen_t(0)
+    private let address: UnixSocketAddress?
     /// Half of `WATCHDOG_USEC` in ns when systemd watches this process; nil otherwise.
     public let watchdogIntervalNs: Int64?
 
@@ -22,20 +21,14 @@ public final class SystemdNotifier: @unchecked Sendable {
             }
         }
         watchdogIntervalNs = interval
-        guard let path = environment["NOTIFY_SOCKET"], !path.isEmpty, path.utf8.count < 108,
-              path.hasPrefix("/") || path.hasPrefix("@") else {
+        guard let path = environment["NOTIFY_SOCKET"], path.hasPrefix("/") || path.hasPrefix("@"),
+              let address = UnixSocketAddress(path) else {
             fd = -1
+            address = nil
             return
         }
+        self.address = address
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        address.sun_family = sa_family_t(AF_UNIX)
-        var bytes = Array(path.utf8)
-        // An abstract socket: '@' stands for the leading NUL.
-        if bytes[0] == UInt8(ascii: "@") { bytes[0] = 0 }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-        }
-        addressLength = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
     }
 
     deinit { if fd >= 0 { close(fd) } }
@@ -53,12 +46,10 @@ public final class SystemdNotifier: @unchecked Sendable {
     /// Sends `KEY=VALUE` lines as one datagram; false when it could not be sent.
     @discardableResult
     public func notify(_ state: String) -> Bool {
-        guard fd >= 0 else { return false }
+        guard fd >= 0, let address else { return false }
         let bytes = Array(state.utf8)
-        let n = withUnsafePointer(to: &address) { a in
-            a.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), sa, addressLength) }
-            }
+        let n = address.withSockaddr { sa, len in
+            bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), sa, len) }
         }
         return n == bytes.count
     }
@@ -67,12 +58,6 @@ public final class SystemdNotifier: @unchecked Sendable {
     public func status(_ text: String) { notify("STATUS=\(text)") }
     public func watchdog() { notify("WATCHDOG=1") }
     public func stopping(status: String) { notify("STOPPING=1\nSTATUS=\(status)") }
-    public func reloading() { notify("RELOADING=1\nMONOTONIC_USEC=\(Self.monotonicUsec())") }
+    public func reloading() { notify("RELOADING=1\nMONOTONIC_USEC=\(WallClock.monotonicNs() / 1000)") }
     public func reloaded(status: String) { notify("READY=1\nSTATUS=\(status)") }
-
-    static func monotonicUsec() -> Int64 {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Int64(t.tv_sec) * 1_000_000 + Int64(t.tv_nsec) / 1000
-    }
 }

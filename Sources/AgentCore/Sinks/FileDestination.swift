@@ -105,7 +105,7 @@ public final class FileDestination: RecordDestination {
         if st.st_mode & 0o7777 != settings.mode { _ = fchmod(f, settings.mode) }
         fd = f
         size = Int(st.st_size)
-        startedNs = size > 0 ? Int64(st.st_mtim.tv_sec) * 1_000_000_000 : Self.wallNs()
+        startedNs = size > 0 ? Int64(st.st_mtim.tv_sec) * 1_000_000_000 : WallClock.realtimeNs()
         if size > 0 { startedNs = min(startedNs, Int64(st.st_ctim.tv_sec) * 1_000_000_000) }
     }
 
@@ -157,7 +157,7 @@ public final class FileDestination: RecordDestination {
 
     private func timeRotationDue() -> Bool {
         guard !isStdout, size > 0, settings.rotateIntervalS > 0 else { return false }
-        return Self.wallNs() - startedNs >= Int64(settings.rotateIntervalS) * 1_000_000_000
+        return WallClock.realtimeNs() - startedNs >= Int64(settings.rotateIntervalS) * 1_000_000_000
     }
 
     private func writeAll(_ chunk: UnsafeRawBufferPointer, alreadyDelivered: Int) throws(DeliveryFailure) {
@@ -184,7 +184,7 @@ public final class FileDestination: RecordDestination {
         _ = fdatasync(fd)
         // PATH.STAMP, then PATH.STAMP-1, -2... within one second: always a higher number than
         // the last, even when retention removed that one, so names keep the order of rotation.
-        let stamp = Self.stamp(Self.wallNs())
+        let stamp = Self.stamp(WallClock.realtimeNs())
         var n = stamp == lastStamp ? lastStampCount + 1 : 0
         func name(_ n: Int) -> String { settings.path + "." + stamp + (n == 0 ? "" : "-" + String(n)) }
         while access(name(n), F_OK) == 0 || access(name(n) + ".gz", F_OK) == 0 { n += 1 }
@@ -294,11 +294,6 @@ public final class FileDestination: RecordDestination {
         }
     }
 
-    static func wallNs() -> Int64 {
-        var t = timespec()
-        clock_gettime(CLOCK_REALTIME, &t)
-        return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
-    }
 
     /// `YYYYMMDDTHHMMSSZ` (UTC).
     static func stamp(_ ns: Int64) -> String {

@@ -6,15 +6,15 @@ public final class Outputs: RecordSink {
     public private(set) var workers: [SinkWorker]
     /// The configuration each worker was made from (nil: made directly).
     private var configs: [OutputConfig?]
-    private let descriptionAtStart: String
-    public var description: String { descriptionAtStart }
+    /// The outputs at start (what `agent.start` names; a reload's record names the new ones).
+    public let description: String
     /// The first native file sink's tail: the stream's chain continues the main file.
     public let chainTail: [UInt8]?
 
     public init(workers: [SinkWorker], configs: [OutputConfig?]? = nil) {
         self.workers = workers
         self.configs = configs ?? workers.map { _ in nil }
-        descriptionAtStart = workers.map(\.destination.description).joined(separator: ", ")
+        description = workers.map(\.destination.description).joined(separator: ", ")
         chainTail = workers.lazy.compactMap { ($0.destination as? FileDestination)?.chainTail }.first
     }
 

@@ -87,11 +87,11 @@ public final class SinkWorker: @unchecked Sendable {
     private var lastError = ""
 
     private func run() {
-        var nextFlush = Self.now() + flushIntervalNs
+        var nextFlush = WallClock.monotonicNs() + flushIntervalNs
         var stopping = false
         var stopDeadline = Int64.max
         while true {
-            let now = Self.now()
+            let now = WallClock.monotonicNs()
             var wake = now + 1_000_000_000
             if flushIntervalNs > 0 { wake = min(wake, nextFlush) }
             if !isOpen { wake = min(wake, retryAtNs) }
@@ -105,9 +105,9 @@ public final class SinkWorker: @unchecked Sendable {
             }
             if take.stop && !stopping {
                 stopping = true
-                stopDeadline = Self.now() + stopTimeoutNs
+                stopDeadline = WallClock.monotonicNs() + stopTimeoutNs
             }
-            if !isOpen && Self.now() >= retryAtNs { openDestination() }
+            if !isOpen && WallClock.monotonicNs() >= retryAtNs { openDestination() }
             if isOpen {
                 deliverAll()
             } else if let spool, !pending.isEmpty {
@@ -116,16 +116,16 @@ public final class SinkWorker: @unchecked Sendable {
             if isOpen {
                 do {
                     try destination.maintain()
-                    if flushIntervalNs > 0 && Self.now() >= nextFlush {
+                    if flushIntervalNs > 0 && WallClock.monotonicNs() >= nextFlush {
                         try destination.flush()
-                        nextFlush = Self.now() + flushIntervalNs
+                        nextFlush = WallClock.monotonicNs() + flushIntervalNs
                     }
                 } catch {
                     failed(error.reason)
                 }
             }
             let empty = pending.isEmpty && (spool?.isEmpty ?? true)
-            if stopping && (empty || Self.now() >= stopDeadline) { break }
+            if stopping && (empty || WallClock.monotonicNs() >= stopDeadline) { break }
         }
         // Stopping: flush, keep what is left on disk or say it is lost.
         if isOpen { try? destination.flush() }
@@ -162,7 +162,7 @@ public final class SinkWorker: @unchecked Sendable {
     private func failed(_ reason: String) {
         if isOpen { destination.close() }
         isOpen = false
-        retryAtNs = Self.now() + backoffNs
+        retryAtNs = WallClock.monotonicNs() + backoffNs
         backoffNs = min(backoffNs * 2, maxBackoffNs)
         if reason != lastError {
             logger.error("sink \(name): \(reason); retrying\(spool == nil ? "" : ", spooling to \(spool!.directory)")")
@@ -176,10 +176,10 @@ public final class SinkWorker: @unchecked Sendable {
         if let spool {
             // Everything new goes behind what is already spooled.
             if !spool.isEmpty && !pending.isEmpty { toSpool(spool) }
-            while isOpen, let chunk = spool.peek(max: 4 << 20) {
-                let n = chunk.withUnsafeBytes { send($0) }
+            while isOpen, let count = spool.peek(max: 4 << 20) {
+                let n = spool.front.withUnsafeBytes { send(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
                 if n > 0 { spool.consume(n) }
-                if n < chunk.count { return }
+                if n < count { return }
             }
         }
         while isOpen, !pending.isEmpty {
@@ -224,12 +224,6 @@ public final class SinkWorker: @unchecked Sendable {
         }
         pending = []
         stats.withLock { $0.spooledBytes = UInt64(spool.bytes) }
-    }
-
-    static func now() -> Int64 {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
     }
 }
 

@@ -104,17 +104,20 @@ final class Spool {
         return true
     }
 
-    /// Up to `max` bytes of whole lines from the front, or nil when empty. `max` must exceed the
-    /// longest line; what is left of a segment without a newline (a write cut by a crash) is
-    /// skipped.
-    func peek(max: Int) -> [UInt8]? {
+    /// Where `peek` reads to, allocated once and reused.
+    private(set) var front: [UInt8] = []
+
+    /// Reads up to `max` bytes from the front into `front` and returns how many of them are
+    /// whole lines, or nil when the spool is empty. `max` must exceed the longest line; what is
+    /// left of a segment without a newline (a write cut by a crash) is skipped.
+    func peek(max: Int) -> Int? {
+        if front.count < max { front = [UInt8](repeating: 0, count: max) }
         while let first = segments.first {
-            var buf = [UInt8](repeating: 0, count: max)
             var got = 0
             let fd = open(path(first), O_RDONLY | O_CLOEXEC)
             if fd >= 0 {
                 while got < max {
-                    let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, max - got, off_t(readOffset + got)) }
+                    let n = front.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, max - got, off_t(readOffset + got)) }
                     if n < 0 && errno == EINTR { continue }
                     guard n > 0 else { break }
                     got += n
@@ -122,8 +125,8 @@ final class Spool {
                 close(fd)
             }
             var end = got
-            while end > 0 && buf[end - 1] != 0x0A { end -= 1 }
-            if end > 0 { return Array(buf[0..<end]) }
+            while end > 0 && front[end - 1] != 0x0A { end -= 1 }
+            if end > 0 { return end }
             if got == 0 && segments.count == 1 && writeFD >= 0 { return nil }
             bytes = Swift.max(0, bytes - got)
             dropFirstSegment()

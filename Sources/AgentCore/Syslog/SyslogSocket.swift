@@ -21,19 +21,13 @@ final class SyslogSocket {
 
     /// A datagram socket connected to the local socket at `path` (`/dev/log`).
     static func unixDatagram(path: String, timeoutS: Int) throws(AgentError) -> SyslogSocket {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard !bytes.isEmpty, bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+        guard let addr = UnixSocketAddress(path) else {
             throw AgentError("syslog unix: socket path \(path.isEmpty ? "is empty" : "is too long: \(path)")")
         }
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw AgentError("syslog unix: cannot make a socket: \(errnoText())") }
         let s = SyslogSocket(fd: fd, peer: path, timeoutS: timeoutS)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let rc = addr.withSockaddr { Glibc.connect(fd, $0, $1) }
         guard rc == 0 else { throw AgentError("syslog unix: cannot connect to \(path): \(errnoText())") }
         return s
     }
@@ -239,16 +233,10 @@ final class SyslogSocket {
 struct Deadline {
     let endMs: Int64
 
-    init(seconds: Int) { endMs = Self.nowMs() + Int64(seconds) * 1000 }
+    init(seconds: Int) { endMs = (WallClock.monotonicNs() / 1_000_000) + Int64(seconds) * 1000 }
 
     /// Milliseconds left, for poll(2); 0 once passed.
-    var remainingMs: Int32 { Int32(clamping: max(0, endMs - Self.nowMs())) }
-
-    static func nowMs() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
+    var remainingMs: Int32 { Int32(clamping: max(0, endMs - (WallClock.monotonicNs() / 1_000_000))) }
 }
 
 /// The iovecs of one sendmmsg(2) call (through CSupport), reused across batches.
