@@ -184,6 +184,28 @@ public struct BPFMap {
         try check(bpf_map__set_max_entries(handle, n), "bpf_map__set_max_entries(\(name), \(n))")
     }
 
+    /// Writes `value` at `key` (BPF_ANY). Both must have the map's key and value sizes.
+    public func update<K, V>(key: K, value: V) throws(BPFError) {
+        var k = key, v = value
+        let rc = bpf_map_update_elem(fd, &k, &v, UInt64(BPF_ANY))
+        if rc != 0 { throw BPFError("bpf_map_update_elem(\(name))", errno: Glibc.errno) }
+    }
+
+    /// Removes `key`; a key that is not there is not an error.
+    public func delete<K>(key: K) throws(BPFError) {
+        var k = key
+        if bpf_map_delete_elem(fd, &k) != 0 && Glibc.errno != ENOENT {
+            throw BPFError("bpf_map_delete_elem(\(name))", errno: Glibc.errno)
+        }
+    }
+
+    /// Whether `key` is in the map.
+    public func contains<K>(key: K, valueSize: Int) -> Bool {
+        var k = key
+        var buf = [UInt8](repeating: 0, count: max(valueSize, 8))
+        return buf.withUnsafeMutableBytes { bpf_map_lookup_elem(fd, &k, $0.baseAddress) } == 0
+    }
+
     /// Reads a per-CPU array's value at `key`: one buffer of `valueSize` bytes per possible CPU.
     public func lookupPerCPU(key: UInt32, valueSize: Int) throws(BPFError) -> [[UInt8]] {
         let cpus = Int(libbpf_num_possible_cpus())

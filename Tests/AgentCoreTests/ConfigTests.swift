@@ -152,11 +152,13 @@ struct ConfigTests {
         ("output: \"\"\n", "output must be a non-empty string"),
         ("output:\n", "output must be a non-empty string"),
         ("runtime_dir: {a: b}\n", "runtime_dir must be a non-empty string"),
-        ("session_roots: agentwatch\n", "session_roots must be a list of 1 to 4 cgroup paths"),
-        ("session_roots: []\n", "session_roots must be a list of 1 to 4 cgroup paths"),
-        ("session_roots: [a, [b]]\n", "session_roots must be a list of 1 to 4 cgroup paths"),
-        ("session_roots: [a, \"\"]\n", "session_roots must be a list of 1 to 4 cgroup paths"),
-        ("session_roots: [a, b, c, d, e]\n", "session_roots holds at most 4 roots"),
+        ("session_roots: agentwatch\n", "session_roots must be a list of cgroup paths (1 to 4 directories, then up to 4 patterns)"),
+        ("session_roots: []\n", "session_roots must be a list of cgroup paths (1 to 4 directories, then up to 4 patterns)"),
+        ("session_roots: [a, [b]]\n", "session_roots must be a list of cgroup paths (1 to 4 directories, then up to 4 patterns)"),
+        ("session_roots: [a, \"\"]\n", "session_roots must be a list of cgroup paths (1 to 4 directories, then up to 4 patterns)"),
+        ("session_roots: [a, b, c, d, e]\n", "session_roots holds at most 4 directories and 4 patterns"),
+        ("session_roots: [a, b*, c*, d*, e*, f*]\n", "session_roots holds at most 4 directories and 4 patterns"),
+        ("session_roots: [\"user.slice/*\", a]\n", "the first session root is where `agentwatch run` makes sessions: a directory, not the pattern user.slice/*"),
     ])
     func wrongShape(_ yaml: String, _ expected: String) throws {
         let message = try #require(parseError(yaml))

@@ -282,11 +282,12 @@ struct DecoderTests {
         }
         // hdr.size covers the header but not the fixed record.
         for (kind, name) in [(AGENT_KIND_EXEC, "exec"), (AGENT_KIND_FORK, "fork"), (AGENT_KIND_EXIT, "exit"),
-                             (AGENT_KIND_OPEN, "open"), (AGENT_KIND_CONNECT, "connect"), (AGENT_KIND_LOSS, "loss")] {
+                             (AGENT_KIND_OPEN, "open"), (AGENT_KIND_CONNECT, "connect"), (AGENT_KIND_LOSS, "loss"),
+                             (AGENT_KIND_FLOW, "flow"), (AGENT_KIND_CGROUP, "cgroup")] {
             var b = rawBytes(of: header(kind.rawValue, size: 40)) + [UInt8](repeating: 0, count: 300)
             cases.append(Hostile(name: "\(name) with size 40", bytes: b, truncated: true))
             // Size names the whole fixed part minus one.
-            let fixed = [120, 112, 104, 88, 216, 96][Int(kind.rawValue) - 1]
+            let fixed = [144, 112, 104, 88, 224, 112, 96, 56][Int(kind.rawValue) - 1]
             patch16(&b, at: hdrSizeOffset, UInt16(fixed - 1))
             cases.append(Hostile(name: "\(name) one byte short", bytes: b, truncated: true))
         }
@@ -329,7 +330,7 @@ struct DecoderTests {
         cases.append(Hostile(name: "open both lengths 65535", bytes: o, truncated: true))
 
         // Unknown kinds with a plausible size.
-        for kind: UInt32 in [0, 8, 200, 255] {
+        for kind: UInt32 in [0, AGENT_KIND_COUNT.rawValue, 200, 255] {
             let b = rawBytes(of: header(kind, size: 112)) + [UInt8](repeating: 0, count: 72)
             cases.append(Hostile(name: "kind \(kind)", bytes: b, truncated: false))
         }
@@ -412,7 +413,8 @@ struct DecoderTests {
                 case .exit: return size >= 104
                 case .connect: return size >= 224
                 case .flow: return size >= 96
-                case .loss: return size >= 104
+                case .loss: return size >= 112
+                case .cgroup: return size >= 56
                 }
             }
             switch inBounds {

@@ -119,10 +119,30 @@ struct RecordLayoutTests {
     }
 
     @Test func lossSizeAndOffsets() {
-        #expect(MemoryLayout<agent_loss>.size == 104)
+        #expect(MemoryLayout<agent_loss>.size == 112)
         #expect(MemoryLayout<agent_loss>.offset(of: \.hdr) == 0)
         #expect(MemoryLayout<agent_loss>.offset(of: \.dropped) == 40)
         #expect(MemoryLayout.size(ofValue: agent_loss().dropped) == 8 * Int(AGENT_KIND_COUNT.rawValue))
+    }
+
+    @Test func cgroupNoticeSizeAndOffsets() {
+        #expect(MemoryLayout<agent_cgroup>.size == 56)
+        #expect(MemoryLayout<agent_cgroup>.offset(of: \.cgid) == 40)
+        #expect(MemoryLayout<agent_cgroup>.offset(of: \.op) == 48)
+        #expect(MemoryLayout<agent_cgroup>.offset(of: \.pattern) == 52)
+    }
+
+    /// The .rodata patterns the daemon writes and roots.bpf.c reads.
+    @Test func patternSizeAndOffsets() {
+        #expect(MemoryLayout<agent_pattern_part>.size == 136)
+        #expect(MemoryLayout<agent_pattern_part>.offset(of: \.prefix_len) == 0)
+        #expect(MemoryLayout<agent_pattern_part>.offset(of: \.suffix_len) == 1)
+        #expect(MemoryLayout<agent_pattern_part>.offset(of: \.wildcard) == 2)
+        #expect(MemoryLayout<agent_pattern_part>.offset(of: \.prefix) == 8)
+        #expect(MemoryLayout<agent_pattern_part>.offset(of: \.suffix) == 72)
+        #expect(MemoryLayout<agent_pattern>.size == 1096)
+        #expect(MemoryLayout<agent_pattern>.offset(of: \.depth) == 0)
+        #expect(MemoryLayout<agent_pattern>.offset(of: \.parts) == 8)
     }
 
     @Test func kindValuesAreTheWireValues() {
@@ -133,7 +153,10 @@ struct RecordLayoutTests {
         #expect(AGENT_KIND_CONNECT.rawValue == 5)
         #expect(AGENT_KIND_LOSS.rawValue == 6)
         #expect(AGENT_KIND_FLOW.rawValue == 7)
-        #expect(AGENT_KIND_COUNT.rawValue == 8)
+        #expect(AGENT_KIND_CGROUP.rawValue == 8)
+        #expect(AGENT_KIND_COUNT.rawValue == 9)
+        #expect(AGENT_CGROUP_ROOT_ADDED.rawValue == 1)
+        #expect(AGENT_CGROUP_SESSION_ADDED.rawValue == 2)
         #expect(AGENT_F_ARGS_TRUNCATED.rawValue == 1)
         #expect(AGENT_F_PATH_TRUNCATED.rawValue == 2)
         #expect(AGENT_F_ADDR_TRUNCATED.rawValue == 4)

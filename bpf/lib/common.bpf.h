@@ -15,6 +15,10 @@
 const volatile __u64 root_cgid[AGENT_MAX_ROOTS] __weak = {};
 const volatile __u32 root_level[AGENT_MAX_ROOTS] __weak = {};
 const volatile __u32 nroots __weak = 0;
+/* Session-root patterns (systemd user scopes): roots matching them are found at run time and
+ * kept in dyn_roots, by the cgroup_mkdir program (roots.bpf.c) and by the daemon. */
+const volatile struct agent_pattern patterns[AGENT_MAX_PATTERNS] __weak = {};
+const volatile __u32 npatterns __weak = 0;
 /* Bytes of argv copied per exec, at most AGENT_ARGS_MAX. */
 const volatile __u32 args_max __weak = 4096;
 /* Wake the reader only once this much is waiting; it polls on a timer otherwise. */
@@ -69,6 +73,14 @@ struct {
 	__type(key, __u64);
 	__type(value, struct flow_state);
 } flows SEC(".maps") __weak;
+
+/* Roots found through a pattern: cgroup id -> index of the pattern it matched. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32);
+} dyn_roots SEC(".maps") __weak;
 
 /* Room to build one variable-size record before copying it into the ring. */
 #define SCRATCH_SIZE 32768

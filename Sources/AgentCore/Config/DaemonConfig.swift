@@ -1,3 +1,4 @@
+import CAgentEvents
 import Glibc
 import Yams
 
@@ -10,8 +11,12 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Every output with its settings (files, syslog receivers); nil: the one file `output`.
     public var outputs: [OutputConfig]? = nil
     /// Session roots: cgroup directories whose children are sessions. Relative paths are taken
-    /// below the cgroup2 mount.
-    public var sessionRoots = ["agentwatch"]
+    /// below the cgroup2 mount. An entry with `*` is a pattern: every directory matching it is a
+    /// root, found when it appears (systemd user scopes: `systemd-run --user --scope
+    /// --slice=agentwatch.slice`). The first entry must be a directory (`agentwatch run`'s).
+    public var sessionRoots = ["agentwatch", DaemonConfig.userScopeRoots]
+    /// Where systemd puts `--slice=agentwatch.slice` units of every user's manager.
+    public static let userScopeRoots = "user.slice/user-*.slice/user@*.service/agentwatch.slice"
     /// Size of the kernel ring buffer in KiB: a power of two, at least 4 (a page).
     public var ringBufferKiB = 8192
     /// Bytes of argv copied per exec (at most 16384).
@@ -104,10 +109,25 @@ public struct DaemonConfig: Sendable, Equatable {
             case "session_roots":
                 guard case .sequence(let seq) = value, !seq.isEmpty,
                       seq.allSatisfy({ if case .scalar = $0 { return !($0.string ?? "").isEmpty } else { return false } }) else {
-                    throw AgentError("\(at): session_roots must be a list of 1 to 4 cgroup paths")
+                    throw AgentError("\(at): session_roots must be a list of cgroup paths (1 to 4 directories, then up to 4 patterns)")
                 }
-                guard seq.count <= 4 else { throw AgentError("\(at): session_roots holds at most 4 roots") }
-                config.sessionRoots = seq.compactMap { $0.string }
+                let roots = seq.compactMap { $0.string }
+                let patterns = roots.filter(RootPattern.isPattern)
+                guard !RootPattern.isPattern(roots[0]) else {
+                    throw AgentError("\(at): the first session root is where `agentwatch run` makes sessions: a directory, not the pattern \(roots[0])")
+                }
+                guard roots.count - patterns.count <= Int(AGENT_MAX_ROOTS), patterns.count <= Int(AGENT_MAX_PATTERNS) else {
+                    throw AgentError("\(at): session_roots holds at most \(AGENT_MAX_ROOTS) directories and \(AGENT_MAX_PATTERNS) patterns")
+                }
+                for (i, root) in roots.enumerated() where RootPattern.isPattern(root) {
+                    let where_ = "\(file):\(seq[i].mark?.line ?? 0):\(seq[i].mark?.column ?? 0)"
+                    do {
+                        _ = try RootPattern.parts(of: root.hasPrefix("/") ? String(root.dropFirst()) : root, root: root, checkDepth: !root.hasPrefix("/"))
+                    } catch {
+                        throw AgentError("\(where_): \(error.message)")
+                    }
+                }
+                config.sessionRoots = roots
             case "ring_buffer_kib":
                 let v = try int(4...(1 << 20))
                 guard v & (v - 1) == 0 else { throw AgentError("\(at): ring_buffer_kib must be a power of two") }

@@ -95,6 +95,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
             wakeupBytes: UInt64(config.ringBufferKiB * 1024 / 4),
             btfPath: customBTF)
         settings.rootPaths = registry.roots.map(\.path)
+        settings.patterns = registry.patterns
         settings.flowReportBytes = UInt64(config.flowReportKiB) * 1024
         settings.resolvePaths = config.resolvePaths
         do {
@@ -293,7 +294,10 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         logger.info("writing records to \(sinkDescription); session roots: \(registry.roots.map(\.path).joined(separator: ", "))")
 
         for root in registry.roots {
-            inotify_add_watch(inotifyFD, root.path, UInt32(IN_CREATE | IN_DELETE | IN_ATTRIB | IN_ONLYDIR | IN_MOVED_TO | IN_MOVED_FROM))
+            watchRoot(root.path)
+        }
+        if !registry.patterns.isEmpty {
+            logger.info("session root patterns: \(registry.patterns.map(\.text).joined(separator: ", "))")
         }
         // Sessions that exist already, with the processes running in them. The process hooks
         // are attached first, so an exec during the scan is seen; exact start times keep the
@@ -448,6 +452,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
     /// no session is left. Inside the ring buffer callback (`reading`), ending waits for the loop:
     /// the ring cannot be drained from within its own callback.
     func rescan(adopting: Bool = false, force: Set<UInt64> = [], reading: Bool = false) {
+        syncRoots()
         let (started, gone) = registry.scan(nowNs: wallNow(), adopting: adopting, force: force)
         endedWhileReading += gone
         if !started.isEmpty || !gone.isEmpty { sessionsChanged = true }
@@ -458,14 +463,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
             }
         }
         if !started.isEmpty {
-            if !sensor.syscallHooksAttached {
-                do {
-                    try sensor.attachSyscallHooks()
-                    logger.info("syscall hooks attached")
-                } catch {
-                    logger.error("attaching the syscall hooks failed: \(error)")
-                }
-            }
+            attachSyscallHooks(because: "a session started")
             for s in started { announce(s, adopting: adopting) }
         }
         if reading { return }
@@ -480,10 +478,58 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
                 logger.info("session \(s.id) ended")
             }
         }
-        if registry.sessions.isEmpty && sensor.syscallHooksAttached {
+        if registry.sessions.isEmpty && !registry.hasPending && sensor.syscallHooksAttached
+            && WallClock.monotonicNs() >= hooksHeldUntil {
             sensor.detachSyscallHooks()
             logger.info("no session left: syscall hooks detached")
         }
+    }
+
+    private func attachSyscallHooks(because reason: String) {
+        guard !sensor.syscallHooksAttached else { return }
+        do {
+            try sensor.attachSyscallHooks()
+            logger.info("syscall hooks attached: \(reason)")
+        } catch {
+            logger.error("attaching the syscall hooks failed: \(error)")
+        }
+    }
+
+    private func watchRoot(_ path: String) {
+        inotify_add_watch(inotifyFD, path, UInt32(IN_CREATE | IN_DELETE | IN_ATTRIB | IN_ONLYDIR | IN_MOVED_TO | IN_MOVED_FROM))
+    }
+
+    /// Roots found through patterns: into the kernel gate and under the socket hooks; the
+    /// gone ones out. The kernel adds a root it sees made itself; this adds the ones that
+    /// existed before the daemon started.
+    private func syncRoots() {
+        let (added, removed) = registry.discoverRoots()
+        for r in removed {
+            sensor.removeRoot(cgid: r.cgid)
+            logger.info("session root \(r.path) went")
+        }
+        for r in added {
+            do {
+                try sensor.addRoot(cgid: r.cgid, path: r.path, pattern: r.pattern ?? 0)
+            } catch {
+                logger.error("session root \(r.path): attaching the socket hooks failed: \(error)")
+            }
+            watchRoot(r.path)
+            logger.info("session root \(r.path) (matches \(registry.patterns[r.pattern ?? 0].text))")
+        }
+    }
+
+    /// Until when the syscall hooks stay attached without a session: a root or a session
+    /// directory was just made below a pattern, and its first process is moments away.
+    private var hooksHeldUntil: Int64 = 0
+
+    /// The kernel saw a root or a session directory made below a pattern (inside the ring
+    /// buffer callback). Nothing waits on us here, unlike `agentwatch run`: attach the syscall
+    /// hooks now, before the scope's first process execs.
+    public func cgroupMade(_ notice: agent_cgroup) {
+        hooksHeldUntil = WallClock.monotonicNs() + 2_000_000_000
+        attachSyscallHooks(because: "a cgroup was made below a session root pattern")
+        syncRoots()
     }
 
     private func announce(_ s: Session, adopting: Bool) {

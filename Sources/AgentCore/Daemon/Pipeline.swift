@@ -3,6 +3,12 @@ import CAgentEvents
 /// Finds the session a kernel record belongs to, by the session's cgroup id.
 public protocol SessionSource: AnyObject {
     func session(for cgid: UInt64) -> Session
+    /// The kernel saw a session root or a session directory made below a pattern's root.
+    func cgroupMade(_ notice: agent_cgroup)
+}
+
+extension SessionSource {
+    public func cgroupMade(_ notice: agent_cgroup) {}
 }
 
 /// What happens to each kernel record: decode it in place, keep the process table right, and
@@ -40,6 +46,10 @@ public final class Pipeline {
             let dropped = withUnsafeBytes(of: l.dropped) { Array($0.bindMemory(to: UInt64.self)) }
             for (k, v) in dropped.enumerated() { kernelDropped[k] += v }
             recorder.agentLoss(kernelDropped: dropped, queueDropped: 0, cpuReported: true, unixNs: unixNs)
+            return
+        }
+        if case .cgroup(let c) = record {
+            sessions.cgroupMade(c)
             return
         }
         let s = sessions.session(for: hdr.session_cgid)
@@ -92,7 +102,7 @@ public final class Pipeline {
             if f.final != 0 { flows[f.cookie] = nil }
             type = .netFlow
             detail = .flow(f, connect: connect)
-        case .loss:
+        case .loss, .cgroup:
             return
         }
         s.counts[Int(type.rawValue)] &+= 1

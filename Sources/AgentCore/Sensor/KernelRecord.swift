@@ -10,6 +10,8 @@ public enum KernelRecord {
     case connect(agent_connect)
     case flow(agent_flow)
     case loss(agent_loss)
+    /// Not a record of the stream: a cgroup the daemon must look at now.
+    case cgroup(agent_cgroup)
 
     public var header: agent_hdr {
         switch self {
@@ -20,6 +22,7 @@ public enum KernelRecord {
         case .connect(let c): c.hdr
         case .flow(let f): f.hdr
         case .loss(let l): l.hdr
+        case .cgroup(let c): c.hdr
         }
     }
 }
@@ -61,6 +64,7 @@ public struct RecordDecoder {
         case AGENT_KIND_CONNECT.rawValue: record = Self.fixed(bytes, agent_connect.self).map { .connect($0) }
         case AGENT_KIND_FLOW.rawValue: record = Self.fixed(bytes, agent_flow.self).map { .flow($0) }
         case AGENT_KIND_LOSS.rawValue: record = Self.fixed(bytes, agent_loss.self).map { .loss($0) }
+        case AGENT_KIND_CGROUP.rawValue: record = Self.fixed(bytes, agent_cgroup.self).map { .cgroup($0) }
         default:
             counters.unknownKind += 1
             return nil
@@ -111,6 +115,7 @@ func kindName(_ kind: Int) -> StaticString {
     case AGENT_KIND_CONNECT.rawValue: "connect"
     case AGENT_KIND_LOSS.rawValue: "loss"
     case AGENT_KIND_FLOW.rawValue: "flow"
+    case AGENT_KIND_CGROUP.rawValue: "cgroup"
     default: "unknown"
     }
 }

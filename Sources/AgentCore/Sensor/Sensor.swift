@@ -19,6 +19,8 @@ public struct SensorSettings: Sendable {
     public var flowReportBytes: UInt64 = 1 << 20
     /// Resolve open paths in the kernel (off only to measure what resolution costs).
     public var resolvePaths = true
+    /// Session-root patterns: roots matching them are added at run time (`addRoot`).
+    public var patterns: [RootPattern] = []
 
     public init(roots: [(cgid: UInt64, level: UInt32)], ringBufferBytes: UInt32, argsMax: UInt32, wakeupBytes: UInt64, btfPath: String? = nil) {
         self.btfPath = btfPath
@@ -41,11 +43,17 @@ public final class Sensor {
         "on_connect_enter", "on_connect_exit",
     ]
 
+    /// Attached when session-root patterns are configured: they find new roots at mkdir.
+    public static let rootPrograms = ["on_cgroup_mkdir", "on_cgroup_rmdir"]
+
     /// Attached to every session root: they run only for sockets of session processes.
     public static let cgroupPrograms = ["flow_connect4", "flow_connect6", "flow_egress", "flow_ingress", "flow_release"]
 
     public let object: BPFObject
     private let rootPaths: [String]
+    private let hasPatterns: Bool
+    /// The socket hooks of each root found through a pattern, by the root's cgroup id.
+    private var rootLinks: [UInt64: [BPFLink]] = [:]
     private var processLinks: [BPFLink] = []
     private var syscallLinks: [BPFLink] = []
     private var ring: RingBuffer?
@@ -55,6 +63,7 @@ public final class Sensor {
         let bytes = objectBytes ?? AgentProbes.object()
         object = try BPFObject(bytes: bytes, name: "agentwatch", btfPath: settings.btfPath)
         rootPaths = settings.rootPaths
+        hasPatterns = !settings.patterns.isEmpty
         guard settings.roots.count <= Int(AGENT_MAX_ROOTS) else {
             throw BPFError("more than \(AGENT_MAX_ROOTS) session roots", errno: EINVAL)
         }
@@ -67,6 +76,19 @@ public final class Sensor {
         try object.setGlobal("root_cgid", array: cgids)
         try object.setGlobal("root_level", array: levels)
         try object.setGlobal("nroots", UInt32(settings.roots.count))
+        guard settings.patterns.count <= Int(AGENT_MAX_PATTERNS) else {
+            throw BPFError("more than \(AGENT_MAX_PATTERNS) session-root patterns", errno: EINVAL)
+        }
+        var patternBytes: [UInt8] = []
+        for i in 0..<Int(AGENT_MAX_PATTERNS) {
+            patternBytes += i < settings.patterns.count ? settings.patterns[i].kernelBytes()
+                : [UInt8](repeating: 0, count: MemoryLayout<agent_pattern>.size)
+        }
+        try object.setGlobal("patterns", bytes: patternBytes)
+        try object.setGlobal("npatterns", UInt32(settings.patterns.count))
+        if !hasPatterns {
+            for name in Self.rootPrograms { try object.program(name).setAutoload(false) }
+        }
         try object.setGlobal("args_max", min(settings.argsMax, UInt32(AGENT_ARGS_MAX)))
         try object.setGlobal("wakeup_bytes", settings.wakeupBytes)
         try object.setGlobal("flow_report_bytes", settings.flowReportBytes)
@@ -78,17 +100,43 @@ public final class Sensor {
     /// Attaches the process hooks and starts reading the ring buffer into `handler`.
     public func start(handler: @escaping RingBuffer.Handler) throws(BPFError) {
         ring = try RingBuffer(map: object.map("events"), handler: handler)
-        for name in Self.processPrograms {
+        for name in Self.processPrograms + (hasPatterns ? Self.rootPrograms : []) {
             processLinks.append(try object.program(name).attach())
         }
         for path in rootPaths {
-            let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard fd >= 0 else { throw BPFError("open(\(path))", errno: errno) }
-            defer { close(fd) }
-            for name in Self.cgroupPrograms {
-                processLinks.append(try object.program(name).attachCgroup(fd: fd, path: path))
-            }
+            processLinks += try attachCgroupPrograms(path)
         }
+    }
+
+    private func attachCgroupPrograms(_ path: String) throws(BPFError) -> [BPFLink] {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw BPFError("open(\(path))", errno: errno) }
+        defer { close(fd) }
+        var links: [BPFLink] = []
+        for name in Self.cgroupPrograms {
+            links.append(try object.program(name).attachCgroup(fd: fd, path: path))
+        }
+        return links
+    }
+
+    /// A root found through pattern `pattern`: into the gate (the kernel may have put it there
+    /// at mkdir already), and the socket hooks onto its directory.
+    public func addRoot(cgid: UInt64, path: String, pattern: Int) throws(BPFError) {
+        try object.map("dyn_roots").update(key: cgid, value: UInt32(pattern))
+        if rootLinks[cgid] == nil {
+            rootLinks[cgid] = try attachCgroupPrograms(path)
+        }
+    }
+
+    /// A root found through a pattern went: out of the gate, its hooks released.
+    public func removeRoot(cgid: UInt64) {
+        try? object.map("dyn_roots").delete(key: cgid)
+        rootLinks[cgid] = nil
+    }
+
+    /// Whether the kernel gate holds `cgid` as a root found through a pattern.
+    public func gateHoldsRoot(cgid: UInt64) -> Bool {
+        (try? object.map("dyn_roots").contains(key: cgid, valueSize: 4)) ?? false
     }
 
     public var syscallHooksAttached: Bool { !syscallLinks.isEmpty }
@@ -110,6 +158,7 @@ public final class Sensor {
     public func detachAll() {
         syscallLinks.removeAll()
         processLinks.removeAll()
+        rootLinks.removeAll()
     }
 
     /// Every process on the host with its exact start time, from the task iterator.

@@ -8,13 +8,20 @@ public struct SessionRoot: Sendable {
     public let cgroup: String
     public let cgid: UInt64
     public let level: UInt32
+    /// The index in `SessionRegistry.patterns` of the pattern this root matched; nil for a
+    /// configured directory.
+    public var pattern: Int? = nil
 }
 
 /// The live sessions: which cgroups below the session roots exist, keyed by cgroup id, and
 /// what changed since the last look.
 public final class SessionRegistry {
     public let mount: String
-    public let roots: [SessionRoot]
+    /// The configured directories first (roots[0] is `agentwatch run`'s), then the roots found
+    /// through patterns, in the order they were found.
+    public private(set) var roots: [SessionRoot]
+    /// Session-root patterns (entries of session_roots with '*').
+    public let patterns: [RootPattern]
     public private(set) var sessions: [UInt64: Session] = [:]
     /// Directories seen but not yet announced: no metadata and no process yet. A session made
     /// by `agentwatch run` gets its metadata a moment after mkdir; give it that moment.
@@ -26,7 +33,11 @@ public final class SessionRegistry {
     public init(mount: String, roots rootPaths: [String]) throws(AgentError) {
         self.mount = mount
         var roots: [SessionRoot] = []
-        for given in rootPaths {
+        var patterns: [RootPattern] = []
+        for given in rootPaths where RootPattern.isPattern(given) {
+            patterns.append(try RootPattern(given, mount: mount))
+        }
+        for given in rootPaths where !RootPattern.isPattern(given) {
             let path = given.hasPrefix("/") ? given : mount + "/" + given
             guard path == mount || path.hasPrefix(mount + "/") else {
                 throw AgentError("session root \(path) is not below the cgroup2 mount \(mount): set session_roots to a directory below it")
@@ -44,6 +55,33 @@ public final class SessionRegistry {
             roots.append(SessionRoot(path: path, cgroup: cgroup.isEmpty ? "/" : cgroup, cgid: cgid, level: CgroupFS.level(of: path, mount: mount)))
         }
         self.roots = roots
+        self.patterns = patterns
+    }
+
+    /// Whether a session directory was seen and not yet announced.
+    public var hasPending: Bool { !pending.isEmpty }
+
+    /// Looks for directories matching the patterns: roots that appeared and roots that went.
+    /// A root that went has no session left below it (a cgroup with children cannot be removed).
+    public func discoverRoots() -> (added: [SessionRoot], removed: [SessionRoot]) {
+        guard !patterns.isEmpty else { return ([], []) }
+        var found: [UInt64: SessionRoot] = [:]
+        for (i, pattern) in patterns.enumerated() {
+            for path in pattern.expand(mount: mount) {
+                guard let cgid = CgroupFS.id(of: path), found[cgid] == nil else { continue }
+                found[cgid] = SessionRoot(path: path, cgroup: String(path.dropFirst(mount.count)), cgid: cgid,
+                                          level: CgroupFS.level(of: path, mount: mount), pattern: i)
+            }
+        }
+        let known = Set(roots.map(\.cgid))
+        let removed = roots.filter { $0.pattern != nil && found[$0.cgid] == nil }
+        let added = found.values.filter { !known.contains($0.cgid) }.sorted { $0.path < $1.path }
+        if !removed.isEmpty {
+            let gone = Set(removed.map(\.cgid))
+            roots.removeAll { gone.contains($0.cgid) }
+        }
+        roots += added
+        return (added, removed)
     }
 
     /// Looks at the directories below the roots: sessions that appeared and sessions that went.

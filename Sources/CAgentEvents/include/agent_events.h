@@ -29,6 +29,11 @@
 #define AGENT_LOCAL_ADDR_MAX 32
 /* Session roots the kernel gate can tell apart. */
 #define AGENT_MAX_ROOTS 4
+/* Session-root patterns (session_roots entries with '*'), their components, and the bytes of
+ * the literal text before and after the one '*' a component may hold. */
+#define AGENT_MAX_PATTERNS 4
+#define AGENT_PATTERN_DEPTH 8
+#define AGENT_PATTERN_PART 64
 
 enum agent_kind {
 	AGENT_KIND_EXEC = 1,
@@ -38,8 +43,9 @@ enum agent_kind {
 	AGENT_KIND_CONNECT = 5,
 	AGENT_KIND_LOSS = 6,
 	AGENT_KIND_FLOW = 7,
+	AGENT_KIND_CGROUP = 8,
 	/* One past the last kind: sizes the per-kind counters. */
-	AGENT_KIND_COUNT = 8,
+	AGENT_KIND_COUNT = 9,
 };
 
 /* hdr.flags */
@@ -194,7 +200,47 @@ struct agent_loss {
 	struct agent_hdr hdr;
 	__u64 dropped[AGENT_KIND_COUNT];
 };
-_Static_assert(sizeof(struct agent_loss) == 104, "abi: agent_loss");
+_Static_assert(sizeof(struct agent_loss) == 112, "abi: agent_loss");
+
+/*
+ * A cgroup the daemon must look at now (written with a forced wakeup, never a record of the
+ * stream): a directory that matches a session-root pattern was made (the kernel added it to
+ * the gate's roots already), or a session directory was made below such a root.
+ */
+enum agent_cgroup_op {
+	AGENT_CGROUP_ROOT_ADDED = 1,
+	AGENT_CGROUP_SESSION_ADDED = 2,
+};
+
+struct agent_cgroup {
+	struct agent_hdr hdr;
+	__u64 cgid;      /* the directory made */
+	__u32 op;        /* enum agent_cgroup_op */
+	__u32 pattern;   /* index of the session-root pattern it matched (or its root matched) */
+};
+_Static_assert(sizeof(struct agent_cgroup) == 56, "abi: agent_cgroup");
+
+/*
+ * A session-root pattern as the daemon writes it into .rodata (patterns[]). Component d is
+ * matched against the name of the cgroup at level d + 1: exactly `prefix` when `wildcard` is
+ * 0, else any name that starts with `prefix` and ends with `suffix` (lengths in bytes).
+ */
+struct agent_pattern_part {
+	__u8 prefix_len;
+	__u8 suffix_len;
+	__u8 wildcard;
+	__u8 _pad[5];
+	char prefix[AGENT_PATTERN_PART];
+	char suffix[AGENT_PATTERN_PART];
+};
+_Static_assert(sizeof(struct agent_pattern_part) == 136, "abi: agent_pattern_part");
+
+struct agent_pattern {
+	__u32 depth;     /* components: the level of a matching root below the hierarchy root */
+	__u32 _pad;
+	struct agent_pattern_part parts[AGENT_PATTERN_DEPTH];
+};
+_Static_assert(sizeof(struct agent_pattern) == 1096, "abi: agent_pattern");
 
 /*
  * Written by the task iterator (not the ring buffer) for every process on the host when the
