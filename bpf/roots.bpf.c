@@ -68,7 +68,7 @@ static __always_inline long read_ancestor_name(struct cgroup *cgrp, __u32 level)
 	return n > 0 ? n - 1 : -1;
 }
 
-static __always_inline void notify(__u32 op, __u64 cgid, __u32 pattern)
+static __always_inline void notify(__u32 op, struct cgroup *cgrp, __u64 cgid, __u64 parent_cgid, __u32 pattern)
 {
 	struct agent_cgroup *c = bpf_ringbuf_reserve(&events, sizeof(*c), 0);
 	if (!c) {
@@ -77,8 +77,14 @@ static __always_inline void notify(__u32 op, __u64 cgid, __u32 pattern)
 	}
 	fill_hdr(&c->hdr, AGENT_KIND_CGROUP, sizeof(*c), 0);
 	c->cgid = cgid;
+	c->parent_cgid = parent_cgid;
 	c->op = op;
 	c->pattern = pattern;
+	c->uid = (__u32)bpf_get_current_uid_gid();
+	long n = bpf_probe_read_kernel_str(c->name, AGENT_CGROUP_NAME, BPF_CORE_READ(cgrp, kn, name));
+	c->name_len = n > 0 ? (__u32)n - 1 : 0;
+	if (n == AGENT_CGROUP_NAME)
+		c->hdr.flags |= AGENT_F_PATH_TRUNCATED;
 	/* Rare, and the daemon has a race to win: wake it now. */
 	bpf_ringbuf_submit(c, BPF_RB_FORCE_WAKEUP);
 }
@@ -98,14 +104,15 @@ int BPF_PROG(on_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 	__u64 id = BPF_CORE_READ(cgrp, kn, id);
 
 	/* A session made below a root found through a pattern. */
+	__u64 parent_id = 0;
 	if (level > 1) {
 		struct cgroup *parent = NULL;
 		void *slot = (void *)cgrp + bpf_core_field_offset(struct cgroup, ancestors) + (level - 1) * sizeof(parent);
 		if (!bpf_probe_read_kernel(&parent, sizeof(parent), slot) && parent) {
-			__u64 parent_id = BPF_CORE_READ(parent, kn, id);
+			parent_id = BPF_CORE_READ(parent, kn, id);
 			__u32 *p = bpf_map_lookup_elem(&dyn_roots, &parent_id);
 			if (p) {
-				notify(AGENT_CGROUP_SESSION_ADDED, id, *p);
+				notify(AGENT_CGROUP_SESSION_ADDED, cgrp, id, parent_id, *p);
 				return 0;
 			}
 		}
@@ -128,7 +135,7 @@ int BPF_PROG(on_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 		}
 		if (matched) {
 			bpf_map_update_elem(&dyn_roots, &id, &p, BPF_ANY);
-			notify(AGENT_CGROUP_ROOT_ADDED, id, p);
+			notify(AGENT_CGROUP_ROOT_ADDED, cgrp, id, parent_id, p);
 			return 0;
 		}
 	}

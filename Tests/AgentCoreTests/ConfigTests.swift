@@ -60,7 +60,7 @@ struct ConfigTests {
     @Test func defaults() {
         let c = DaemonConfig()
         #expect(c.output == "/var/log/agentwatch/events.ndjson")
-        #expect(c.sessionRoots == ["agentwatch"])
+        #expect(c.sessionRoots == ["agentwatch", "user.slice/user-*.slice/user@*.service/agentwatch.slice"])
         #expect(c.ringBufferKiB == 8192)
         #expect(c.argsMax == 4096)
         #expect(c.pollIntervalMs == 100)

@@ -126,10 +126,14 @@ struct RecordLayoutTests {
     }
 
     @Test func cgroupNoticeSizeAndOffsets() {
-        #expect(MemoryLayout<agent_cgroup>.size == 56)
+        #expect(MemoryLayout<agent_cgroup>.size == 136)
         #expect(MemoryLayout<agent_cgroup>.offset(of: \.cgid) == 40)
-        #expect(MemoryLayout<agent_cgroup>.offset(of: \.op) == 48)
-        #expect(MemoryLayout<agent_cgroup>.offset(of: \.pattern) == 52)
+        #expect(MemoryLayout<agent_cgroup>.offset(of: \.parent_cgid) == 48)
+        #expect(MemoryLayout<agent_cgroup>.offset(of: \.op) == 56)
+        #expect(MemoryLayout<agent_cgroup>.offset(of: \.pattern) == 60)
+        #expect(MemoryLayout<agent_cgroup>.offset(of: \.uid) == 64)
+        #expect(MemoryLayout<agent_cgroup>.offset(of: \.name_len) == 68)
+        #expect(MemoryLayout<agent_cgroup>.offset(of: \.name) == 72)
     }
 
     /// The .rodata patterns the daemon writes and roots.bpf.c reads.

@@ -530,6 +530,15 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         hooksHeldUntil = WallClock.monotonicNs() + 2_000_000_000
         attachSyscallHooks(because: "a cgroup was made below a session root pattern")
         syncRoots()
+        guard notice.op == AGENT_CGROUP_SESSION_ADDED.rawValue else { return }
+        // Named now, while the directory is surely there, in case it is gone by the time its
+        // first record is read.
+        if notice.hdr.flags & UInt8(AGENT_F_PATH_TRUNCATED.rawValue) == 0 {
+            let count = min(Int(notice.name_len), Int(AGENT_CGROUP_NAME))
+            let name = withUnsafeBytes(of: notice.name) { raw in String(decoding: raw.prefix(count), as: UTF8.self) }
+            registry.noteMade(cgid: notice.cgid, .init(name: name, uid: notice.uid, parent: notice.parent_cgid))
+        }
+        rescan(force: [notice.cgid], reading: true)
     }
 
     private func announce(_ s: Session, adopting: Bool) {
@@ -551,7 +560,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         if let s = registry.sessions[cgid] { return s }
         rescan(force: [cgid], reading: true)
         if let s = registry.sessions[cgid] { return s }
-        let s = registry.standIn(cgid: cgid, nowNs: wallNow())
+        let s = registry.fromNotice(cgid: cgid, nowNs: wallNow()) ?? registry.standIn(cgid: cgid, nowNs: wallNow())
         announce(s, adopting: false)
         return s
     }

@@ -26,6 +26,8 @@ public final class SessionRegistry {
     /// Directories seen but not yet announced: no metadata and no process yet. A session made
     /// by `agentwatch run` gets its metadata a moment after mkdir; give it that moment.
     private var pending: [UInt64: Int64] = [:]
+    /// mkdir notices of session directories below pattern roots, by cgroup id.
+    var notices: [UInt64: MadeNotice] = [:]
     static let pendingGraceNs: Int64 = 1_000_000_000
 
     /// Resolves the roots below the cgroup2 mount `mount`. A relative root is taken below the
@@ -104,6 +106,7 @@ public final class SessionRegistry {
                     continue
                 }
                 pending[cgid] = nil
+                notices[cgid] = nil
                 var st = stat()
                 let owner = stat(path, &st) == 0 ? UInt32(st.st_uid) : 0
                 let s = Session(id: name, path: path, cgroup: root.cgroup == "/" ? "/" + name : root.cgroup + "/" + name,
@@ -136,6 +139,32 @@ public struct AgentError: Error, CustomStringConvertible {
 }
 
 extension SessionRegistry {
+    /// A session directory the kernel saw made below a pattern's root (its mkdir notice): what
+    /// names the session when its directory is gone before the daemon looked (a systemd scope
+    /// goes with its last process). Used once; at most `maxNotices` kept.
+    public struct MadeNotice: Sendable {
+        public let name: String
+        public let uid: UInt32
+        public let parent: UInt64
+    }
+    static let maxNotices = 1024
+
+    public func noteMade(cgid: UInt64, _ notice: MadeNotice) {
+        if notices.count >= Self.maxNotices, let any = notices.keys.first { notices[any] = nil }
+        notices[cgid] = notice
+    }
+
+    /// The session a mkdir notice describes, for records whose directory is already gone.
+    func fromNotice(cgid: UInt64, nowNs: Int64) -> Session? {
+        guard let n = notices.removeValue(forKey: cgid), validateSessionID(n.name) == nil,
+              let root = roots.first(where: { $0.cgid == n.parent }) else { return nil }
+        let s = Session(id: n.name, path: root.path + "/" + n.name, cgroup: root.cgroup + "/" + n.name,
+                        cgid: cgid, uid: n.uid, labels: [], adopted: false)
+        s.startNs = nowNs
+        sessions[cgid] = s
+        return s
+    }
+
     /// A session for records whose cgroup is already gone (created and removed between two
     /// looks). It ends at the next scan, since its directory is not there.
     func standIn(cgid: UInt64, nowNs: Int64) -> Session {

@@ -205,20 +205,29 @@ _Static_assert(sizeof(struct agent_loss) == 112, "abi: agent_loss");
 /*
  * A cgroup the daemon must look at now (written with a forced wakeup, never a record of the
  * stream): a directory that matches a session-root pattern was made (the kernel added it to
- * the gate's roots already), or a session directory was made below such a root.
+ * the gate's roots already), or a session directory was made below such a root. A systemd
+ * scope's directory goes the moment its last process exits, often before the daemon can look:
+ * the notice carries what the daemon needs to name the session anyway.
  */
 enum agent_cgroup_op {
 	AGENT_CGROUP_ROOT_ADDED = 1,
 	AGENT_CGROUP_SESSION_ADDED = 2,
 };
 
+/* Bytes of a cgroup's name a notice carries; a longer name sets AGENT_F_PATH_TRUNCATED. */
+#define AGENT_CGROUP_NAME 64
+
 struct agent_cgroup {
 	struct agent_hdr hdr;
-	__u64 cgid;      /* the directory made */
-	__u32 op;        /* enum agent_cgroup_op */
-	__u32 pattern;   /* index of the session-root pattern it matched (or its root matched) */
+	__u64 cgid;        /* the directory made */
+	__u64 parent_cgid; /* the directory it was made in */
+	__u32 op;          /* enum agent_cgroup_op */
+	__u32 pattern;     /* index of the session-root pattern it (or its root) matched */
+	__u32 uid;         /* real uid of the task that made it: a user's manager for a user scope */
+	__u32 name_len;
+	char name[AGENT_CGROUP_NAME];
 };
-_Static_assert(sizeof(struct agent_cgroup) == 56, "abi: agent_cgroup");
+_Static_assert(sizeof(struct agent_cgroup) == 136, "abi: agent_cgroup");
 
 /*
  * A session-root pattern as the daemon writes it into .rodata (patterns[]). Component d is
