@@ -68,7 +68,9 @@ static __always_inline long read_ancestor_name(struct cgroup *cgrp, __u32 level)
 	return n > 0 ? n - 1 : -1;
 }
 
-static __always_inline void notify(__u32 op, struct cgroup *cgrp, __u64 cgid, __u64 parent_cgid, __u32 pattern)
+/* name: the cgroup's own name, or (path given) the path the tracepoint rendered. */
+static __always_inline void notify(__u32 op, struct cgroup *cgrp, const char *path, __u64 cgid, __u64 parent_cgid,
+				   __u32 pattern, __u32 moved_pid)
 {
 	struct agent_cgroup *c = bpf_ringbuf_reserve(&events, sizeof(*c), 0);
 	if (!c) {
@@ -81,12 +83,16 @@ static __always_inline void notify(__u32 op, struct cgroup *cgrp, __u64 cgid, __
 	c->op = op;
 	c->pattern = pattern;
 	c->uid = (__u32)bpf_get_current_uid_gid();
-	long n = bpf_probe_read_kernel_str(c->name, AGENT_CGROUP_NAME, BPF_CORE_READ(cgrp, kn, name));
+	c->moved_pid = moved_pid;
+	c->_pad0 = 0;
+	bpf_get_current_comm(c->comm, sizeof(c->comm));
+	long n = path ? bpf_probe_read_kernel_str(c->name, AGENT_CGROUP_NAME, path)
+		      : bpf_probe_read_kernel_str(c->name, AGENT_CGROUP_NAME, BPF_CORE_READ(cgrp, kn, name));
 	c->name_len = n > 0 ? (__u32)n - 1 : 0;
 	if (n == AGENT_CGROUP_NAME)
 		c->hdr.flags |= AGENT_F_PATH_TRUNCATED;
-	/* Rare, and the daemon has a race to win: wake it now. */
-	bpf_ringbuf_submit(c, BPF_RB_FORCE_WAKEUP);
+	/* A root or session made: the daemon has a race to win, wake it now. A move can wait. */
+	bpf_ringbuf_submit(c, op == AGENT_CGROUP_MOVED ? ring_flags() : BPF_RB_FORCE_WAKEUP);
 }
 
 /* Only the cgroup2 hierarchy (hierarchy id 0): a hybrid host mirrors the same tree in v1. */
@@ -112,7 +118,7 @@ int BPF_PROG(on_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 			parent_id = BPF_CORE_READ(parent, kn, id);
 			__u32 *p = bpf_map_lookup_elem(&dyn_roots, &parent_id);
 			if (p) {
-				notify(AGENT_CGROUP_SESSION_ADDED, cgrp, id, parent_id, *p);
+				notify(AGENT_CGROUP_SESSION_ADDED, cgrp, NULL, id, parent_id, *p, 0);
 				return 0;
 			}
 		}
@@ -135,7 +141,7 @@ int BPF_PROG(on_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 		}
 		if (matched) {
 			bpf_map_update_elem(&dyn_roots, &id, &p, BPF_ANY);
-			notify(AGENT_CGROUP_ROOT_ADDED, cgrp, id, parent_id, p);
+			notify(AGENT_CGROUP_ROOT_ADDED, cgrp, NULL, id, parent_id, p, 0);
 			return 0;
 		}
 	}
@@ -149,5 +155,53 @@ int BPF_PROG(on_cgroup_rmdir, struct cgroup *cgrp, const char *path)
 		return 0;
 	__u64 id = BPF_CORE_READ(cgrp, kn, id);
 	bpf_map_delete_elem(&dyn_roots, &id);
+	return 0;
+}
+
+/* The session holding cgroup cgrp (as current_session() for a task in it), or 0. */
+static __always_inline __u64 session_of(struct cgroup *cgrp)
+{
+	__u32 level = BPF_CORE_READ(cgrp, level);
+	__u64 base = (__u64)cgrp + bpf_core_field_offset(struct cgroup, ancestors);
+	struct cgroup *anc = NULL;
+#pragma unroll
+	for (int i = 0; i < AGENT_MAX_ROOTS + AGENT_MAX_PATTERNS; i++) {
+		__u32 at;
+		if (i < AGENT_MAX_ROOTS) {
+			if (i >= nroots)
+				continue;
+			at = root_level[i];
+		} else {
+			if (i - AGENT_MAX_ROOTS >= npatterns)
+				continue;
+			at = patterns[i - AGENT_MAX_ROOTS].depth;
+		}
+		if (at + 1 > level || at > 64)
+			continue;
+		if (bpf_probe_read_kernel(&anc, sizeof(anc), (void *)(base + at * sizeof(anc))) || !anc)
+			continue;
+		__u64 id = BPF_CORE_READ(anc, kn, id);
+		int is_root = i < AGENT_MAX_ROOTS ? id == root_cgid[i] : bpf_map_lookup_elem(&dyn_roots, &id) != NULL;
+		if (!is_root)
+			continue;
+		if (bpf_probe_read_kernel(&anc, sizeof(anc), (void *)(base + (at + 1) * sizeof(anc))) || !anc)
+			return 0;
+		return BPF_CORE_READ(anc, kn, id);
+	}
+	return 0;
+}
+
+/*
+ * A process moved to another cgroup. Always attached (a cgroup tracepoint, no syscall slow
+ * path); moves are rare. The daemon knows which processes are in sessions and tells an escape
+ * (a session process moved out of its session) from an ordinary move.
+ */
+SEC("tp_btf/cgroup_attach_task")
+int BPF_PROG(on_cgroup_attach_task, struct cgroup *dst, const char *path, struct task_struct *task, bool threadgroup)
+{
+	if (!on_default_hierarchy(dst))
+		return 0;
+	__u64 id = BPF_CORE_READ(dst, kn, id);
+	notify(AGENT_CGROUP_MOVED, dst, path, id, session_of(dst), 0, BPF_CORE_READ(task, tgid));
 	return 0;
 }

@@ -126,14 +126,16 @@ struct RecordLayoutTests {
     }
 
     @Test func cgroupNoticeSizeAndOffsets() {
-        #expect(MemoryLayout<agent_cgroup>.size == 136)
+        #expect(MemoryLayout<agent_cgroup>.size == 352)
         #expect(MemoryLayout<agent_cgroup>.offset(of: \.cgid) == 40)
         #expect(MemoryLayout<agent_cgroup>.offset(of: \.parent_cgid) == 48)
         #expect(MemoryLayout<agent_cgroup>.offset(of: \.op) == 56)
         #expect(MemoryLayout<agent_cgroup>.offset(of: \.pattern) == 60)
         #expect(MemoryLayout<agent_cgroup>.offset(of: \.uid) == 64)
-        #expect(MemoryLayout<agent_cgroup>.offset(of: \.name_len) == 68)
-        #expect(MemoryLayout<agent_cgroup>.offset(of: \.name) == 72)
+        #expect(MemoryLayout<agent_cgroup>.offset(of: \.moved_pid) == 68)
+        #expect(MemoryLayout<agent_cgroup>.offset(of: \.comm) == 72)
+        #expect(MemoryLayout<agent_cgroup>.offset(of: \.name_len) == 88)
+        #expect(MemoryLayout<agent_cgroup>.offset(of: \.name) == 96)
     }
 
     /// The .rodata patterns the daemon writes and roots.bpf.c reads.
@@ -161,6 +163,7 @@ struct RecordLayoutTests {
         #expect(AGENT_KIND_COUNT.rawValue == 9)
         #expect(AGENT_CGROUP_ROOT_ADDED.rawValue == 1)
         #expect(AGENT_CGROUP_SESSION_ADDED.rawValue == 2)
+        #expect(AGENT_CGROUP_MOVED.rawValue == 3)
         #expect(AGENT_F_ARGS_TRUNCATED.rawValue == 1)
         #expect(AGENT_F_PATH_TRUNCATED.rawValue == 2)
         #expect(AGENT_F_ADDR_TRUNCATED.rawValue == 4)

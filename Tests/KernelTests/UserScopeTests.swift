@@ -70,6 +70,19 @@ extension KernelSuite {
             #expect(!records.contains { $0.string("session.id") == "aw-elsewhere.scope" })
             #expect(!records.contains { ($0.string("session.cgroup") ?? "").contains("/app.slice/") })
 
+            // The user owns these cgroups: a scope's process can move itself out. It is gone
+            // from the record from then on, and the session it left says so.
+            let initScope = "/sys/fs/cgroup/unified/user.slice/user-\(uid).slice/user@\(uid).service/init.scope"
+            let mount = d.daemon.registry.mount
+            let leave = Self.sh("\(script) run \(user) -- systemd-run --user --scope --quiet --slice=agentwatch.slice --unit=aw-leave -- sh -c 'cat /etc/hostname; echo $$ > \(mount)/user.slice/user-\(uid).slice/user@\(uid).service/init.scope/cgroup.procs && exec cat /etc/os-release'")
+            #expect(leave.status == 0, "\(leave.output) \(initScope)")
+            let left = d.waitForRecords { $0.contains { $0.string("type") == "alert" && $0.string("rule.id") == "agentwatch-session-left" } }
+            let alert = left.first { $0.string("type") == "alert" && $0.string("rule.id") == "agentwatch-session-left" }
+            #expect(alert?.string("session.id") == "aw-leave.scope")
+            #expect(alert?.int("process.uid") == uid)
+            #expect(alert?.string("message")?.contains("for /user.slice/user-\(uid).slice/user@\(uid).service/init.scope (no session)") == true, "\(alert ?? [:])")
+            #expect(!left.contains { $0.string("file.path") == "/etc/os-release" && $0.string("session.id") == "aw-leave.scope" })
+
             // The manager stops: agentwatch.slice goes, and with it the root from the gate.
             let rootPath = d.daemon.registry.mount + root
             let cgid = try #require(CgroupFS.id(of: rootPath))
@@ -111,6 +124,30 @@ extension KernelSuite {
             #expect(!d.daemon.sensor.gateHoldsRoot(cgid: cgid))
             // The daemon lets go of it too (its next look, every 250 ms).
             #expect(waitUntil(timeout: 5) { d.records().contains { $0.string("type") == "session.end" && $0.string("session.id") == "before.scope" } })
+        }
+    
+        /// A process of an `agentwatch run` session (or any session) that writes itself into
+        /// another cgroup has left the record: the session it left gets an alert; a move to a
+        /// cgroup nested in its own session is no escape.
+        @Test("a session process moving itself out of its session raises agentwatch-session-left; a move within the session does not")
+        func leavingASession() throws {
+            let d = try TestDaemon()
+            d.start()
+            defer { d.stop() }
+            let session = d.makeSession("leaver")
+            let mount = d.daemon.registry.mount
+            mkdir(session + "/inner", 0o755)
+            runIn(session, ["/bin/sh", "-c", "echo $$ > \(session)/inner/cgroup.procs && cat /etc/hostname && echo $$ > \(mount)/cgroup.procs && exec cat /etc/os-release"])
+            let records = d.waitForRecords { $0.contains { $0.string("type") == "alert" && $0.string("rule.id") == "agentwatch-session-left" } }
+            let alerts = records.filter { $0.string("type") == "alert" && $0.string("rule.id") == "agentwatch-session-left" }
+            #expect(alerts.count == 1, "\(d.summary(records))")
+            #expect(alerts.first?.string("session.id") == "leaver")
+            #expect(alerts.first?.string("rule.severity") == "high")
+            #expect(alerts.first?.string("message")?.contains("left session leaver for / (no session)") == true, "\(alerts.first ?? [:])")
+            // Before: recorded (from the nested cgroup too). After: nothing.
+            #expect(records.contains { $0.string("file.path") == "/etc/hostname" && $0.string("session.id") == "leaver" })
+            #expect(!records.contains { $0.string("file.path") == "/etc/os-release" })
+            try expectValidAgainstSchema(d.output)
         }
     }
 }

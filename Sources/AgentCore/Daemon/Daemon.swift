@@ -527,6 +527,10 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
     /// buffer callback). Nothing waits on us here, unlike `agentwatch run`: attach the syscall
     /// hooks now, before the scope's first process execs.
     public func cgroupMade(_ notice: agent_cgroup) {
+        if notice.op == AGENT_CGROUP_MOVED.rawValue {
+            processMoved(notice)
+            return
+        }
         hooksHeldUntil = WallClock.monotonicNs() + 2_000_000_000
         attachSyscallHooks(because: "a cgroup was made below a session root pattern")
         syncRoots()
@@ -539,6 +543,27 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
             registry.noteMade(cgid: notice.cgid, .init(name: name, uid: notice.uid, parent: notice.parent_cgid))
         }
         rescan(force: [notice.cgid], reading: true)
+    }
+
+    /// A process was moved to another cgroup. A session process moved out of its session (to
+    /// no session, or to another) has left the record: an alert in the session it left. A
+    /// user-scope session cannot prevent it (the user owns those cgroups), nor can root's.
+    private func processMoved(_ n: agent_cgroup) {
+        guard let p = table.byPID[n.moved_pid], p.sessionCgid != n.parent_cgid else { return }
+        table.remove(pid: n.moved_pid)
+        guard let s = registry.sessions[p.sessionCgid] else { return }
+        let mover = withUnsafeBytes(of: n.comm) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
+        let count = min(Int(n.name_len), Int(AGENT_CGROUP_NAME))
+        var target = withUnsafeBytes(of: n.name) { raw in String(decoding: raw.prefix(count), as: UTF8.self) }
+        if n.hdr.flags & UInt8(AGENT_F_PATH_TRUNCATED.rawValue) != 0 { target += "… (cgroup id \(n.cgid))" }
+        let into = n.parent_cgid == 0 ? "no session" : "session \(registry.sessions[n.parent_cgid]?.id ?? "cgroup-\(n.parent_cgid)")"
+        let exe = String(decoding: p.exe, as: UTF8.self)
+        recorder.daemonAlert(
+            id: "agentwatch-session-left", title: "A process left its session: what it does next is not recorded",
+            severity: .high, tags: ["attack.defense-evasion", "attack.t1562.001"],
+            message: "process \(n.moved_pid) (\(exe)) left session \(s.id) for \(target) (\(into)); moved by process \(n.hdr.pid) (\(mover), uid \(n.uid))",
+            session: s, process: p, tid: n.hdr.tid, unixNs: clock.wall(bootNs: n.hdr.ktime_ns))
+        logger.warning("process \(n.moved_pid) left session \(s.id) for \(target)")
     }
 
     private func announce(_ s: Session, adopting: Bool) {

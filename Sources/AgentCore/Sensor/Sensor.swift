@@ -36,7 +36,7 @@ public struct SensorSettings: Sendable {
 /// while a session exists, because a syscall tracepoint slows every task on the host.
 public final class Sensor {
     /// Always attached: scheduler tracepoints, no syscall slow path.
-    public static let processPrograms = ["on_exec", "on_fork", "on_exit", "flow_tcp_close"]
+    public static let processPrograms = ["on_exec", "on_fork", "on_exit", "flow_tcp_close", "on_cgroup_attach_task"]
     /// Attached only while at least one session exists.
     public static let syscallPrograms = [
         "on_openat_enter", "on_openat_exit", "on_openat2_enter", "on_openat2_exit",

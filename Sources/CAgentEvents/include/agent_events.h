@@ -205,29 +205,36 @@ _Static_assert(sizeof(struct agent_loss) == 112, "abi: agent_loss");
 /*
  * A cgroup the daemon must look at now (written with a forced wakeup, never a record of the
  * stream): a directory that matches a session-root pattern was made (the kernel added it to
- * the gate's roots already), or a session directory was made below such a root. A systemd
+ * the gate's roots already), a session directory was made below such a root, or a process was
+ * moved between cgroups (rare: a unit start, `agentwatch run`, an escape). A systemd
  * scope's directory goes the moment its last process exits, often before the daemon can look:
  * the notice carries what the daemon needs to name the session anyway.
  */
 enum agent_cgroup_op {
 	AGENT_CGROUP_ROOT_ADDED = 1,
 	AGENT_CGROUP_SESSION_ADDED = 2,
+	/* A process was moved to another cgroup (cgroup_attach_task). The daemon tells a session
+	 * process that left its session from an ordinary move. */
+	AGENT_CGROUP_MOVED = 3,
 };
 
-/* Bytes of a cgroup's name a notice carries; a longer name sets AGENT_F_PATH_TRUNCATED. */
-#define AGENT_CGROUP_NAME 64
+/* Bytes of a cgroup name or path a notice carries; a longer one sets AGENT_F_PATH_TRUNCATED. */
+#define AGENT_CGROUP_NAME 256
 
 struct agent_cgroup {
 	struct agent_hdr hdr;
-	__u64 cgid;        /* the directory made */
-	__u64 parent_cgid; /* the directory it was made in */
+	__u64 cgid;        /* the directory made, or the cgroup a process was moved to */
+	__u64 parent_cgid; /* the directory it was made in; MOVED: the session holding cgid (0: none) */
 	__u32 op;          /* enum agent_cgroup_op */
 	__u32 pattern;     /* index of the session-root pattern it (or its root) matched */
-	__u32 uid;         /* real uid of the task that made it: a user's manager for a user scope */
+	__u32 uid;         /* real uid of the task that acted: a user's manager for a user scope */
+	__u32 moved_pid;   /* MOVED: thread group id of the process moved */
+	char comm[AGENT_COMM_LEN]; /* the task that acted */
 	__u32 name_len;
-	char name[AGENT_CGROUP_NAME];
+	__u32 _pad0;
+	char name[AGENT_CGROUP_NAME]; /* the directory's name; MOVED: the cgroup path moved to */
 };
-_Static_assert(sizeof(struct agent_cgroup) == 136, "abi: agent_cgroup");
+_Static_assert(sizeof(struct agent_cgroup) == 352, "abi: agent_cgroup");
 
 /*
  * A session-root pattern as the daemon writes it into .rodata (patterns[]). Component d is
