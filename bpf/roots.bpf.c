@@ -141,6 +141,7 @@ int BPF_PROG(on_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 		}
 		if (matched) {
 			bpf_map_update_elem(&dyn_roots, &id, &p, BPF_ANY);
+			bump_roots_gen();
 			notify(AGENT_CGROUP_ROOT_ADDED, cgrp, NULL, id, parent_id, p, 0);
 			return 0;
 		}
@@ -154,7 +155,8 @@ int BPF_PROG(on_cgroup_rmdir, struct cgroup *cgrp, const char *path)
 	if (!npatterns || !on_default_hierarchy(cgrp))
 		return 0;
 	__u64 id = BPF_CORE_READ(cgrp, kn, id);
-	bpf_map_delete_elem(&dyn_roots, &id);
+	if (bpf_map_delete_elem(&dyn_roots, &id) == 0)
+		bump_roots_gen();
 	return 0;
 }
 

@@ -199,6 +199,14 @@ public struct BPFMap {
         }
     }
 
+    /// The value at `key`, or nil when it is not there.
+    public func lookup<K, V>(key: K, as: V.Type) -> V? {
+        var k = key
+        var buf = [UInt8](repeating: 0, count: MemoryLayout<V>.size)
+        let rc = buf.withUnsafeMutableBytes { bpf_map_lookup_elem(fd, &k, $0.baseAddress) }
+        return rc == 0 ? buf.withUnsafeBytes { $0.loadUnaligned(as: V.self) } : nil
+    }
+
     /// Whether `key` is in the map.
     public func contains<K>(key: K, valueSize: Int) -> Bool {
         var k = key

@@ -82,6 +82,37 @@ struct {
 	__type(value, __u32);
 } dyn_roots SEC(".maps") __weak;
 
+/* Bumped whenever a root is added or removed: the gate's cached answers are then stale. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} roots_gen SEC(".maps") __weak;
+
+/* Each CPU's last gate answer (session.bpf.h). */
+#define GATE_CHECK 0x9e3779b97f4a7c15ULL
+struct gate_entry {
+	__u64 cgid;
+	__u64 session;
+	__u64 gen;
+	__u64 check;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gate_entry);
+} gate_cache SEC(".maps") __weak;
+
+static __always_inline void bump_roots_gen(void)
+{
+	__u32 zero = 0;
+	__u64 *gen = bpf_map_lookup_elem(&roots_gen, &zero);
+	if (gen)
+		__sync_fetch_and_add(gen, 1);
+}
+
 /* Room to build one variable-size record before copying it into the ring. */
 #define SCRATCH_SIZE 32768
 struct scratch_buf {

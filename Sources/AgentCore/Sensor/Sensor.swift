@@ -123,6 +123,7 @@ public final class Sensor {
     /// at mkdir already), and the socket hooks onto its directory.
     public func addRoot(cgid: UInt64, path: String, pattern: Int) throws(BPFError) {
         try object.map("dyn_roots").update(key: cgid, value: UInt32(pattern))
+        try bumpRootsGeneration()
         if rootLinks[cgid] == nil {
             rootLinks[cgid] = try attachCgroupPrograms(path)
         }
@@ -131,7 +132,19 @@ public final class Sensor {
     /// A root found through a pattern went: out of the gate, its hooks released.
     public func removeRoot(cgid: UInt64) {
         try? object.map("dyn_roots").delete(key: cgid)
+        try? bumpRootsGeneration()
         rootLinks[cgid] = nil
+    }
+
+    /// The gate's per-CPU answers were computed with the old roots: make them misses. The
+    /// kernel adds 1 at each mkdir and rmdir of a root; this adds 2^32 to what it read, after
+    /// the map change. The counter only grows, each write gives a value never seen before (a
+    /// kernel increment between the read and the write is overtaken, not undone), so no answer
+    /// stamped before a root change can match again.
+    private func bumpRootsGeneration() throws(BPFError) {
+        let map = try object.map("roots_gen")
+        let before = map.lookup(key: UInt32(0), as: UInt64.self) ?? 0
+        try map.update(key: UInt32(0), value: before &+ (1 << 32))
     }
 
     /// Whether the kernel gate holds `cgid` as a root found through a pattern.
