@@ -253,3 +253,76 @@ struct ChainTests {
         #expect(v.failure?.description == "f:1: malformed record: not a JSON object")
     }
 }
+
+@Suite("verify's fast path")
+struct ChainFastPathTests {
+    /// What a verifier concluded, for comparing two.
+    static func outcome(_ v: ChainVerifier) -> String {
+        "\(v.failure?.description ?? "-")|\(v.gaps.map(\.description))|\(v.anchor?.description ?? "-")|\(v.restarts.map(\.description))|\(v.records)|\(v.lossMarkers)|\(v.kernelDropped)|\(v.queueDropped)|\(v.intact)"
+    }
+
+    static func verify(_ lines: [String], alwaysParse: Bool) -> ChainVerifier {
+        var v = ChainVerifier()
+        v.alwaysParse = alwaysParse
+        v.check(bytes: Array((lines.joined(separator: "\n") + "\n").utf8), name: "cap")
+        return v
+    }
+
+    /// Ordinary records skip the JSON parser when their chain matches; every mutated capture
+    /// must still get exactly the findings of the full path.
+    @Test("ordinary lines checked by header and chain give the same findings as parsing every line, over 400 mutated captures")
+    func sameFindingsAsFullParse() {
+        var c = CaptureBuilder()
+        c.sessionStart("s1")
+        for i in 0..<60 {
+            let pid = 100 + i % 7
+            c.exec("s1", pid, ppid: 1, exe: "/usr/bin/cat", argv: ["cat", "/etc/x\(i)"])
+            c.open("s1", pid, ppid: 1, exe: "/usr/bin/cat", path: "/etc/x\(i)")
+            if i % 10 == 3 { c.connect("s1", pid, ppid: 1, exe: "/usr/bin/curl", daddr: "10.0.0.\(i)", dport: 443) }
+            if i % 17 == 5 { c.kernelLoss(open: i) }
+            c.exit("s1", pid, ppid: 1, exe: "/usr/bin/cat")
+        }
+        c.sinkLoss(sink: "siem", first: 900, last: 910)
+        c.restart()
+        c.sessionStart("s2")
+        for i in 0..<20 { c.open("s2", 300, ppid: 1, exe: "/usr/bin/git", path: "/repo/f\(i)") }
+        let base = c.lines
+        let clean = Self.verify(base, alwaysParse: false)
+        #expect(clean.intact && clean.failure == nil)
+        #expect(Self.outcome(clean) == Self.outcome(Self.verify(base, alwaysParse: true)))
+
+        var rng = SeededGenerator(seed: 0xC4A1)
+        for round in 0..<400 {
+            var lines = base
+            let at = Int.random(in: 1..<lines.count, using: &rng)
+            switch round % 5 {
+            case 0:  // one byte changed
+                var b = Array(lines[at].utf8)
+                let i = Int.random(in: 0..<b.count, using: &rng)
+                b[i] = UInt8.random(in: 0x20...0x7E, using: &rng)
+                lines[at] = String(decoding: b, as: UTF8.self)
+            case 1: lines.remove(at: at)
+            case 2: lines.swapAt(at, Int.random(in: 1..<lines.count, using: &rng))
+            case 3: lines.insert(lines[Int.random(in: 0..<lines.count, using: &rng)], at: at)
+            default: lines.removeFirst(Int.random(in: 1..<20, using: &rng))  // older records rotated away
+            }
+            let fast = Self.outcome(Self.verify(lines, alwaysParse: false))
+            let full = Self.outcome(Self.verify(lines, alwaysParse: true))
+            #expect(fast == full, "round \(round)")
+        }
+    }
+
+    @Test(arguments: [
+        (#"{"v":1,"seq":12,"time":"2026-01-01T00:00:00Z","type":"file.open","host":{}"#, UInt64(12)),
+        (#"{"v":1,"seq":012,"time":"2026-01-01T00:00:00Z","type":"file.open","host":{}"#, nil),
+        (#"{"v":1,"seq":0,"time":"2026-01-01T00:00:00Z","type":"file.open","host":{}"#, nil),
+        (#"{"v":1,"seq":5,"time":"2026-01-01T00:00:00Z","type":"agent.loss","host":{}"#, nil),
+        (#"{"v":1,"seq":5,"time":"2026\"-01","type":"file.open","host":{}............"#, nil),
+        (#"{"v":2,"seq":5,"time":"2026-01-01T00:00:00Z","type":"file.open","host":{}"#, nil),
+        (#"{"v":1,"seq":99999999999999999999,"time":"2026-01-01T00:00:00Z","type":"file.open"}"#, nil),
+    ])
+    func ordinaryHeader(_ line: String, _ seq: UInt64?) {
+        let padded = line + String(repeating: " ", count: 40)
+        #expect(Array(padded.utf8).withUnsafeBytes { ChainVerifier.ordinarySeq($0) } == seq)
+    }
+}
