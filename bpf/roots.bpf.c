@@ -57,14 +57,10 @@ static __always_inline long read_ancestor_name(struct cgroup *cgrp, __u32 level)
 {
 	__u32 zero = 0;
 	struct name_buf *buf = bpf_map_lookup_elem(&root_name, &zero);
-	if (!buf)
+	struct cgroup *anc = ancestor_cgroup(cgrp, level);
+	if (!buf || !anc)
 		return -1;
-	struct cgroup *anc = NULL;
-	void *slot = (void *)cgrp + bpf_core_field_offset(struct cgroup, ancestors) + level * sizeof(anc);
-	if (bpf_probe_read_kernel(&anc, sizeof(anc), slot) || !anc)
-		return -1;
-	const char *name = BPF_CORE_READ(anc, kn, name);
-	long n = bpf_probe_read_kernel_str(buf->b, NAME_BUF, name);
+	long n = bpf_probe_read_kernel_str(buf->b, NAME_BUF, BPF_CORE_READ(anc, kn, name));
 	return n > 0 ? n - 1 : -1;
 }
 
@@ -110,18 +106,11 @@ int BPF_PROG(on_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 	__u64 id = BPF_CORE_READ(cgrp, kn, id);
 
 	/* A session made below a root found through a pattern. */
-	__u64 parent_id = 0;
-	if (level > 1) {
-		struct cgroup *parent = NULL;
-		void *slot = (void *)cgrp + bpf_core_field_offset(struct cgroup, ancestors) + (level - 1) * sizeof(parent);
-		if (!bpf_probe_read_kernel(&parent, sizeof(parent), slot) && parent) {
-			parent_id = BPF_CORE_READ(parent, kn, id);
-			__u32 *p = bpf_map_lookup_elem(&dyn_roots, &parent_id);
-			if (p) {
-				notify(AGENT_CGROUP_SESSION_ADDED, cgrp, NULL, id, parent_id, *p, 0);
-				return 0;
-			}
-		}
+	__u64 parent_id = level > 0 ? ancestor_id(cgrp, level - 1) : 0;
+	__u32 *root = parent_id ? bpf_map_lookup_elem(&dyn_roots, &parent_id) : NULL;
+	if (root) {
+		notify(AGENT_CGROUP_SESSION_ADDED, cgrp, NULL, id, parent_id, *root, 0);
+		return 0;
 	}
 
 	for (__u32 p = 0; p < AGENT_MAX_PATTERNS; p++) {
@@ -157,39 +146,6 @@ int BPF_PROG(on_cgroup_rmdir, struct cgroup *cgrp, const char *path)
 	__u64 id = BPF_CORE_READ(cgrp, kn, id);
 	if (bpf_map_delete_elem(&dyn_roots, &id) == 0)
 		bump_roots_gen();
-	return 0;
-}
-
-/* The session holding cgroup cgrp (as current_session() for a task in it), or 0. */
-static __always_inline __u64 session_of(struct cgroup *cgrp)
-{
-	__u32 level = BPF_CORE_READ(cgrp, level);
-	__u64 base = (__u64)cgrp + bpf_core_field_offset(struct cgroup, ancestors);
-	struct cgroup *anc = NULL;
-#pragma unroll
-	for (int i = 0; i < AGENT_MAX_ROOTS + AGENT_MAX_PATTERNS; i++) {
-		__u32 at;
-		if (i < AGENT_MAX_ROOTS) {
-			if (i >= nroots)
-				continue;
-			at = root_level[i];
-		} else {
-			if (i - AGENT_MAX_ROOTS >= npatterns)
-				continue;
-			at = patterns[i - AGENT_MAX_ROOTS].depth;
-		}
-		if (at + 1 > level || at > 64)
-			continue;
-		if (bpf_probe_read_kernel(&anc, sizeof(anc), (void *)(base + at * sizeof(anc))) || !anc)
-			continue;
-		__u64 id = BPF_CORE_READ(anc, kn, id);
-		int is_root = i < AGENT_MAX_ROOTS ? id == root_cgid[i] : bpf_map_lookup_elem(&dyn_roots, &id) != NULL;
-		if (!is_root)
-			continue;
-		if (bpf_probe_read_kernel(&anc, sizeof(anc), (void *)(base + (at + 1) * sizeof(anc))) || !anc)
-			return 0;
-		return BPF_CORE_READ(anc, kn, id);
-	}
 	return 0;
 }
 

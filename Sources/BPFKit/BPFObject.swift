@@ -207,13 +207,6 @@ public struct BPFMap {
         return rc == 0 ? buf.withUnsafeBytes { $0.loadUnaligned(as: V.self) } : nil
     }
 
-    /// Whether `key` is in the map.
-    public func contains<K>(key: K, valueSize: Int) -> Bool {
-        var k = key
-        var buf = [UInt8](repeating: 0, count: max(valueSize, 8))
-        return buf.withUnsafeMutableBytes { bpf_map_lookup_elem(fd, &k, $0.baseAddress) } == 0
-    }
-
     /// Reads a per-CPU array's value at `key`: one buffer of `valueSize` bytes per possible CPU.
     public func lookupPerCPU(key: UInt32, valueSize: Int) throws(BPFError) -> [[UInt8]] {
         let cpus = Int(libbpf_num_possible_cpus())

@@ -4,29 +4,51 @@
 
 #include "common.bpf.h"
 
+/* The ancestor of cgrp at level (cgrp itself at its own level), or NULL past its depth. */
+static __always_inline struct cgroup *ancestor_cgroup(struct cgroup *cgrp, __u32 level)
+{
+	struct cgroup *anc = NULL;
+	if (level > (__u32)BPF_CORE_READ(cgrp, level))
+		return NULL;
+	void *slot = (void *)cgrp + bpf_core_field_offset(struct cgroup, ancestors) + level * sizeof(anc);
+	if (bpf_probe_read_kernel(&anc, sizeof(anc), slot))
+		return NULL;
+	return anc;
+}
+
+/* The id of that ancestor, 0 past its depth; cgrp NULL: of the current task (the helper). */
+static __always_inline __u64 ancestor_id(struct cgroup *cgrp, __u32 level)
+{
+	if (!cgrp)
+		return bpf_get_current_ancestor_cgroup_id(level);
+	struct cgroup *anc = ancestor_cgroup(cgrp, level);
+	return anc ? BPF_CORE_READ(anc, kn, id) : 0;
+}
+
 /*
- * The session of the current task computed from the hierarchy: the cgroup id of the child of a
- * session root that contains the task's cgroup, or 0 when the task is in no session. Any cgroup
- * below a root is a session, so a session created a moment ago is seen without waiting for the
- * daemon. Roots found through a pattern sit at the pattern's depth in dyn_roots.
+ * The session holding cgroup cgrp (NULL: the current task's), computed from the hierarchy:
+ * the id of the child of a session root that contains it, or 0 when it is in no session. Any
+ * cgroup below a root is a session, so a session created a moment ago is seen without waiting
+ * for the daemon. Roots found through a pattern sit at the pattern's depth in dyn_roots. The
+ * gate inlines this with cgrp NULL, which leaves only the helper calls.
  */
-static __always_inline __u64 session_from_hierarchy(void)
+static __always_inline __u64 session_of(struct cgroup *cgrp)
 {
 #pragma unroll
 	for (int i = 0; i < AGENT_MAX_ROOTS; i++) {
 		if (i >= nroots)
 			break;
-		if (bpf_get_current_ancestor_cgroup_id(root_level[i]) == root_cgid[i])
-			return bpf_get_current_ancestor_cgroup_id(root_level[i] + 1);
+		if (ancestor_id(cgrp, root_level[i]) == root_cgid[i])
+			return ancestor_id(cgrp, root_level[i] + 1);
 	}
 #pragma unroll
 	for (int i = 0; i < AGENT_MAX_PATTERNS; i++) {
 		if (i >= npatterns)
 			break;
 		__u32 level = patterns[i].depth;
-		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
+		__u64 id = ancestor_id(cgrp, level);
 		if (id && bpf_map_lookup_elem(&dyn_roots, &id))
-			return bpf_get_current_ancestor_cgroup_id(level + 1);
+			return ancestor_id(cgrp, level + 1);
 	}
 	return 0;
 }
@@ -46,11 +68,11 @@ static __always_inline __u64 current_session(void)
 	__u64 *genp = bpf_map_lookup_elem(&roots_gen, &zero);
 	struct gate_entry *e = bpf_map_lookup_elem(&gate_cache, &zero);
 	if (!genp || !e)
-		return session_from_hierarchy();
+		return session_of(NULL);
 	__u64 gen = *genp;
 	if (e->cgid == cgid && e->gen == gen && e->check == (cgid ^ e->session ^ gen ^ GATE_CHECK))
 		return e->session;
-	__u64 session = session_from_hierarchy();
+	__u64 session = session_of(NULL);
 	e->cgid = cgid;
 	e->session = session;
 	e->gen = gen;

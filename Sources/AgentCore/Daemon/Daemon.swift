@@ -533,16 +533,14 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         }
         hooksHeldUntil = WallClock.monotonicNs() + 2_000_000_000
         attachSyscallHooks(because: "a cgroup was made below a session root pattern")
-        syncRoots()
-        guard notice.op == AGENT_CGROUP_SESSION_ADDED.rawValue else { return }
+        let session = notice.op == AGENT_CGROUP_SESSION_ADDED.rawValue
         // Named now, while the directory is surely there, in case it is gone by the time its
         // first record is read.
-        if notice.hdr.flags & UInt8(AGENT_F_PATH_TRUNCATED.rawValue) == 0 {
-            let count = min(Int(notice.name_len), Int(AGENT_CGROUP_NAME))
-            let name = withUnsafeBytes(of: notice.name) { raw in String(decoding: raw.prefix(count), as: UTF8.self) }
-            registry.noteMade(cgid: notice.cgid, .init(name: name, uid: notice.uid, parent: notice.parent_cgid))
+        if session, !notice.nameTruncated {
+            registry.noteMade(cgid: notice.cgid, .init(name: notice.nameText, uid: notice.uid, parent: notice.parent_cgid))
         }
-        rescan(force: [notice.cgid], reading: true)
+        // The rescan finds the new root (syncRoots) and announces the session now.
+        rescan(force: session ? [notice.cgid] : [], reading: true)
     }
 
     /// A process was moved to another cgroup. A session process moved out of its session (to
@@ -553,9 +551,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         table.remove(pid: n.moved_pid)
         guard let s = registry.sessions[p.sessionCgid] else { return }
         let mover = withUnsafeBytes(of: n.comm) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
-        let count = min(Int(n.name_len), Int(AGENT_CGROUP_NAME))
-        var target = withUnsafeBytes(of: n.name) { raw in String(decoding: raw.prefix(count), as: UTF8.self) }
-        if n.hdr.flags & UInt8(AGENT_F_PATH_TRUNCATED.rawValue) != 0 { target += "… (cgroup id \(n.cgid))" }
+        let target = n.nameText + (n.nameTruncated ? "… (cgroup id \(n.cgid))" : "")
         let into = n.parent_cgid == 0 ? "no session" : "session \(registry.sessions[n.parent_cgid]?.id ?? "cgroup-\(n.parent_cgid)")"
         let exe = String(decoding: p.exe, as: UTF8.self)
         recorder.daemonAlert(

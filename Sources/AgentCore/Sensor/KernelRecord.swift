@@ -119,3 +119,14 @@ func kindName(_ kind: Int) -> StaticString {
     default: "unknown"
     }
 }
+
+extension agent_cgroup {
+    /// `name` as text: the directory's name, or the path a process was moved to.
+    var nameText: String {
+        let count = min(Int(name_len), Int(AGENT_CGROUP_NAME))
+        return withUnsafeBytes(of: name) { String(decoding: $0.prefix(count), as: UTF8.self) }
+    }
+
+    /// The name or path was longer than the notice holds.
+    var nameTruncated: Bool { hdr.flags & UInt8(AGENT_F_PATH_TRUNCATED.rawValue) != 0 }
+}

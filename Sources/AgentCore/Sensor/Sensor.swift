@@ -149,7 +149,7 @@ public final class Sensor {
 
     /// Whether the kernel gate holds `cgid` as a root found through a pattern.
     public func gateHoldsRoot(cgid: UInt64) -> Bool {
-        (try? object.map("dyn_roots").contains(key: cgid, valueSize: 4)) ?? false
+        (try? object.map("dyn_roots").lookup(key: cgid, as: UInt32.self)) != nil
     }
 
     public var syscallHooksAttached: Bool { !syscallLinks.isEmpty }

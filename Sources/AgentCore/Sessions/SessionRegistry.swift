@@ -11,6 +11,11 @@ public struct SessionRoot: Sendable {
     /// The index in `SessionRegistry.patterns` of the pattern this root matched; nil for a
     /// configured directory.
     public var pattern: Int? = nil
+
+    /// The path in the hierarchy of a session directory below this root.
+    func childCgroup(_ name: String) -> String {
+        cgroup == "/" ? "/" + name : cgroup + "/" + name
+    }
 }
 
 /// The live sessions: which cgroups below the session roots exist, keyed by cgroup id, and
@@ -109,7 +114,7 @@ public final class SessionRegistry {
                 notices[cgid] = nil
                 var st = stat()
                 let owner = stat(path, &st) == 0 ? UInt32(st.st_uid) : 0
-                let s = Session(id: name, path: path, cgroup: root.cgroup == "/" ? "/" + name : root.cgroup + "/" + name,
+                let s = Session(id: name, path: path, cgroup: root.childCgroup(name),
                                 cgid: cgid, uid: meta?.uid ?? owner, labels: meta?.labels ?? [], adopted: adopting, home: meta?.home)
                 s.startNs = nowNs
                 sessions[cgid] = s
@@ -158,7 +163,7 @@ extension SessionRegistry {
     func fromNotice(cgid: UInt64, nowNs: Int64) -> Session? {
         guard let n = notices.removeValue(forKey: cgid), validateSessionID(n.name) == nil,
               let root = roots.first(where: { $0.cgid == n.parent }) else { return nil }
-        let s = Session(id: n.name, path: root.path + "/" + n.name, cgroup: root.cgroup + "/" + n.name,
+        let s = Session(id: n.name, path: root.path + "/" + n.name, cgroup: root.childCgroup(n.name),
                         cgid: cgid, uid: n.uid, labels: [], adopted: false)
         s.startNs = nowNs
         sessions[cgid] = s

@@ -172,6 +172,42 @@ enum RecordLine {
         return v
     }
 
+    /// The seq and where the type is of a line whose header is exactly as the recorder writes
+    /// it, `{"v":1,"seq":N,"time":"<RFC 3339>","type":"T",`: N without a leading zero and below
+    /// 10^19, a time of digits and `-:T.Z` only (no escape can hide a quote). Nil otherwise.
+    static func header(of line: UnsafeRawBufferPointer) -> (seq: UInt64, type: Range<Int>)? {
+        guard line.count > seqPrefix.count, line.starts(with: seqPrefix) else { return nil }
+        var i = seqPrefix.count
+        var seq: UInt64 = 0
+        while i < line.count, line[i] >= 0x30, line[i] <= 0x39, i - seqPrefix.count < 19 {
+            seq = seq * 10 + UInt64(line[i] - 0x30)
+            i += 1
+        }
+        guard i > seqPrefix.count, line[seqPrefix.count] != 0x30 || i == seqPrefix.count + 1,
+              follows(timeKey, in: line, at: i) else { return nil }
+        i += timeKey.count
+        while i < line.count, line[i] != UInt8(ascii: "\"") {
+            let c = line[i]
+            guard (c >= 0x30 && c <= 0x39) || c == 0x2D || c == 0x3A || c == 0x54 || c == 0x2E || c == 0x5A else { return nil }
+            i += 1
+        }
+        guard follows(afterTime, in: line, at: i) else { return nil }
+        i += afterTime.count
+        var end = i
+        while end < line.count, line[end] != UInt8(ascii: "\"") {
+            guard line[end] != UInt8(ascii: "\\") else { return nil }
+            end += 1
+        }
+        return end < line.count ? (seq, i..<end) : nil
+    }
+
+    static let timeKey = Array(",\"time\":\"".utf8)
+    static let afterTime = Array("\",\"type\":\"".utf8)
+
+    private static func follows(_ text: [UInt8], in line: UnsafeRawBufferPointer, at i: Int) -> Bool {
+        line.count >= i + text.count && UnsafeRawBufferPointer(rebasing: line[i..<(i + text.count)]).elementsEqual(text)
+    }
+
     /// The `type` of the first line in `lines` (looked for in its first 128 bytes).
     static func type(of lines: UnsafeRawBufferPointer) -> ArraySlice<UInt8> {
         let window = lines.prefix(128)

@@ -234,40 +234,15 @@ public struct ChainVerifier {
         records += 1
     }
 
-    /// The seq of a line that starts as the daemon writes every record,
-    /// `{"v":1,"seq":N,"time":"…","type":"T",` with T not an `agent.` record (those carry what
-    /// the full path reads: chain_start, chain_prev, loss counts); nil for any other line.
+    /// The seq of a line whose header is the daemon's (`RecordLine.header`) and whose type is
+    /// not an `agent.` record (those carry what the full path reads: chain_start, chain_prev,
+    /// loss counts); nil for any other line.
     static func ordinarySeq(_ line: UnsafeRawBufferPointer) -> UInt64? {
-        let head = ordinaryHead
-        guard line.count > head.count + 40, line.starts(with: head) else { return nil }
-        var i = head.count
-        var seq: UInt64 = 0
-        let digits = i
-        while i < line.count, line[i] >= 0x30, line[i] <= 0x39, i - digits < 19 {
-            seq = seq * 10 + UInt64(line[i] - 0x30)
-            i += 1
-        }
-        guard i > digits, line[digits] != 0x30 || i == digits + 1, seq >= 1 else { return nil }
-        let time = ordinaryTime
-        guard line.count > i + time.count, UnsafeRawBufferPointer(rebasing: line[i..<(i + time.count)]).elementsEqual(time) else { return nil }
-        i += time.count
-        // An RFC 3339 time: digits, '-', ':', 'T', '.', 'Z' only, so no escape can hide a quote.
-        while i < line.count, line[i] != UInt8(ascii: "\"") {
-            let c = line[i]
-            guard (c >= 0x30 && c <= 0x39) || c == 0x2D || c == 0x3A || c == 0x54 || c == 0x2E || c == 0x5A else { return nil }
-            i += 1
-        }
-        let type = ordinaryType
-        guard line.count > i + type.count + 7, UnsafeRawBufferPointer(rebasing: line[i..<(i + type.count)]).elementsEqual(type) else { return nil }
-        i += type.count
-        let agent = ordinaryAgentPrefix
-        guard !UnsafeRawBufferPointer(rebasing: line[i..<(i + agent.count)]).elementsEqual(agent) else { return nil }
+        guard let (seq, type) = RecordLine.header(of: line), seq >= 1,
+              !UnsafeRawBufferPointer(rebasing: line[type]).starts(with: ordinaryAgentPrefix) else { return nil }
         return seq
     }
 
-    private static let ordinaryHead: [UInt8] = Array("{\"v\":1,\"seq\":".utf8)
-    private static let ordinaryTime: [UInt8] = Array(",\"time\":\"".utf8)
-    private static let ordinaryType: [UInt8] = Array("\",\"type\":\"".utf8)
     private static let ordinaryAgentPrefix: [UInt8] = Array("agent.".utf8)
 
     /// A record line as a JSON object, or nil when it is not one.
