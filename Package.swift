@@ -12,8 +12,9 @@ let package = Package(
     dependencies: [
         // Commands, flags and help text: the field's standard.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        // Structured logging for the daemon's own messages.
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // Structured logging for the daemon's own messages (1.16: `LogHandler.log(event:)`,
+        // which DisplaySafeLogHandler implements).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         // Signals, graceful shutdown and (later) reload for the long-running daemon.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         // The YAML config file, with line and column on errors.
@@ -65,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "agentwatch",
             dependencies: [
-                "AgentCore",
+                "AgentCore", "CSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -44,8 +44,9 @@ struct SessionsCommand: ParsableCommand {
             let f = DateFormatter()
             f.dateFormat = "yyyy-MM-dd HH:mm:ss"
             f.timeZone = TimeZone(identifier: "UTC")
-            let labels = (s["labels"] as? [String: String] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            print(((s["id"] as? String) ?? "?").padding(toLength: 24, withPad: " ", startingAt: 0)
+            // What the daemon lists was named by the sessions themselves: escaped for the terminal.
+            let labels = (s["labels"] as? [String: String] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key.displaySafe)=\($0.value.displaySafe)" }.joined(separator: " ")
+            print(((s["id"] as? String) ?? "?").displaySafe.padding(toLength: 24, withPad: " ", startingAt: 0)
                   + String((s["uid"] as? Int) ?? -1).padding(toLength: 8, withPad: " ", startingAt: 0)
                   + f.string(from: Date(timeIntervalSince1970: start)).padding(toLength: 22, withPad: " ", startingAt: 0) + labels)
         }

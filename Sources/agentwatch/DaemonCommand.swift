@@ -1,4 +1,5 @@
 import AgentCore
+import CSupport
 import ArgumentParser
 import Glibc
 import Logging
@@ -19,6 +20,11 @@ struct DaemonCommand: AsyncParsableCommand {
     var checkConfig = false
 
     func run() async throws {
+        // Every line the daemon logs is escaped whole (session ids, labels, paths and cgroup
+        // names come from the watched agent): one log call is one journal line.
+        LoggingSystem.bootstrap { DisplaySafeLogHandler(wrapping: StreamLogHandler.standardError(label: $0)) }
+        // A death by signal says so in the journal (SIGKILL: the next agent.start says so).
+        _ = aw_log_fatal_signals("agentwatch daemon \(getpid())")
         var logger = Logger(label: "agentwatch")
         logger.logLevel = .info
         do {

@@ -28,6 +28,9 @@ struct RunCommand: ParsableCommand {
     var command: [String] = []
 
     func validate() throws {
+        // `.captureForPassthrough` takes everything from the first unknown word on, `--help`
+        // too: asked for before `--`, it is help, never a command to run in a new session.
+        if let first = command.first, ["--help", "-h", "-help"].contains(first) { throw CleanExit.helpRequest(self) }
         var cmd = command
         if cmd.first == "--" { cmd.removeFirst() }
         guard !cmd.isEmpty else { throw ValidationError("give the command to run after --, e.g. agentwatch run -- bash") }

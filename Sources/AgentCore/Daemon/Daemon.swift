@@ -396,6 +396,12 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
             for (k, v) in unreported.enumerated() { pipeline.kernelDropped[k] += v }
             recorder.agentLoss(kernelDropped: unreported, queueDropped: 0, cpuReported: false, unixNs: wallNow())
         }
+        // Each output delivers or gives up what it holds before the last records, so what one
+        // could not keep (a full disk, a dead receiver with no spool) is an agent.loss in the
+        // stream, before agent.stop, not only a line in the journal.
+        recorder.flush()
+        outputs?.drain()
+        reportSinkDrops()
         let c = snapshot()
         recorder.agentRecord(.agentStop, unixNs: wallNow()) { j in
             j.key("version"); j.string(Self.version)
@@ -537,7 +543,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         // Named now, while the directory is surely there, in case it is gone by the time its
         // first record is read.
         if session, !notice.nameTruncated {
-            registry.noteMade(cgid: notice.cgid, .init(name: notice.nameText, uid: notice.uid, parent: notice.parent_cgid))
+            registry.noteMade(cgid: notice.cgid, .init(name: notice.nameBytes, uid: notice.uid, parent: notice.parent_cgid))
         }
         // The rescan finds the new root (syncRoots) and announces the session now.
         rescan(force: session ? [notice.cgid] : [], reading: true)

@@ -122,9 +122,12 @@ func kindName(_ kind: Int) -> StaticString {
 
 extension agent_cgroup {
     /// `name` as text: the directory's name, or the path a process was moved to.
-    var nameText: String {
+    var nameText: String { String(decoding: nameBytes, as: UTF8.self) }
+
+    /// The name as the kernel gave it (any bytes but '/' and NUL).
+    var nameBytes: [UInt8] {
         let count = min(Int(name_len), Int(AGENT_CGROUP_NAME))
-        return withUnsafeBytes(of: name) { String(decoding: $0.prefix(count), as: UTF8.self) }
+        return withUnsafeBytes(of: name) { Array($0.prefix(count)) }
     }
 
     /// The name or path was longer than the notice holds.

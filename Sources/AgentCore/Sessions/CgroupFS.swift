@@ -81,6 +81,37 @@ public enum CgroupFS {
         return names.sorted()
     }
 
+    /// A directory as readdir and fstatat see it, without decoding its name: a cgroup may be
+    /// named with any bytes but '/' and NUL (spaces, controls, bytes that are not UTF-8), and
+    /// every one of them is a cgroup the kernel gate may treat as a session.
+    public struct Entry: Sendable {
+        public let name: [UInt8]
+        /// The cgroup id (kernfs inode number), from fstatat on the entry itself.
+        public let cgid: UInt64
+        /// The directory's owner: who made it, or whom it was delegated to.
+        public let owner: UInt32
+    }
+
+    /// The subdirectories of `path`, names as bytes (see `Entry`).
+    public static func entries(of path: String) -> [Entry] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        let dfd = dirfd(dir)
+        var out: [Entry] = []
+        while let entry = readdir(dir) {
+            guard entry.pointee.d_type == UInt8(DT_DIR) else { continue }
+            var st = stat()
+            let (name, ok) = withUnsafeBytes(of: &entry.pointee.d_name) { raw -> ([UInt8], Bool) in
+                let name = Array(raw.prefix(while: { $0 != 0 }))
+                let ok = fstatat(dfd, raw.baseAddress!.assumingMemoryBound(to: CChar.self), &st, AT_SYMLINK_NOFOLLOW) == 0
+                return (name, ok)
+            }
+            guard ok, (st.st_mode & S_IFMT) == S_IFDIR, name != [0x2E], name != [0x2E, 0x2E] else { continue }
+            out.append(Entry(name: name, cgid: UInt64(st.st_ino), owner: UInt32(st.st_uid)))
+        }
+        return out.sorted { $0.name.lexicographicallyPrecedes($1.name) }
+    }
+
     public static func getxattr(_ path: String, _ name: String) -> [UInt8]? {
         var buf = [UInt8](repeating: 0, count: 4096)
         let n = buf.withUnsafeMutableBytes { CLibbpf.getxattr(path, name, $0.baseAddress, $0.count) }

@@ -145,14 +145,16 @@ public struct SessionMetadata: Equatable {
 }
 
 /// Checks a session label `KEY=VALUE`: a key of 1-64 [A-Za-z0-9._-], a value of at most 256
-/// bytes with no control characters.
+/// bytes with no control or invisible format characters (`isDisplayControl`).
 public func validateLabel(_ label: String) -> String? {
     guard let eq = label.firstIndex(of: "=") else { return "write it as KEY=VALUE" }
     let key = label[..<eq], value = label[label.index(after: eq)...]
     if key.isEmpty || key.utf8.count > 64 { return "the key must be 1 to 64 characters" }
     if !key.utf8.allSatisfy(isNameByte) { return "the key may hold only letters, digits, '.', '_' and '-'" }
     if value.utf8.count > 256 { return "the value must be at most 256 bytes" }
-    if value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return "the value must not hold control characters" }
+    if value.unicodeScalars.contains(where: { isDisplayControl($0.value) }) {
+        return "the value must not hold control characters (C0, C1) or bidi and invisible format characters"
+    }
     return nil
 }
 
@@ -162,6 +164,53 @@ public func validateSessionID(_ id: String) -> String? {
     if id.hasPrefix(".") { return "session id must not start with '.'" }
     if !id.utf8.allSatisfy(isNameByte) { return "session id may hold only letters, digits, '.', '_' and '-'" }
     return nil
+}
+
+/// The session id of a session directory named `name` (its bytes): the name itself when it
+/// holds only [A-Za-z0-9._-] and does not start with '.' (every id `agentwatch run` makes; a
+/// cgroup name may be longer than 64), else every other byte, and a leading '.', written as
+/// `%XX`. Reversible (`sessionDirectoryName`), and an escaped id holds '%', which no plain one
+/// does: a directory the kernel treats as a session is always recorded under an id that says
+/// which directory it was, whatever its maker named it.
+public func sessionID(directoryName name: [UInt8]) -> String {
+    if isPlainName(name) { return String(decoding: name, as: UTF8.self) }
+    let hex = Array("0123456789ABCDEF".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(name.count * 3)
+    for (i, c) in name.enumerated() {
+        if isNameByte(c) && !(i == 0 && c == UInt8(ascii: ".")) {
+            out.append(c)
+        } else {
+            out += [UInt8(ascii: "%"), hex[Int(c >> 4)], hex[Int(c & 0xF)]]
+        }
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// The directory name a session id stands for: the inverse of `sessionID(directoryName:)`;
+/// nil for text that is neither a valid id nor a well-formed escaped one.
+public func sessionDirectoryName(id: String) -> [UInt8]? {
+    let b = Array(id.utf8)
+    guard b.contains(UInt8(ascii: "%")) else { return isPlainName(b) ? b : nil }
+    var out: [UInt8] = []
+    var i = 0
+    while i < b.count {
+        if b[i] == UInt8(ascii: "%") {
+            guard i + 2 < b.count, let v = UInt8(String(decoding: b[(i + 1)...(i + 2)], as: UTF8.self), radix: 16) else { return nil }
+            out.append(v)
+            i += 3
+        } else {
+            guard isNameByte(b[i]) else { return nil }
+            out.append(b[i])
+            i += 1
+        }
+    }
+    return out
+}
+
+/// Whether a directory name is its own session id: not empty, [A-Za-z0-9._-] only, no leading '.'.
+func isPlainName(_ name: [UInt8]) -> Bool {
+    !name.isEmpty && name[0] != UInt8(ascii: ".") && name.allSatisfy(isNameByte)
 }
 
 /// A byte allowed in session ids and label keys: [A-Za-z0-9._-].

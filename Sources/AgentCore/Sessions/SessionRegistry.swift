@@ -97,9 +97,13 @@ public final class SessionRegistry {
         var seen = Set<UInt64>()
         var started: [Session] = []
         for root in roots {
-            for name in CgroupFS.subdirectories(of: root.path) where !name.hasPrefix(".") && validateSessionID(name) == nil {
+            // Every directory: the kernel gate treats every child of a root as a session, so a
+            // name that is no valid id (a space, a leading '.', bytes that are not UTF-8) gets
+            // an escaped id, never a pass.
+            for entry in CgroupFS.entries(of: root.path) {
+                let name = String(decoding: entry.name, as: UTF8.self)
                 let path = root.path + "/" + name
-                guard let cgid = CgroupFS.id(of: path) else { continue }
+                let cgid = entry.cgid
                 seen.insert(cgid)
                 if sessions[cgid] != nil { continue }
                 let meta = CgroupFS.getxattr(path, SessionMetadata.xattr).map(SessionMetadata.decode)
@@ -112,10 +116,10 @@ public final class SessionRegistry {
                 }
                 pending[cgid] = nil
                 notices[cgid] = nil
-                var st = stat()
-                let owner = stat(path, &st) == 0 ? UInt32(st.st_uid) : 0
-                let s = Session(id: name, path: path, cgroup: root.childCgroup(name),
-                                cgid: cgid, uid: meta?.uid ?? owner, labels: meta?.labels ?? [], adopted: adopting, home: meta?.home)
+                // The owner: root for what root made, the user for a directory made in a slice
+                // delegated to them (only root can set the trusted xattr that names another).
+                let s = Session(id: sessionID(directoryName: entry.name), path: path, cgroup: root.childCgroup(name),
+                                cgid: cgid, uid: meta?.uid ?? entry.owner, labels: meta?.labels ?? [], adopted: adopting, home: meta?.home)
                 s.startNs = nowNs
                 sessions[cgid] = s
                 started.append(s)
@@ -148,7 +152,7 @@ extension SessionRegistry {
     /// names the session when its directory is gone before the daemon looked (a systemd scope
     /// goes with its last process). Used once; at most `maxNotices` kept.
     public struct MadeNotice: Sendable {
-        public let name: String
+        public let name: [UInt8]
         public let uid: UInt32
         public let parent: UInt64
     }
@@ -161,9 +165,10 @@ extension SessionRegistry {
 
     /// The session a mkdir notice describes, for records whose directory is already gone.
     func fromNotice(cgid: UInt64, nowNs: Int64) -> Session? {
-        guard let n = notices.removeValue(forKey: cgid), validateSessionID(n.name) == nil,
+        guard let n = notices.removeValue(forKey: cgid),
               let root = roots.first(where: { $0.cgid == n.parent }) else { return nil }
-        let s = Session(id: n.name, path: root.path + "/" + n.name, cgroup: root.childCgroup(n.name),
+        let s = Session(id: sessionID(directoryName: n.name), path: root.path + "/" + String(decoding: n.name, as: UTF8.self),
+                        cgroup: root.childCgroup(String(decoding: n.name, as: UTF8.self)),
                         cgid: cgid, uid: n.uid, labels: [], adopted: false)
         s.startNs = nowNs
         sessions[cgid] = s

@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 
 /// The recorder's sink when records go to several outputs: each batch of lines is copied into
@@ -56,6 +57,16 @@ public final class Outputs: RecordSink {
     }
 
     public func flush() {}
+
+    /// Every sink delivers what it holds now, or gives it up and counts it (bounded in time,
+    /// the sinks in parallel); they go on running.
+    public func drain() {
+        let group = DispatchGroup()
+        for w in workers {
+            DispatchQueue.global().async(group: group) { w.drain() }
+        }
+        group.wait()
+    }
 
     /// Every sink delivers what it holds (bounded in time), closes and ends.
     public func stop() { for w in workers { w.stop() } }

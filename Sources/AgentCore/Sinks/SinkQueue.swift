@@ -10,6 +10,9 @@ final class SinkQueue: @unchecked Sendable {
     private var batches: [[UInt8]] = []
     private var stopRequested = false
     private var reopenRequested = false
+    /// Bumped by each `requestDrain`; the worker answers by storing it in `drained`.
+    private var drainRequested: UInt64 = 0
+    private var drainSeen: UInt64 = 0
     /// Bytes the sink holds in memory: queued here plus taken by the worker and not yet
     /// delivered or spooled. The worker lowers it as it gets rid of bytes.
     let held = Atomic<Int>(0)
@@ -81,6 +84,13 @@ final class SinkQueue: @unchecked Sendable {
 
     func requestStop() { signal { $0.stopRequested = true } }
     func requestReopen() { signal { $0.reopenRequested = true } }
+    /// Asks the worker to deliver what it holds now, or give it up (spooled or dropped and
+    /// counted) by its stop deadline, and to say so; returns the number it will answer with.
+    func requestDrain() -> UInt64 {
+        var n: UInt64 = 0
+        signal { $0.drainRequested += 1; n = $0.drainRequested }
+        return n
+    }
 
     private func signal(_ change: (SinkQueue) -> Void) {
         pthread_mutex_lock(lock)
@@ -94,17 +104,20 @@ final class SinkQueue: @unchecked Sendable {
         var batches: [[UInt8]]
         var stop: Bool
         var reopen: Bool
+        /// The latest drain request (0: none yet).
+        var drain: UInt64
     }
 
     /// Waits until there is something to do or `deadlineNs` (CLOCK_MONOTONIC) passes.
     func take(deadlineNs: Int64) -> Take {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
-        while batches.isEmpty && !stopRequested && !reopenRequested {
+        while batches.isEmpty && !stopRequested && !reopenRequested && drainRequested == drainSeen {
             var ts = timespec(tv_sec: Int(deadlineNs / 1_000_000_000), tv_nsec: Int(deadlineNs % 1_000_000_000))
             if pthread_cond_timedwait(ready, lock, &ts) == ETIMEDOUT { break }
         }
-        let t = Take(batches: batches, stop: stopRequested, reopen: reopenRequested)
+        let t = Take(batches: batches, stop: stopRequested, reopen: reopenRequested, drain: drainRequested)
+        drainSeen = drainRequested
         batches = []
         reopenRequested = false
         return t

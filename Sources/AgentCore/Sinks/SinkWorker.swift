@@ -25,6 +25,8 @@ public final class SinkWorker: @unchecked Sendable {
     /// How long `stop` keeps trying a destination that does not take the rest.
     let stopTimeoutNs: Int64 = 5_000_000_000
     private let done = Atomic<Bool>(false)
+    /// The last drain request the worker has finished.
+    private let drained = Atomic<UInt64>(0)
     private let stats = Mutex(SinkStats())
 
     public init(name: String, destination: any RecordDestination, filter: RecordFilter, queueBytes: Int,
@@ -68,6 +70,15 @@ public final class SinkWorker: @unchecked Sendable {
         while !done.load(ordering: .acquiring) { usleep(2_000) }
     }
 
+    /// Delivers what is queued now (within `stopTimeoutNs`; what is left then goes to the spool
+    /// when there is one, else is dropped and counted for `takeDrops`) and returns once the
+    /// worker has, or has ended. The daemon drains before its last records, so what an output
+    /// could not keep at stop is in the stream as `agent.loss` before `agent.stop`.
+    public func drain() {
+        let ticket = queue.requestDrain()
+        while drained.load(ordering: .acquiring) < ticket && !done.load(ordering: .acquiring) { usleep(2_000) }
+    }
+
     public func takeDrops() -> SinkDrops { queue.takeDrops() }
 
     /// Bytes queued or being delivered (not spooled): how far the sink is behind.
@@ -90,6 +101,9 @@ public final class SinkWorker: @unchecked Sendable {
         var nextFlush = WallClock.monotonicNs() + flushIntervalNs
         var stopping = false
         var stopDeadline = Int64.max
+        // A drain in progress: its ticket and deadline.
+        var draining: UInt64 = 0
+        var drainDeadline = Int64.max
         while true {
             let now = WallClock.monotonicNs()
             var wake = now + 1_000_000_000
@@ -106,6 +120,10 @@ public final class SinkWorker: @unchecked Sendable {
             if take.stop && !stopping {
                 stopping = true
                 stopDeadline = WallClock.monotonicNs() + stopTimeoutNs
+            }
+            if take.drain > draining {
+                draining = take.drain
+                drainDeadline = WallClock.monotonicNs() + stopTimeoutNs
             }
             if !isOpen && WallClock.monotonicNs() >= retryAtNs { openDestination() }
             if isOpen {
@@ -125,15 +143,14 @@ public final class SinkWorker: @unchecked Sendable {
                 }
             }
             let empty = pending.isEmpty && (spool?.isEmpty ?? true)
+            if draining > drained.load(ordering: .relaxed) && (empty || WallClock.monotonicNs() >= drainDeadline) {
+                giveUpPending()
+                drained.store(draining, ordering: .releasing)
+            }
             if stopping && (empty || WallClock.monotonicNs() >= stopDeadline) { break }
         }
-        // Stopping: flush, keep what is left on disk or say it is lost.
-        if isOpen { try? destination.flush() }
-        if let spool, !pending.isEmpty { toSpool(spool) }
-        for b in pending {
-            b.withUnsafeBytes { queue.dropped($0) }
-            _ = queue.held.subtract(b.count, ordering: .relaxed)
-        }
+        // Stopping: keep what is left on disk or say it is lost.
+        giveUpPending()
         let lost = queue.takeDrops()
         if lost.records > 0 {
             logger.error("sink \(name): \(lost.records) records (seq \(lost.firstSeq)-\(lost.lastSeq)) not delivered to \(destination.description) at stop")
@@ -144,6 +161,17 @@ public final class SinkWorker: @unchecked Sendable {
         pending = []
         destination.close()
         done.store(true, ordering: .releasing)
+    }
+
+    /// Flushes, then what is still pending goes to the spool, or is dropped and counted.
+    private func giveUpPending() {
+        if isOpen { try? destination.flush() }
+        if let spool, !pending.isEmpty { toSpool(spool) }
+        for b in pending {
+            b.withUnsafeBytes { queue.dropped($0) }
+            _ = queue.held.subtract(b.count, ordering: .relaxed)
+        }
+        pending = []
     }
 
     private func openDestination() {

@@ -2,6 +2,8 @@
 #ifndef AGENTWATCH_CSUPPORT_H
 #define AGENTWATCH_CSUPPORT_H
 
+#include "fatal_signals.h"
+
 /* Open flags that are GNU extensions, with this architecture's values. */
 struct aw_gnu_open_flags {
 	int direct, largefile, noatime, path, tmpfile;
