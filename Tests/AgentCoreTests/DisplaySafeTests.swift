@@ -10,15 +10,15 @@ struct DisplaySafeTests {
     @Test(arguments: [
         ("plain-id_1.2", "plain-id_1.2"),
         ("a b", "a b"),
-        ("x\n2026-12-01T00:00:00+0000 info agentwatch: [AgentCore] session victim ended", "x\\x0A2026-12-01T00:00:00+0000 info agentwatch: [AgentCore] session victim ended"),
-        ("cr\rover", "cr\\x0Dover"),
-        ("esc\u{1B}[2Jclear", "esc\\x1B[2Jclear"),
+        ("x\n2026-12-01T00:00:00+0000 info agentwatch: [AgentCore] session victim ended", "x\\x0a2026-12-01T00:00:00+0000 info agentwatch: [AgentCore] session victim ended"),
+        ("cr\rover", "cr\\x0dover"),
+        ("esc\u{1B}[2Jclear", "esc\\x1b[2Jclear"),
         ("tab\there", "tab\\x09here"),
-        ("del\u{7F}", "del\\x7F"),
-        ("c1\u{85}nel\u{9B}csi", "c1\\u{0085}nel\\u{009B}csi"),
-        ("evil\u{202E}txt.exe", "evil\\u{202E}txt.exe"),
+        ("del\u{7F}", "del\\x7f"),
+        ("c1\u{85}nel\u{9B}csi", "c1\\u{85}nel\\u{9b}csi"),
+        ("evil\u{202E}txt.exe", "evil\\u{202e}txt.exe"),
         ("iso\u{2066}late\u{2069}", "iso\\u{2066}late\\u{2069}"),
-        ("zero\u{200B}width\u{FEFF}", "zero\\u{200B}width\\u{FEFF}"),
+        ("zero\u{200B}width\u{FEFF}", "zero\\u{200b}width\\u{feff}"),
         ("line\u{2028}sep", "line\\u{2028}sep"),
         ("back\\slash", "back\\\\slash"),
         ("café 😀", "café 😀"),
@@ -26,12 +26,12 @@ struct DisplaySafeTests {
     func escapes(_ input: String, _ expected: String) {
         let out = input.displaySafe
         #expect(out == expected)
-        #expect(!out.unicodeScalars.contains { isDisplayControl($0.value) })
+        #expect(!out.unicodeScalars.contains { DisplayText.isControl($0.value) })
     }
 
     @Test("the escaping can be undone: distinct inputs stay distinct")
     func injective() {
-        let inputs = ["\\x0A", "\n", "\\\n", "\\\\x0A", "\u{202E}", "\\u{202E}"]
+        let inputs = ["\\x0a", "\n", "\\\n", "\\\\x0a", "\u{202E}", "\\u{202e}"]
         let outs = Set(inputs.map(\.displaySafe))
         #expect(outs.count == inputs.count)
     }
@@ -64,8 +64,8 @@ struct DisplaySafeTests {
         let lines = sink.lines.withLock { $0 }
         #expect(lines.count == 1)
         #expect(!lines[0].contains("\n"))
-        #expect(lines[0].contains("session x\\x0A2026-12-01T22:00:00+0000 info agentwatch"))
-        #expect(lines[0].contains("label=\\x1B]0;title\\x07"))
+        #expect(lines[0].contains("session x\\x0a2026-12-01T22:00:00+0000 info agentwatch"))
+        #expect(lines[0].contains("label=\\x1b]0;title\\x07"))
     }
 
     @Test("labels may not hold C0, C1, bidi or invisible format characters")

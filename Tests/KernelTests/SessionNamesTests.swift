@@ -111,7 +111,7 @@ extension KernelSuite {
             let console = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             let lines = console.split(separator: "\n", omittingEmptySubsequences: false)
             #expect(!lines.contains { $0.hasPrefix("FORGED") || $0.contains("\r") || $0.contains("\u{1B}") || $0.contains("\u{202E}") }, "\(console)")
-            #expect(console.contains("x\\x0AFORGED info agentwatch"), "\(console)")
+            #expect(console.contains("x\\x0aFORGED info agentwatch"), "\(console)")
             #expect(console.contains("terminated by signal \(SIGUSR1) (SIGUSR1)"), "\(console)")
         }
 
@@ -132,7 +132,7 @@ extension KernelSuite {
         func dropsAtStop() throws {
             let full = FileManager.default.temporaryDirectory.appendingPathComponent("aw-full-\(getpid())").path
             try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
-            #expect(mount("tmpfs", full, "tmpfs", 0, "size=256k") == 0, "mount tmpfs: \(String(cString: strerror(errno)))")
+            #expect(mount("tmpfs", full, "tmpfs", 0, "size=256k,mode=0755") == 0, "mount tmpfs: \(String(cString: strerror(errno)))")
             defer { umount2(full, Int32(MNT_DETACH)); rmdir(full) }
             // Fill it, leaving no block for records.
             let filler = open(full + "/filler", O_WRONLY | O_CREAT, 0o600)

@@ -1,9 +1,6 @@
 import Foundation
 
-/// Untrusted text made safe to show: a path or argument from a capture may hold terminal
-/// escape sequences, bidirectional overrides or bytes that are not UTF-8. Shown, each is
-/// visible and inert: `\xNN` for control bytes and bytes that are not UTF-8, `\u{NNNN}` for
-/// invisible format characters, `\\` for a backslash. Lengths are bounded.
+/// Untrusted text from a capture made safe to show (`DisplayText`), with lengths bounded.
 enum ReplayText {
     /// Longest shown string, in bytes of input (longer ones end with `…`).
     static let maxBytes = 4096
@@ -18,66 +15,12 @@ enum ReplayText {
     }
 
     static func display(_ s: UnsafeRawBufferPointer, limit: Int, into out: inout String) {
-        let n = Swift.min(s.count, limit)
-        var i = 0
-        var plain = 0
-        func flushPlain(_ upTo: Int) {
-            if upTo > plain { out += String(decoding: UnsafeRawBufferPointer(rebasing: s[plain..<upTo]), as: UTF8.self) }
-        }
-        while i < n {
-            let b = s[i]
-            if b >= 0x20 && b < 0x7F && b != UInt8(ascii: "\\") {
-                i += 1
-                continue
-            }
-            flushPlain(i)
-            if b == UInt8(ascii: "\\") {
-                out += "\\\\"
-                i += 1
-            } else if b < 0x80 {
-                out += hexByte(b)
-                i += 1
-            } else {
-                let len = JSONBuffer.validSequenceLength(s, at: i)
-                if len == 0 {
-                    out += hexByte(b)
-                    i += 1
-                } else {
-                    let scalar = String(decoding: UnsafeRawBufferPointer(rebasing: s[i..<(i + len)]), as: UTF8.self).unicodeScalars.first!
-                    if isHidden(scalar.value) {
-                        out += "\\u{" + String(scalar.value, radix: 16) + "}"
-                    } else {
-                        out.unicodeScalars.append(scalar)
-                    }
-                    i += len
-                }
-            }
-            plain = i
-        }
-        flushPlain(n)
-        if s.count > n { out += "…" }
+        DisplayText.escape(s, limit: limit, into: &out)
     }
 
     static func display(_ s: String, limit: Int = maxBytes) -> String {
         var s = s
         return s.withUTF8 { display($0, limit: limit) }
-    }
-
-    private static func hexByte(_ b: UInt8) -> String {
-        let h = Array("0123456789abcdef".utf8)
-        return String(decoding: [UInt8(ascii: "\\"), UInt8(ascii: "x"), h[Int(b >> 4)], h[Int(b & 0xF)]], as: UTF8.self)
-    }
-
-    /// C1 controls, and characters that change how the text around them is shown without being
-    /// seen: bidirectional controls (the "Trojan Source" characters), zero-width ones, line
-    /// and paragraph separators, the BOM.
-    private static func isHidden(_ v: UInt32) -> Bool {
-        switch v {
-        case 0x80...0x9F, 0xAD, 0x061C, 0x180E, 0x200B...0x200F, 0x2028...0x202E, 0x2060...0x206F, 0xFEFF, 0xFFF9...0xFFFB:
-            true
-        default:
-            false
-        }
     }
 
     /// An argv for one line: arguments separated by spaces, one that is empty or holds a space

@@ -145,14 +145,14 @@ public struct SessionMetadata: Equatable {
 }
 
 /// Checks a session label `KEY=VALUE`: a key of 1-64 [A-Za-z0-9._-], a value of at most 256
-/// bytes with no control or invisible format characters (`isDisplayControl`).
+/// bytes with no control or invisible format characters (`DisplayText.isControl`).
 public func validateLabel(_ label: String) -> String? {
     guard let eq = label.firstIndex(of: "=") else { return "write it as KEY=VALUE" }
     let key = label[..<eq], value = label[label.index(after: eq)...]
     if key.isEmpty || key.utf8.count > 64 { return "the key must be 1 to 64 characters" }
     if !key.utf8.allSatisfy(isNameByte) { return "the key may hold only letters, digits, '.', '_' and '-'" }
     if value.utf8.count > 256 { return "the value must be at most 256 bytes" }
-    if value.unicodeScalars.contains(where: { isDisplayControl($0.value) }) {
+    if value.unicodeScalars.contains(where: { DisplayText.isControl($0.value) }) {
         return "the value must not hold control characters (C0, C1) or bidi and invisible format characters"
     }
     return nil

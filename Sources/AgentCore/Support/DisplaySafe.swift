@@ -1,42 +1,85 @@
 import Logging
 
-extension StringProtocol {
-    /// This text as it may reach a log line or a terminal: a backslash doubled, C0 controls
-    /// and DEL as `\xNN`, C1 controls and the invisible format characters that reorder or hide
-    /// text (bidi embeddings, overrides and isolates, marks, zero-width characters, line and
-    /// paragraph separators, BOM) as `\u{NNNN}`. Session ids, labels, paths and cgroup names
-    /// are chosen by the watched agent: escaped, one cannot end a log line and forge the next,
-    /// move the cursor, or make a terminal show other text than the bytes say.
-    public var displaySafe: String {
-        if utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }) { return String(self) }
-        var out = ""
-        out.reserveCapacity(utf8.count + 8)
-        for u in unicodeScalars {
-            let v = u.value
-            if v == 0x5C {
-                out += "\\\\"
-            } else if v < 0x20 || v == 0x7F {
-                out += "\\x" + Self.hex(v, width: 2)
-            } else if isDisplayControl(v) {
-                out += "\\u{" + Self.hex(v, width: 4) + "}"
-            } else {
-                out.unicodeScalars.append(u)
-            }
+/// Untrusted text made safe to show in a log line or on a terminal: a session id, label, path,
+/// argument or cgroup name may hold line breaks, terminal escape sequences, bidirectional
+/// overrides or bytes that are not UTF-8. Shown, each is visible and inert: `\xNN` for control
+/// bytes and bytes that are not UTF-8, `\u{NNNN}` for C1 controls and invisible format
+/// characters, `\\` for a backslash; so one cannot end a log line and forge the next, move the
+/// cursor, or make a terminal show other text than the bytes say.
+public enum DisplayText {
+    /// Appends `s` (at most `limit` bytes of it, then `…`) to `out`, escaped.
+    public static func escape(_ s: UnsafeRawBufferPointer, limit: Int = .max, into out: inout String) {
+        let n = Swift.min(s.count, limit)
+        var i = 0
+        var plain = 0
+        func flushPlain(_ upTo: Int) {
+            if upTo > plain { out += String(decoding: UnsafeRawBufferPointer(rebasing: s[plain..<upTo]), as: UTF8.self) }
         }
-        return out
+        while i < n {
+            let b = s[i]
+            if b >= 0x20 && b < 0x7F && b != UInt8(ascii: "\\") {
+                i += 1
+                continue
+            }
+            flushPlain(i)
+            if b == UInt8(ascii: "\\") {
+                out += "\\\\"
+                i += 1
+            } else if b < 0x80 {
+                out += hexByte(b)
+                i += 1
+            } else {
+                let len = JSONBuffer.validSequenceLength(s, at: i)
+                if len == 0 {
+                    out += hexByte(b)
+                    i += 1
+                } else {
+                    let scalar = String(decoding: UnsafeRawBufferPointer(rebasing: s[i..<(i + len)]), as: UTF8.self).unicodeScalars.first!
+                    if isHidden(scalar.value) {
+                        out += "\\u{" + String(scalar.value, radix: 16) + "}"
+                    } else {
+                        out.unicodeScalars.append(scalar)
+                    }
+                    i += len
+                }
+            }
+            plain = i
+        }
+        flushPlain(n)
+        if s.count > n { out += "…" }
     }
 
-    static func hex(_ v: UInt32, width: Int) -> String {
-        let s = String(v, radix: 16, uppercase: true)
-        return String(repeating: "0", count: Swift.max(0, width - s.count)) + s
+    /// Whether a code point is escaped when shown and refused in a label: a C0 control, DEL,
+    /// or one of `isHidden`.
+    public static func isControl(_ v: UInt32) -> Bool { v < 0x20 || v == 0x7F || isHidden(v) }
+
+    /// C1 controls, and characters that change how the text around them is shown without being
+    /// seen: bidirectional controls (the "Trojan Source" characters), zero-width ones, line
+    /// and paragraph separators, the BOM.
+    static func isHidden(_ v: UInt32) -> Bool {
+        switch v {
+        case 0x80...0x9F, 0xAD, 0x061C, 0x180E, 0x200B...0x200F, 0x2028...0x202E, 0x2060...0x206F, 0xFEFF, 0xFFF9...0xFFFB:
+            true
+        default:
+            false
+        }
+    }
+
+    private static func hexByte(_ b: UInt8) -> String {
+        let h = Array("0123456789abcdef".utf8)
+        return String(decoding: [UInt8(ascii: "\\"), UInt8(ascii: "x"), h[Int(b >> 4)], h[Int(b & 0xF)]], as: UTF8.self)
     }
 }
 
-/// Whether a code point is a control (C0, DEL, C1) or a format character that changes how the
-/// text around it is shown or hides itself: what `displaySafe` escapes and labels may not hold.
-public func isDisplayControl(_ v: UInt32) -> Bool {
-    v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x061C || (0x200B...0x200F).contains(v)
-        || (0x2028...0x202E).contains(v) || (0x2060...0x2069).contains(v) || v == 0xFEFF
+extension StringProtocol {
+    /// This text escaped for a log line or a terminal (`DisplayText`).
+    public var displaySafe: String {
+        if utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }) { return String(self) }
+        var out = ""
+        var copy = String(self)
+        copy.withUTF8 { DisplayText.escape(UnsafeRawBufferPointer($0), into: &out) }
+        return out
+    }
 }
 
 /// A log handler that passes every message and metadata value through `displaySafe` before
