@@ -53,13 +53,14 @@ enum TestDirs {
     }
 }
 
+/// The message `body` failed with, nil when it did not fail.
+func refusal(_ body: () throws -> Void) -> String? {
+    do { try body() } catch let e as AgentError { return e.message } catch { return "\(error)" }
+    return nil
+}
+
 @Suite("trusted directory")
 struct TrustedDirectoryTests {
-    static func refusal(_ body: () throws(AgentError) -> Void) -> String? {
-        do { try body() } catch { return error.message }
-        return nil
-    }
-
     @Test("a directory others can write, with a link planted at the pid file: refused naming it and why, the target untouched")
     func othersWritable() throws {
         let base = try TestDirs.base()
@@ -67,29 +68,29 @@ struct TrustedDirectoryTests {
         let victim = Victim.make(in: base)
         let open = TestDirs.make(base + "/open", mode: 0o777)
         symlink(victim.path, open + "/daemon.pid")
-        let m = Self.refusal { () throws(AgentError) in _ = try TrustedDirectory(open, purpose: "runtime_dir", create: 0o755) }
+        let m = refusal { _ = try TrustedDirectory(open, purpose: "runtime_dir", create: 0o755) }
         #expect(m == "runtime_dir: \(open) is writable by others (mode 0777): make it owned by root and not writable by group or others, or choose another directory")
 
         let owned = TestDirs.make(base + "/owned", mode: 0o755, uid: TestDirs.nobody)
         symlink(victim.path, owned + "/daemon.pid")
-        let o = Self.refusal { () throws(AgentError) in _ = try TrustedDirectory(owned, purpose: "runtime_dir") }
+        let o = refusal { _ = try TrustedDirectory(owned, purpose: "runtime_dir") }
         #expect(o?.hasPrefix("runtime_dir: \(owned) is owned by ") == true && o?.contains("(uid 65534)") == true, "\(o ?? "accepted")")
 
         // Below a bad directory, even a good one is refused: the bad one can swap it.
         let below = TestDirs.make(open + "/sub", mode: 0o755)
-        let b = Self.refusal { () throws(AgentError) in _ = try TrustedDirectory(below, purpose: "metrics") }
+        let b = refusal { _ = try TrustedDirectory(below, purpose: "metrics") }
         #expect(b?.hasPrefix("metrics: \(below): \(open) is writable by others (mode 0777)") == true, "\(b ?? "accepted")")
         // A final directory writable by others is refused even when sticky (others can plant names in it).
         let sticky = TestDirs.make(base + "/sticky", mode: 0o1777)
-        let s = Self.refusal { () throws(AgentError) in _ = try TrustedDirectory(sticky, purpose: "runtime_dir") }
+        let s = refusal { _ = try TrustedDirectory(sticky, purpose: "runtime_dir") }
         #expect(s?.contains("is writable by others (mode 1777, sticky)") == true, "\(s ?? "accepted")")
         // Group-writable: only when the group is root.
         let adm = TestDirs.make(base + "/adm", mode: 0o775)
         chown(adm, 0, getgrnam("adm")?.pointee.gr_gid ?? 4)
-        let g = Self.refusal { () throws(AgentError) in _ = try TrustedDirectory(adm, purpose: "runtime_dir") }
+        let g = refusal { _ = try TrustedDirectory(adm, purpose: "runtime_dir") }
         #expect(g?.contains("is writable by group adm (mode 0775)") == true, "\(g ?? "accepted")")
         let rootGroup = TestDirs.make(base + "/rootgroup", mode: 0o775)
-        #expect(Self.refusal { () throws(AgentError) in _ = try TrustedDirectory(rootGroup, purpose: "runtime_dir") } == nil)
+        #expect(refusal { _ = try TrustedDirectory(rootGroup, purpose: "runtime_dir") } == nil)
         #expect(victim.untouched)
     }
 
@@ -142,20 +143,20 @@ struct TrustedDirectoryTests {
         // A link to a directory others can write: refused at the target.
         let open = TestDirs.make(base + "/open", mode: 0o777)
         symlink(open, base + "/toopen")
-        let m = Self.refusal { () throws(AgentError) in _ = try TrustedDirectory(base + "/toopen", purpose: "output main") }
+        let m = refusal { _ = try TrustedDirectory(base + "/toopen", purpose: "output main") }
         #expect(m?.hasPrefix("output main: \(base)/toopen: \(open) is writable by others (mode 0777)") == true, "\(m ?? "accepted")")
         // A link someone else made in a sticky directory (as in /tmp): refused, not followed.
         let sticky = TestDirs.make(base + "/sticky", mode: 0o1777)
         symlink(base + "/real", sticky + "/theirs")
         lchown(sticky + "/theirs", TestDirs.nobody, 0)
-        let t = Self.refusal { () throws(AgentError) in _ = try TrustedDirectory(sticky + "/theirs", purpose: "spool_dir") }
+        let t = refusal { _ = try TrustedDirectory(sticky + "/theirs", purpose: "spool_dir") }
         #expect(t?.contains("\(sticky)/theirs is a symbolic link owned by") == true && t?.contains("(uid 65534)") == true, "\(t ?? "accepted")")
         // `..` steps back to a directory already checked; a loop of links ends.
         let up = try TrustedDirectory(base + "/real/made/../made", purpose: "runtime_dir")
         #expect(up.names().isEmpty)
         symlink("loop2", base + "/loop1")
         symlink("loop1", base + "/loop2")
-        let l = Self.refusal { () throws(AgentError) in _ = try TrustedDirectory(base + "/loop1", purpose: "runtime_dir") }
+        let l = refusal { _ = try TrustedDirectory(base + "/loop1", purpose: "runtime_dir") }
         #expect(l?.contains("too many symbolic links") == true, "\(l ?? "accepted")")
         #expect(victim.untouched)
     }
@@ -172,11 +173,11 @@ struct TrustedDirectoryTests {
         }
         #expect(d.path == base + "/a/b" && d.fd >= 0)
         // Without create, a missing directory is an error that says so.
-        let m = Self.refusal { () throws(AgentError) in _ = try TrustedDirectory(base + "/none", purpose: "spool_dir") }
+        let m = refusal { _ = try TrustedDirectory(base + "/none", purpose: "spool_dir") }
         #expect(m?.hasPrefix("spool_dir: \(base)/none does not exist") == true, "\(m ?? "accepted")")
         // A file where a directory should be.
         FileManager.default.createFile(atPath: base + "/file", contents: Data())
-        let f = Self.refusal { () throws(AgentError) in _ = try TrustedDirectory(base + "/file/x", purpose: "spool_dir", create: 0o700) }
+        let f = refusal { _ = try TrustedDirectory(base + "/file/x", purpose: "spool_dir", create: 0o700) }
         #expect(f?.contains("\(base)/file is not a directory") == true, "\(f ?? "accepted")")
         #expect(TrustedDirectory.split("/var/log/events.ndjson") == ("/var/log", "events.ndjson"))
         #expect(TrustedDirectory.split("/events") == ("/", "events") && TrustedDirectory.split("events") == (".", "events"))
