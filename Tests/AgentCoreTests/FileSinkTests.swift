@@ -364,4 +364,20 @@ extension FileSinkTests {
         #expect(d.leftovers.removedCompressed == [rotated[0]]) // reported
         #expect(d.leftovers.compressing == [rotated[1], rotated[2]] + rotated.dropFirst(4)) // reported
     }
+
+    @Test("a directory loosened after the start (0777, a link where logrotate moved the file): the reopen refuses it, the target untouched")
+    func loosenedAfterStart() throws {
+        let base = try TestDirs.base()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let victim = Victim.make(in: base)
+        let logs = TestDirs.make(base + "/logs", mode: 0o755)
+        let d = try Self.startAndWrite(FileSettings(path: logs + "/events.ndjson"))
+        rename(logs + "/events.ndjson", logs + "/events.ndjson.1")
+        chmod(logs, 0o777)
+        symlink(victim.path, logs + "/events.ndjson")
+        d.close()
+        let m = refusal { try d.open() }
+        #expect(m?.hasPrefix("output main: \(logs) is writable by others (mode 0777)") == true, "\(m ?? "accepted")")
+        #expect(victim.untouched, "the reopen wrote through a planted link")
+    }
 }

@@ -37,8 +37,9 @@ public final class FileDestination: RecordDestination {
     public let chainTail: [UInt8]?
     /// What the start found of rotations an earlier run left unfinished, and did about it.
     public let leftovers: RotationLeftovers
-    /// The file's directory, checked at start; nil for standard output.
-    private let directory: TrustedDirectory?
+    /// The file's directory, checked at start and again at each open; nil for standard output.
+    private var directory: TrustedDirectory?
+    private let directoryPath: String
     /// The file's name in `directory`.
     private let name: String
     private let purpose: String
@@ -75,6 +76,7 @@ public final class FileDestination: RecordDestination {
             chainTail = nil
             leftovers = RotationLeftovers()
             directory = nil
+            directoryPath = ""
             name = ""
             return
         }
@@ -82,13 +84,13 @@ public final class FileDestination: RecordDestination {
         guard TrustedDirectory.isName(name) else {
             throw AgentError("\(purpose): \(settings.path) does not name a file: set a path that ends with the file's name")
         }
-        // A directory made here is 0750 with the files' group, so that group reaches them.
-        let dir = try TrustedDirectory(dirPath, purpose: purpose, create: 0o750, group: gid)
+        let dir = try Self.checkDirectory(dirPath, purpose: purpose, group: gid)
         if let st = dir.status(name), st.st_mode & S_IFMT != S_IFREG {
             let what = st.st_mode & S_IFMT == S_IFLNK ? "a symbolic link" : "not a regular file"
             throw AgentError("\(purpose): \(settings.path) is \(what): remove it or choose another path")
         }
         directory = dir
+        directoryPath = dirPath
         self.name = name
         let (found, uncompressed) = Self.finishRotations(dir, base: name, compress: settings.compress)
         leftovers = found
@@ -124,7 +126,11 @@ public final class FileDestination: RecordDestination {
             fd = STDOUT_FILENO
             return
         }
-        guard let directory else { return }
+        guard !directoryPath.isEmpty else { return }
+        // Again at each open (rotation, reopen, a retry): a directory removed, replaced or
+        // loosened since the start is seen, and never written into unseen.
+        let directory = try Self.checkDirectory(directoryPath, purpose: purpose, group: gid)
+        self.directory = directory
         let f = directory.open(name, O_WRONLY | O_APPEND | O_CREAT, mode: settings.mode)
         guard f >= 0 else {
             let e = errno
@@ -142,6 +148,11 @@ public final class FileDestination: RecordDestination {
         size = Int(st.st_size)
         startedNs = size > 0 ? Int64(st.st_mtim.tv_sec) * 1_000_000_000 : WallClock.realtimeNs()
         if size > 0 { startedNs = min(startedNs, Int64(st.st_ctim.tv_sec) * 1_000_000_000) }
+    }
+
+    /// A directory made here is 0750 with the files' group, so that group reaches them.
+    private static func checkDirectory(_ path: String, purpose: String, group: gid_t?) throws(AgentError) -> TrustedDirectory {
+        try TrustedDirectory(path, purpose: purpose, create: 0o750, group: group)
     }
 
     public func close() {
