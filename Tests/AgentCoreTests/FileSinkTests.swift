@@ -169,7 +169,8 @@ struct FileSinkTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let mnt = dir + "/small"
         mkdir(mnt, 0o755)
-        #expect("size=1m".withCString { mount("tmpfs", mnt, "tmpfs", 0, $0) } == 0)
+        // mode=0755: a tmpfs root is 1777 by default, a directory the output refuses.
+        #expect("size=1m,mode=0755".withCString { mount("tmpfs", mnt, "tmpfs", 0, $0) } == 0)
         defer { umount2(mnt, Int32(MNT_DETACH)) }
         // Fill most of it, leaving room for about 350 records of ~350 bytes; the filler's space
         // is more than the queue's bound, so all the queue holds fits once it is gone.
@@ -226,4 +227,157 @@ func waitFor(timeout: Double, _ condition: () -> Bool) -> Bool {
         usleep(20_000)
     }
     return condition()
+}
+
+/// The output file where others could plant a symbolic link: the directory is checked first and
+/// the file opened without following one (issue 12, item 5); leftovers of a rotation a stop cut
+/// short are finished at start, so a set never verifies as tampered for that (item 6).
+extension FileSinkTests {
+    static let oneLine = Array(#"{"v":1,"seq":1,"type":"agent.heartbeat"}"#.utf8) + [0x0A]
+
+    /// Starts `settings` as a daemon's output named `main` would, opens it and writes a line.
+    static func startAndWrite(_ settings: FileSettings, lines: Int = 1) throws -> FileDestination {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let w = try OutputConfig(name: "main", kind: .file(settings)).makeWorker(logger: logger)
+        let d = w.destination as! FileDestination
+        try d.open()
+        for _ in 0..<lines { try oneLine.withUnsafeBytes { try d.deliver($0) } }
+        return d
+    }
+
+    @Test("an output directory others can write (0777, or owned by nobody) with a link at the file: refused naming it and why, the target untouched")
+    func outputInOpenDirectory() throws {
+        let base = try TestDirs.base()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let victim = Victim.make(in: base)
+        let open = TestDirs.make(base + "/open", mode: 0o777)
+        let nobodys = TestDirs.make(base + "/nobodys", mode: 0o755, uid: TestDirs.nobody)
+        for dir in [open, nobodys] {
+            symlink(victim.path, dir + "/events.ndjson")
+            let m = refusal { _ = try Self.startAndWrite(FileSettings(path: dir + "/events.ndjson")) }
+            let why = dir == open ? "is writable by others (mode 0777)" : "is owned by nobody (uid 65534)"
+            #expect(m?.hasPrefix("output main: \(dir) \(why): make it owned by root") == true, "\(m ?? "accepted")")
+        }
+        #expect(victim.untouched, "the target of the planted link was written, chowned or chmodded")
+    }
+
+    @Test("a link at the output's name in a good directory: not followed, the target untouched")
+    func outputLinkInGoodDirectory() throws {
+        let base = try TestDirs.base()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let victim = Victim.make(in: base)
+        let logs = TestDirs.make(base + "/logs", mode: 0o755)
+        symlink(victim.path, logs + "/events.ndjson")
+        let m = refusal { _ = try Self.startAndWrite(FileSettings(path: logs + "/events.ndjson")) }
+        #expect(m?.contains("\(logs)/events.ndjson is a symbolic link") == true, "\(m ?? "accepted")")
+        #expect(victim.untouched, "the target of the planted link was written, chowned or chmodded")
+    }
+
+    @Test("links planted at the gzip temporary names: in a directory others can write refused; in a good one not followed, and the rotation completes")
+    func gzipTemporaryLinks() throws {
+        let base = try TestDirs.base()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let victim = Victim.make(in: base)
+        func plant(_ dir: String) {
+            // The names of this minute's rotations: the test cannot know the second.
+            let now = Int64(time(nil))
+            for s in (now - 2)...(now + 60) {
+                symlink(victim.path, dir + "/events.ndjson." + FileDestination.stamp(s * 1_000_000_000) + ".gz.tmp")
+            }
+        }
+        var f = FileSettings(path: "")
+        f.rotateBytes = Self.oneLine.count + 1
+        f.compress = true
+        f.retain = 0
+
+        let open = TestDirs.make(base + "/open", mode: 0o777)
+        plant(open)
+        f.path = open + "/events.ndjson"
+        let m = refusal {
+            let d = try Self.startAndWrite(f, lines: 3)
+            d.waitForCompression()
+        }
+        #expect(m?.hasPrefix("output main: \(open) is writable by others (mode 0777)") == true, "\(m ?? "accepted")")
+        #expect(victim.untouched, "compression wrote through a planted link")
+
+        let good = TestDirs.make(base + "/good", mode: 0o755)
+        f.path = good + "/events.ndjson"
+        let d = try Self.startAndWrite(f, lines: 1)
+        plant(good)
+        for _ in 0..<2 { try Self.oneLine.withUnsafeBytes { try d.deliver($0) } }
+        d.waitForCompression()
+        #expect(victim.untouched, "compression wrote through a planted link")
+        let rotated = FileDestination.rotatedFiles(of: f.path)
+        #expect(rotated.count == 2 && rotated.allSatisfy { $0.hasSuffix(".gz") }, "\(rotated)")
+        #expect(try Self.lines(rotated + [f.path]).count == 3)
+    }
+
+    @Test("a stop during rotation left a partial .gz.tmp, an uncompressed rotated file and a file beside its .gz: the next start finishes them and the set verifies")
+    func rotationLeftovers() throws {
+        let base = try TestDirs.base()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        var f = FileSettings(path: base + "/events.ndjson")
+        f.rotateBytes = 16 << 10
+        f.compress = false
+        f.retain = 0
+        let n = 600
+        let outputs = try Self.outputs(f)
+        Self.stream(Recorder(sink: outputs, host: Self.host), count: n)
+        outputs.stop()
+        // One stamp a second apart each: names from one second (`-N`) sort in a glob unlike in
+        // rotation (`X-1.gz` before `X.gz`), which is not what this test is about.
+        let made = FileDestination.rotatedFiles(of: f.path)
+        #expect(made.count >= 4 && made.count <= 60)
+        let rotated = made.enumerated().map { i, p in
+            let name = base + "/events.ndjson.20260101T0000" + (i < 10 ? "0" : "") + String(i) + "Z"
+            rename(p, name)
+            return name
+        }
+        func gzip(_ args: [String], output: String? = nil) throws {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", "gzip " + args.joined(separator: " ") + (output.map { " > '\($0)'" } ?? "")]
+            try p.run()
+            p.waitUntilExit()
+        }
+        // The first: compressed, renamed in place, then the stop before the original was removed.
+        try gzip(["-k", "'\(rotated[0])'"])
+        // The second: the stop cut its compression short.
+        try gzip(["-c", "'\(rotated[1])'", "| head -c 200"], output: rotated[1] + ".gz.tmp")
+        // The third: rotated, the stop before compression began. The fourth: done.
+        try gzip(["'\(rotated[3])'"])
+        func listed() throws -> [String] {
+            // What `verify events.ndjson*` gets from the shell.
+            try FileManager.default.contentsOfDirectory(atPath: base).filter { $0.hasPrefix("events.ndjson") }.sorted().map { base + "/" + $0 }
+        }
+        #expect(try listed().count == rotated.count + 3)
+
+        f.compress = true
+        let d = try FileDestination(settings: f)
+        d.waitForCompression()
+        let expected = rotated.map { $0 + ".gz" } + [f.path]
+        #expect(try listed() == expected.sorted())
+        let v = ChainVerifier.verify(paths: ChainVerifier.rotationOrder(try listed()))
+        #expect(v.intact && v.records == n, "\(v.failure.map { "\($0)" } ?? "") \(v.gaps) \(v.records)")
+        #expect(d.leftovers.removedPartial == [rotated[1] + ".gz.tmp"]) // reported
+        #expect(d.leftovers.removedCompressed == [rotated[0]]) // reported
+        #expect(d.leftovers.compressing == [rotated[1], rotated[2]] + rotated.dropFirst(4)) // reported
+    }
+
+    @Test("a directory loosened after the start (0777, a link where logrotate moved the file): the reopen refuses it, the target untouched")
+    func loosenedAfterStart() throws {
+        let base = try TestDirs.base()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let victim = Victim.make(in: base)
+        let logs = TestDirs.make(base + "/logs", mode: 0o755)
+        let d = try Self.startAndWrite(FileSettings(path: logs + "/events.ndjson"))
+        rename(logs + "/events.ndjson", logs + "/events.ndjson.1")
+        chmod(logs, 0o777)
+        symlink(victim.path, logs + "/events.ndjson")
+        d.close()
+        let m = refusal { try d.open() }
+        #expect(m?.hasPrefix("output main: \(logs) is writable by others (mode 0777)") == true, "\(m ?? "accepted")")
+        #expect(victim.untouched, "the reopen wrote through a planted link")
+    }
 }

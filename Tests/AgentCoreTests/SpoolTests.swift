@@ -128,3 +128,52 @@ struct SpoolTests {
         #expect(missing.count == Int(drops.records) && missing.min() == Int(drops.firstSeq) && missing.max() == Int(drops.lastSeq))
     }
 }
+
+/// The spool where others could plant a symbolic link (issue 12, item 5): its directory is
+/// checked first and its segments and `position` opened without following one.
+extension SpoolTests {
+    static let lines = Array(#"{"v":1,"seq":1}"#.utf8 + [0x0A] + #"{"v":1,"seq":2}"#.utf8 + [0x0A])
+
+    /// Appends, reads and consumes as the worker would; the message of a refusal, or nil.
+    static func useSpool(_ dir: String) -> (refusal: String?, lost: Int, front: Int?) {
+        var lost = 0, front: Int?
+        let m = refusal {
+            let s = try Spool(directory: dir, maxBytes: 1 << 20)
+            lost = lines.withUnsafeBytes { s.append($0) }.count
+            front = s.peek(max: 4096)
+            if let front { s.consume(front) }
+        }
+        return (m, lost, front)
+    }
+
+    @Test("a spool directory others can write, links planted at a segment and at position.tmp: refused naming it and why, the target untouched")
+    func spoolInOpenDirectory() throws {
+        let base = try TestDirs.base()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let victim = Victim.make(in: base)
+        let open = TestDirs.make(base + "/open", mode: 0o777)
+        for name in ["000000000001.spool", "000000000002.spool", "position.tmp"] { symlink(victim.path, open + "/" + name) }
+        let r = Self.useSpool(open)
+        #expect(r.refusal?.hasPrefix("spool_dir: \(open) is writable by others (mode 0777)") == true, "\(r.refusal ?? "accepted")")
+        #expect(victim.untouched, "the spool wrote through a planted link")
+    }
+
+    @Test("links at a segment's name and at position.tmp in a good spool directory: not followed, not read, the target untouched")
+    func spoolLinksInGoodDirectory() throws {
+        let base = try TestDirs.base()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let victim = Victim.make(in: base)
+        let spool = TestDirs.make(base + "/spool", mode: 0o700)
+        for name in ["000000000001.spool", "position.tmp"] { symlink(victim.path, spool + "/" + name) }
+        let r = Self.useSpool(spool)
+        #expect(r.refusal == nil)
+        // Nothing of the target is read back as spooled records; what could not go in is lost (counted by the worker).
+        #expect(r.front == nil && r.lost == Self.lines.count, "front \(r.front.map(String.init) ?? "nil"), lost \(r.lost)")
+        #expect(victim.untouched, "the spool wrote through a planted link")
+        // Without the links the same spool works: the position is saved in place.
+        for name in ["000000000001.spool", "position.tmp"] { unlink(spool + "/" + name) }
+        let ok = Self.useSpool(spool)
+        #expect(ok.refusal == nil && ok.lost == 0 && ok.front == Self.lines.count)
+        #expect(try String(contentsOfFile: spool + "/position", encoding: .utf8) == "0 0\n")
+    }
+}

@@ -40,7 +40,7 @@ public struct OutputConfig: Sendable, Equatable {
         var flushMs = 0
         switch kind {
         case .file(let f):
-            let file = try FileDestination(settings: f)
+            let file = try FileDestination(settings: f, purpose: "output \(name)")
             destination = format == .native ? file : FormattedDestination(inner: file, formatter: format.makeFormatter())
             flushMs = f.fsyncIntervalMs
         case .syslog(let s):

@@ -28,12 +28,21 @@ public struct FileSettings: Sendable, Equatable {
 /// (gzipped in the background when `compress`), the oldest removed beyond `retain`, reopened on
 /// request (after logrotate moved it). A write that fails part way is cut back to the last whole
 /// line, so a line is never half written into the middle of the file; the rest stays with the
-/// worker. The hash chain simply continues from one file to the next.
+/// worker. The hash chain simply continues from one file to the next. Every file is opened,
+/// renamed and removed through the file's `TrustedDirectory`, never by path.
 public final class FileDestination: RecordDestination {
     public let settings: FileSettings
     public let description: String
     /// The chain of the last record the file held when first opened (see `RecordSink`).
     public let chainTail: [UInt8]?
+    /// What the start found of rotations an earlier run left unfinished, and did about it.
+    public let leftovers: RotationLeftovers
+    /// The file's directory, checked at start and again at each open; nil for standard output.
+    private var directory: TrustedDirectory?
+    private let directoryPath: String
+    /// The file's name in `directory`.
+    private let name: String
+    private let purpose: String
     private var fd: Int32 = -1
     private var size = 0
     /// When the current file was started (wall clock ns), for time rotation.
@@ -46,15 +55,18 @@ public final class FileDestination: RecordDestination {
     /// Compression runs here, one file at a time, off the worker's thread.
     private let compressor = DispatchQueue(label: "agentwatch-compress", qos: .utility)
 
-    /// Reads the chain tail of an existing file and ends a last line cut short by a crash with
-    /// a newline, so the stream can continue it. Opening is `open()`'s job.
-    public init(settings: FileSettings) throws(AgentError) {
+    /// Checks (or makes) the file's directory, finishes what an interrupted rotation left (see
+    /// `leftovers`), reads the chain tail of an existing file and ends a last line cut short by a
+    /// crash with a newline, so the stream can continue it. Opening is `open()`'s job.
+    /// `purpose` names the output in messages ("output main").
+    public init(settings: FileSettings, purpose: String = "output") throws(AgentError) {
         self.settings = settings
+        self.purpose = purpose
         isStdout = settings.path == "-"
         description = isStdout ? "standard output" : settings.path
         if let g = settings.group, !isStdout {
             guard let gr = getgrnam(g) else {
-                throw AgentError("output \(settings.path): group '\(g)' does not exist: create it or set the sink's group")
+                throw AgentError("\(purpose) \(settings.path): group '\(g)' does not exist: create it or set the sink's group")
             }
             gid = gr.pointee.gr_gid
         } else {
@@ -62,18 +74,30 @@ public final class FileDestination: RecordDestination {
         }
         if isStdout {
             chainTail = nil
+            leftovers = RotationLeftovers()
+            directory = nil
+            directoryPath = ""
+            name = ""
             return
         }
-        let dir = Self.directory(of: settings.path)
-        if !dir.isEmpty {
-            // A directory made here is 0750 with the files' group, so that group reaches them.
-            let existed = access(dir, F_OK) == 0
-            Self.makeDirectories(dir, mode: 0o750)
-            if !existed, let gid { _ = chown(dir, uid_t.max, gid) }
+        let (dirPath, name) = TrustedDirectory.split(settings.path)
+        guard TrustedDirectory.isName(name) else {
+            throw AgentError("\(purpose): \(settings.path) does not name a file: set a path that ends with the file's name")
         }
+        let dir = try Self.checkDirectory(dirPath, purpose: purpose, group: gid)
+        if let st = dir.status(name), st.st_mode & S_IFMT != S_IFREG {
+            let what = st.st_mode & S_IFMT == S_IFLNK ? "a symbolic link" : "not a regular file"
+            throw AgentError("\(purpose): \(settings.path) is \(what): remove it or choose another path")
+        }
+        directory = dir
+        directoryPath = dirPath
+        self.name = name
+        let (found, uncompressed) = Self.finishRotations(dir, base: name, compress: settings.compress)
+        leftovers = found
+        // Read by path: the name was just found a regular file in a directory only root can change.
         let tail = RecordChain.lastChain(path: settings.path)
         if !tail.endsWithNewline {
-            let fd = Glibc.open(settings.path, O_WRONLY | O_APPEND | O_CLOEXEC)
+            let fd = dir.open(name, O_WRONLY | O_APPEND)
             if fd >= 0 {
                 var nl = UInt8(ascii: "\n")
                 _ = Glibc.write(fd, &nl, 1)
@@ -81,6 +105,14 @@ public final class FileDestination: RecordDestination {
             }
         }
         chainTail = tail.chain
+        if !uncompressed.isEmpty {
+            // As rotate would have: in the background, then retention.
+            let retain = settings.retain
+            compressor.async {
+                for n in uncompressed { Self.gzip(dir, n) }
+                Self.prune(dir, base: name, retain: retain)
+            }
+        }
     }
 
     deinit {
@@ -94,9 +126,18 @@ public final class FileDestination: RecordDestination {
             fd = STDOUT_FILENO
             return
         }
-        let f = Glibc.open(settings.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, settings.mode)
+        guard !directoryPath.isEmpty else { return }
+        // Again at each open (rotation, reopen, a retry): a directory removed, replaced or
+        // loosened since the start is seen, and never written into unseen.
+        let directory = try Self.checkDirectory(directoryPath, purpose: purpose, group: gid)
+        self.directory = directory
+        let f = directory.open(name, O_WRONLY | O_APPEND | O_CREAT, mode: settings.mode)
         guard f >= 0 else {
-            throw AgentError("cannot open output \(settings.path): \(String(cString: strerror(errno)))")
+            let e = errno
+            if e == ELOOP || e == EINVAL {
+                throw AgentError("cannot open \(purpose) \(settings.path): it is \(e == ELOOP ? "a symbolic link" : "not a regular file"): remove it or choose another path")
+            }
+            throw AgentError("cannot open \(purpose) \(settings.path): \(String(cString: strerror(e)))")
         }
         var st = stat()
         fstat(f, &st)
@@ -107,6 +148,11 @@ public final class FileDestination: RecordDestination {
         size = Int(st.st_size)
         startedNs = size > 0 ? Int64(st.st_mtim.tv_sec) * 1_000_000_000 : WallClock.realtimeNs()
         if size > 0 { startedNs = min(startedNs, Int64(st.st_ctim.tv_sec) * 1_000_000_000) }
+    }
+
+    /// A directory made here is 0750 with the files' group, so that group reaches them.
+    private static func checkDirectory(_ path: String, purpose: String, group: gid_t?) throws(AgentError) -> TrustedDirectory {
+        try TrustedDirectory(path, purpose: purpose, create: 0o750, group: group)
     }
 
     public func close() {
@@ -184,14 +230,15 @@ public final class FileDestination: RecordDestination {
         _ = fdatasync(fd)
         // PATH.STAMP, then PATH.STAMP-1, -2... within one second: always a higher number than
         // the last, even when retention removed that one, so names keep the order of rotation.
+        guard let dir = directory else { return }
         let stamp = Self.stamp(WallClock.realtimeNs())
         var n = stamp == lastStamp ? lastStampCount + 1 : 0
-        func name(_ n: Int) -> String { settings.path + "." + stamp + (n == 0 ? "" : "-" + String(n)) }
-        while access(name(n), F_OK) == 0 || access(name(n) + ".gz", F_OK) == 0 { n += 1 }
-        let target = name(n)
+        func rotated(_ n: Int) -> String { name + "." + stamp + (n == 0 ? "" : "-" + String(n)) }
+        while dir.exists(rotated(n)) || dir.exists(rotated(n) + ".gz") || dir.exists(rotated(n) + ".gz.tmp") { n += 1 }
+        let target = rotated(n)
         lastStamp = stamp
         lastStampCount = n
-        guard rename(settings.path, target) == 0 else {
+        guard dir.rename(name, to: target) else {
             throw DeliveryFailure(delivered: delivered, reason: "rotating \(description): \(String(cString: strerror(errno)))")
         }
         close()
@@ -201,35 +248,44 @@ public final class FileDestination: RecordDestination {
         } catch {
             throw DeliveryFailure(delivered: delivered, reason: error.message)
         }
-        let path = settings.path
+        let base = name
         let retain = settings.retain
-        let rotated = target
         if settings.compress {
             compressor.async {
-                Self.gzip(rotated)
-                Self.prune(path, retain: retain)
+                Self.gzip(dir, target)
+                Self.prune(dir, base: base, retain: retain)
             }
         } else {
-            Self.prune(path, retain: retain)
+            Self.prune(dir, base: base, retain: retain)
         }
     }
 
     /// Waits for the compression of rotated files to finish (tests, shutdown).
     public func waitForCompression() { compressor.sync {} }
 
-    /// `PATH.gz` from `PATH` with zlib, written to a temporary name first; the original is
-    /// removed only once the compressed copy is complete and synced.
-    static func gzip(_ path: String) {
-        let src = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard src >= 0 else { return }
+    /// `NAME.gz` from `NAME` in `dir` with zlib, written to `NAME.gz.tmp` first (made new: a
+    /// leftover there is removed, the name and never what it may point to). Crash-safe order:
+    /// the compressed copy is complete and synced before it is renamed to `NAME.gz`, and that
+    /// rename is synced before the original is removed, so a `NAME.gz` beside `NAME` is complete
+    /// and the original can go (what `finishRotations` does at the next start).
+    @discardableResult
+    static func gzip(_ dir: TrustedDirectory, _ name: String) -> Bool {
+        let src = dir.open(name, O_RDONLY)
+        guard src >= 0 else { return false }
         defer { Glibc.close(src) }
         var st = stat()
         fstat(src, &st)
-        let tmp = path + ".gz.tmp"
-        let out = Glibc.open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 0o777)
-        guard out >= 0 else { return }
+        let tmp = name + ".gz.tmp"
+        var out = dir.open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode: st.st_mode & 0o777)
+        if out < 0 && errno == EEXIST {
+            dir.unlink(tmp)
+            out = dir.open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode: st.st_mode & 0o777)
+        }
+        guard out >= 0 else { return false }
+        // The rotated file's group and mode, whatever the umask.
         _ = fchown(out, uid_t.max, st.st_gid)
-        guard let gz = gzdopen(dup(out), "wb6") else { Glibc.close(out); unlink(tmp); return }
+        _ = fchmod(out, st.st_mode & 0o777)
+        guard let gz = gzdopen(dup(out), "wb6") else { Glibc.close(out); dir.unlink(tmp); return false }
         var buf = [UInt8](repeating: 0, count: 1 << 20)
         var ok = true
         while true {
@@ -242,36 +298,70 @@ public final class FileDestination: RecordDestination {
         if gzclose(gz) != Z_OK { ok = false }
         if ok && fsync(out) != 0 { ok = false }
         Glibc.close(out)
-        if ok && rename(tmp, path + ".gz") == 0 {
-            unlink(path)
-        } else {
-            unlink(tmp)
+        guard ok && dir.rename(tmp, to: name + ".gz") else {
+            dir.unlink(tmp)
+            return false
         }
+        dir.sync()
+        dir.unlink(name)
+        return true
     }
 
-    /// Removes the oldest rotated files of `path` beyond `retain`.
-    static func prune(_ path: String, retain: Int) {
+    /// Removes the oldest rotated files of `base` in `dir` beyond `retain`.
+    static func prune(_ dir: TrustedDirectory, base: String, retain: Int) {
         guard retain > 0 else { return }
-        let rotated = rotatedFiles(of: path)
-        for old in rotated.dropLast(retain) { unlink(old) }
+        for old in rotatedNames(of: base, in: dir.names()).dropLast(retain) { dir.unlink(old) }
+    }
+
+    /// What an interrupted rotation left beside `base`, finished or removed: partial
+    /// compressions (`*.gz.tmp`) go; an uncompressed rotated file whose `.gz` exists goes (the
+    /// `.gz` is complete, see `gzip`); the uncompressed ones left are returned to be compressed
+    /// when `compress` is on. Without this, `verify PATH*` reads a file twice (a false alarm).
+    static func finishRotations(_ dir: TrustedDirectory, base: String, compress: Bool) -> (RotationLeftovers, [String]) {
+        var found = RotationLeftovers()
+        let prefix = base + "."
+        for n in dir.names() where n.hasPrefix(prefix) && n.hasSuffix(".gz.tmp")
+            && isStamp(n.dropFirst(prefix.count).dropLast(7)) && dir.unlink(n) {
+            found.removedPartial.append(dir.path(of: n))
+        }
+        let rotated = rotatedNames(of: base, in: dir.names())
+        let all = Set(rotated)
+        var uncompressed: [String] = []
+        for n in rotated where !n.hasSuffix(".gz") {
+            if all.contains(n + ".gz") {
+                if dir.unlink(n) { found.removedCompressed.append(dir.path(of: n)) }
+            } else if compress {
+                uncompressed.append(n)
+                found.compressing.append(dir.path(of: n))
+            }
+        }
+        return (found, uncompressed)
     }
 
     /// The rotated files of `path`, oldest first (their names sort in time order).
     public static func rotatedFiles(of path: String) -> [String] {
-        let dir = directory(of: path)
-        let base = String(path.split(separator: "/").last ?? "") + "."
-        guard let d = opendir(dir.isEmpty ? "." : dir) else { return [] }
+        let (dir, base) = TrustedDirectory.split(path)
+        // Reading only (verify): by path. Bare names for a bare path, as given.
+        let prefix = path.contains("/") ? (dir == "/" ? "/" : dir + "/") : ""
+        guard let d = opendir(dir) else { return [] }
         defer { closedir(d) }
         var names: [String] = []
         while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            guard name.hasPrefix(base), !name.hasSuffix(".tmp") else { continue }
-            let rest = name.dropFirst(base.count)
-            // YYYYMMDDTHHMMSSZ, then maybe -N, then maybe .gz
-            guard rest.count >= 16, rest.prefix(8).allSatisfy(\.isNumber), rest.dropFirst(8).first == "T" else { continue }
-            names.append(name)
+            names.append(withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) })
         }
-        return names.sorted { rotationOrder($0) < rotationOrder($1) }.map { (dir.isEmpty ? "" : dir + "/") + $0 }
+        return rotatedNames(of: base, in: names).map { prefix + $0 }
+    }
+
+    /// Of `names`, the rotated files of `base` (`BASE.YYYYMMDDTHHMMSSZ[-N][.gz]`), oldest first.
+    static func rotatedNames(of base: String, in names: [String]) -> [String] {
+        let prefix = base + "."
+        return names.filter { $0.hasPrefix(prefix) && !$0.hasSuffix(".tmp") && isStamp($0.dropFirst(prefix.count)) }
+            .sorted { rotationOrder($0) < rotationOrder($1) }
+    }
+
+    /// Whether `rest` starts like a rotation stamp: `YYYYMMDDT`, at least 16 characters.
+    private static func isStamp(_ rest: Substring) -> Bool {
+        rest.count >= 16 && rest.prefix(8).allSatisfy(\.isNumber) && rest.dropFirst(8).first == "T"
     }
 
     /// Sort key: the stamp, then the collision counter as a number.
@@ -282,10 +372,8 @@ public final class FileDestination: RecordDestination {
         return (String(n[..<dash]), k)
     }
 
-    static func directory(of path: String) -> String {
-        path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-    }
-
+    /// Makes missing directories of `path` by path, unchecked: only for the daemon's runtime_dir
+    /// until that opens a `TrustedDirectory` too; never for a file this type writes.
     static func makeDirectories(_ path: String, mode: mode_t) {
         var current = ""
         for part in path.split(separator: "/") {
@@ -303,4 +391,19 @@ public final class FileDestination: RecordDestination {
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
         return "\(tm.tm_year + 1900)\(two(tm.tm_mon + 1))\(two(tm.tm_mday))T\(two(tm.tm_hour))\(two(tm.tm_min))\(two(tm.tm_sec))Z"
     }
+}
+
+/// What a file output's start found of rotations an earlier run did not finish (a stop during
+/// compression) and did about it, for the daemon to log. Paths in full.
+public struct RotationLeftovers: Sendable, Equatable {
+    /// Partial compressions (`PATH.STAMP.gz.tmp`) removed.
+    public var removedPartial: [String] = []
+    /// Uncompressed rotated files removed because their complete `.gz` was there.
+    public var removedCompressed: [String] = []
+    /// Uncompressed rotated files being compressed in the background (with `compress` on).
+    public var compressing: [String] = []
+
+    public init() {}
+
+    public var isEmpty: Bool { removedPartial.isEmpty && removedCompressed.isEmpty && compressing.isEmpty }
 }

@@ -3,9 +3,11 @@ import Glibc
 /// Records a sink could not deliver yet, on disk, oldest first, bounded in bytes: segment files
 /// `NNNNNNNNNNNN.spool` in the spool directory (0700), appended to, read from the front and
 /// removed once delivered. How far the oldest segment was delivered is kept in `position`, so a
-/// restarted daemon delivers what is left and nothing twice. Used from the sink's worker only.
+/// restarted daemon delivers what is left and nothing twice. Every file is opened, renamed and
+/// removed through the spool's `TrustedDirectory`. Used from the sink's worker only.
 final class Spool {
     let directory: String
+    private let dir: TrustedDirectory
     let maxBytes: Int
     static let segmentBytes = 8 << 20
     /// Segment numbers, oldest first; the last one is appended to.
@@ -20,34 +22,39 @@ final class Spool {
     init(directory: String, maxBytes: Int) throws(AgentError) {
         self.directory = directory
         self.maxBytes = maxBytes
-        FileDestination.makeDirectories(directory, mode: 0o700)
-        guard let dir = opendir(directory) else {
-            throw AgentError("cannot open spool directory \(directory): \(String(cString: strerror(errno))): choose another spool_dir")
+        dir = try TrustedDirectory(directory, purpose: "spool_dir", create: 0o700)
+        // Regular files only: anything else there is not a segment of ours.
+        for name in dir.names() where name.hasSuffix(".spool") {
+            if let n = UInt64(name.dropLast(6)), let st = dir.status(name), st.st_mode & S_IFMT == S_IFREG { segments.append(n) }
         }
-        while let e = readdir(dir) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasSuffix(".spool"), let n = UInt64(name.dropLast(6)) { segments.append(n) }
-        }
-        closedir(dir)
         segments.sort()
-        if let text = try? readFile(directory + "/position") {
+        if let text = readPosition() {
             let parts = text.split(separator: " ").compactMap { Int(String($0).trimmingCharacters()) }
             if parts.count == 2, let first = segments.first, UInt64(parts[0]) == first { readOffset = parts[1] }
         }
         for (i, n) in segments.enumerated() {
-            var st = stat()
-            if stat(path(n), &st) == 0 { bytes += Int(st.st_size) - (i == 0 ? readOffset : 0) }
+            if let st = dir.status(name(n)) { bytes += Int(st.st_size) - (i == 0 ? readOffset : 0) }
         }
         bytes = max(bytes, 0)
+    }
+
+    /// The saved `position`, at most a line's worth.
+    private func readPosition() -> String? {
+        let fd = dir.open("position", O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 64)
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        return n > 0 ? String(decoding: buf[..<n], as: UTF8.self) : nil
     }
 
     deinit { if writeFD >= 0 { close(writeFD) } }
 
     var isEmpty: Bool { bytes == 0 }
 
-    private func path(_ n: UInt64) -> String {
+    private func name(_ n: UInt64) -> String {
         let digits = String(n)
-        return directory + "/" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits + ".spool"
+        return String(repeating: "0", count: max(0, 12 - digits.count)) + digits + ".spool"
     }
 
     /// Appends whole lines; returns the lines that did not fit below the bound (the caller counts
@@ -97,7 +104,7 @@ final class Spool {
     private func openSegment() -> Bool {
         if writeFD >= 0 { close(writeFD) }
         let n = (segments.last ?? 0) + 1
-        writeFD = open(path(n), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        writeFD = dir.open(name(n), O_WRONLY | O_CREAT | O_APPEND, mode: 0o600)
         guard writeFD >= 0 else { return false }
         segments.append(n)
         writeSize = 0
@@ -114,7 +121,7 @@ final class Spool {
         if front.count < max { front = [UInt8](repeating: 0, count: max) }
         while let first = segments.first {
             var got = 0
-            let fd = open(path(first), O_RDONLY | O_CLOEXEC)
+            let fd = dir.open(name(first), O_RDONLY)
             if fd >= 0 {
                 while got < max {
                     let n = front.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, max - got, off_t(readOffset + got)) }
@@ -140,8 +147,7 @@ final class Spool {
         guard let first = segments.first else { return }
         readOffset += n
         bytes = Swift.max(0, bytes - n)
-        var st = stat()
-        let size = stat(path(first), &st) == 0 ? Int(st.st_size) : 0
+        let size = dir.status(name(first)).map { Int($0.st_size) } ?? 0
         if readOffset >= size { dropFirstSegment() }
         savePosition()
     }
@@ -149,18 +155,12 @@ final class Spool {
     private func dropFirstSegment() {
         guard let first = segments.first else { return }
         if segments.count == 1 && writeFD >= 0 { close(writeFD); writeFD = -1 }
-        unlink(path(first))
+        dir.unlink(name(first))
         segments.removeFirst()
         readOffset = 0
     }
 
     private func savePosition() {
-        let text = Array("\(segments.first ?? 0) \(readOffset)\n".utf8)
-        let tmp = directory + "/position.tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return }
-        _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        rename(tmp, directory + "/position")
+        dir.replace("position", with: Array("\(segments.first ?? 0) \(readOffset)\n".utf8), mode: 0o600)
     }
 }
