@@ -50,6 +50,10 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
     private let removeWhenEmpty = Mutex<Set<String>>([])
     /// Records each output dropped, by output name, since start (for the metrics).
     private var sinkDropped: [String: UInt64] = [:]
+    /// `runtime_dir`, checked: the pid file and the control socket are made through it.
+    let runtime: TrustedDirectory
+    /// The metrics textfile's directory as last checked (the setting can change at a reload).
+    private var metricsDirectory: TrustedDirectory?
     /// Refused control requests, for the loop to record as alerts.
     private let refusals = Mutex<[(peer: ControlPeer, cgroup: String, requested: String)]>([])
 
@@ -86,6 +90,13 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
                 let more = error.diagnostics.count > 1 ? " (and \(error.diagnostics.count - 1) more)" : ""
                 throw AgentError("invalid rules, not starting: \(first)\(more); agentwatch rules check \(rulePaths.joined(separator: " ")) lists every error")
             }
+        }
+        // Root writes here: a directory others could change would let them plant a link.
+        runtime = try TrustedDirectory(config.runtimeDir, purpose: "runtime_dir", create: 0o755)
+        for w in (sink as? Outputs)?.workers ?? [] {
+            guard let f = w.destination as? FileDestination, !f.leftovers.isEmpty else { continue }
+            let l = f.leftovers
+            logger.notice("output \(w.name): an interrupted rotation was finished: \(l.removedPartial.count) partial compressions removed, \(l.removedCompressed.count) files removed beside their complete .gz, \(l.compressing.count) being compressed")
         }
         try Self.mountTracefs()
         var settings = SensorSettings(
@@ -413,7 +424,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         recorder.close()
         outputs?.stop()
         publish()
-        unlink(config.runtimeDir + "/daemon.pid")
+        _ = runtime.unlink("daemon.pid")
         logger.info("stopped: \(c.records + 1) records written to \(sinkDescription), \(c.kernelDropped) lost in the kernel")
     }
 
@@ -647,16 +658,21 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         metric("output_spooled_bytes", "gauge", "Bytes waiting in an output's spool.", stats.map { ("output=\"\(label($0.0))\"", $0.1.spooledBytes) })
         metric("output_backlog_bytes", "gauge", "Bytes queued in memory for an output.", stats.map { ("output=\"\(label($0.0))\"", UInt64($0.2)) })
         metric("output_up", "gauge", "1 while an output's destination is open.", stats.map { ("output=\"\(label($0.0))\"", $0.1.connected ? 1 : 0) })
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            logger.warning("cannot write metrics to \(tmp): \(String(cString: strerror(errno)))")
-            return
+        // Written through its checked directory, by replacing the file: the collector never
+        // reads half a file, and a link planted at either name is never followed.
+        let (dir, name) = TrustedDirectory.split(path)
+        if metricsDirectory?.path != dir {
+            do {
+                metricsDirectory = try TrustedDirectory(dir, purpose: "metrics_textfile")
+            } catch {
+                metricsDirectory = nil
+                logger.warning("not writing metrics: \(error.message)")
+                return
+            }
         }
-        let bytes = Array(t.utf8)
-        let ok = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count
-        close(fd)
-        if !ok || rename(tmp, path) != 0 { unlink(tmp) }
+        if metricsDirectory?.replace(name, with: Array(t.utf8), mode: 0o644) != true {
+            logger.warning("cannot write metrics to \(path): \(String(cString: strerror(errno)))")
+        }
     }
 
     // MARK: control requests (on the control thread)
@@ -777,13 +793,9 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
 
 
     private func writePidFile() {
-        FileDestination.makeDirectories(config.runtimeDir, mode: 0o755)
-        let path = config.runtimeDir + "/daemon.pid"
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
-        let text = Array("\(getpid())\n".utf8)
-        _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
+        if !runtime.replace("daemon.pid", with: Array("\(getpid())\n".utf8), mode: 0o644) {
+            logger.warning("cannot write \(runtime.path(of: "daemon.pid")): \(String(cString: strerror(errno)))")
+        }
     }
 
     static func kernelRelease() -> String {

@@ -372,17 +372,6 @@ public final class FileDestination: RecordDestination {
         return (String(n[..<dash]), k)
     }
 
-    /// Makes missing directories of `path` by path, unchecked: only for the daemon's runtime_dir
-    /// until that opens a `TrustedDirectory` too; never for a file this type writes.
-    static func makeDirectories(_ path: String, mode: mode_t) {
-        var current = ""
-        for part in path.split(separator: "/") {
-            current += "/" + part
-            mkdir(current, mode)
-        }
-    }
-
-
     /// `YYYYMMDDTHHMMSSZ` (UTC).
     static func stamp(_ ns: Int64) -> String {
         var t = time_t(ns / 1_000_000_000)
