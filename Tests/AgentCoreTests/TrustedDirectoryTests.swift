@@ -104,10 +104,12 @@ struct TrustedDirectoryTests {
         symlink(victim.path, run + "/daemon.pid")
         let fd = d.open("daemon.pid", O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
         #expect(fd == -1 && errno == ELOOP)
-        // The temporary name of an atomic replace is a link: nothing is written through it.
+        // The temporary name of an atomic replace is a link: the link is removed, nothing is
+        // written through it, and the file is made afresh.
         symlink(victim.path, run + "/metrics.prom.tmp")
-        #expect(!d.replace("metrics.prom", with: Array("x 1\n".utf8)))
-        #expect(!d.exists("metrics.prom"))
+        #expect(d.replace("metrics.prom", with: Array("x 1\n".utf8)))
+        #expect(d.status("metrics.prom").map { $0.st_mode & S_IFMT == S_IFREG } == true)
+        #expect(!d.exists("metrics.prom.tmp"))
         // The final name a link: the rename replaces the link itself, never its target.
         #expect(d.replace("daemon.pid", with: Array("42\n".utf8)))
         #expect(try String(contentsOfFile: run + "/daemon.pid", encoding: .utf8) == "42\n")

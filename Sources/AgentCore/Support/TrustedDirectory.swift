@@ -74,7 +74,10 @@ public final class TrustedDirectory: Sendable {
     @discardableResult
     public func replace(_ name: String, with bytes: [UInt8], mode: mode_t = 0o644, group: gid_t? = nil) -> Bool {
         let tmp = name + ".tmp"
-        let f = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+        // A leftover of a run that died mid-replace (or anything else at that name, a link
+        // included) is removed, never written through; the new file is made afresh.
+        unlink(tmp)
+        let f = open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
         guard f >= 0 else { return false }
         var ok = fchmod(f, mode) == 0 && (group.map { fchown(f, uid_t.max, $0) == 0 } ?? true)
         var off = 0
