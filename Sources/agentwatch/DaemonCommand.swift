@@ -19,6 +19,7 @@ struct DaemonCommand: AsyncParsableCommand {
     var checkConfig = false
 
     func run() async throws {
+        signal(SIGPIPE, SIG_IGN)  // a peer gone mid-write (control client, syslog) is an error, never the daemon's death
         var logger = Logger(label: "agentwatch")
         logger.logLevel = .info
         do {
