@@ -103,11 +103,12 @@ extension KernelSuite {
             }
             defer { kill(victim, SIGKILL); waitpid(victim, &st, 0) }
             guard victim == old else { Issue.record("could not give pid \(old) to the root sleep (got \(victim))"); return }
-            let before = ControlPeer.cgroup(of: victim)
+            let before = cgroupOf(victim)
             FileManager.default.createFile(atPath: go, contents: Data())
             #expect(waitUntil(timeout: 10) { access(answerFile, F_OK) == 0 }, "the child got no answer")
             let answer = (try? String(contentsOfFile: answerFile, encoding: .utf8)) ?? ""
-            let after = ControlPeer.cgroup(of: victim)
+            let after = cgroupOf(victim)
+            print("pid reuse: pid \(old) now a root sleep; the child was told \(answer.trimmingCharacters(in: .whitespacesAndNewlines))")
             #expect(after == before && !(after ?? "").contains(d.rootName), "the root sleep was moved to \(after ?? "?")")
             #expect(answer.contains("\"ok\":false") && answer.contains("process \(old)") && !answer.contains("did not arrive"), "answer: \(answer)")
             #expect(access(d.root + "/stolen", F_OK) != 0, "the session was made")
@@ -434,4 +435,10 @@ func timedStatus(_ d: DaemonProcess) -> (ok: Bool, seconds: Double, output: Stri
     killer.cancel()
     let seconds = Double(WallClock.monotonicNs() - t0) / 1e9
     return (p.terminationStatus == 0 && p.terminationReason == .exit, seconds, text)
+}
+
+/// The cgroup v2 path of `pid` as /proc says (the `0::` line).
+func cgroupOf(_ pid: pid_t) -> String? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8) else { return nil }
+    return text.split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) }
 }
