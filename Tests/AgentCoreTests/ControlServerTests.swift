@@ -82,6 +82,26 @@ struct ControlServerTests {
         #expect(started.withLock { $0 } == true)
     }
 
+    @Test("one uid gets two session starts under way at once; a third is told busy at once while the two are answered")
+    func startsPerUser() throws {
+        let s = try Self.server(Answering(startDelayMs: 1000))
+        defer { s.stop() }
+        let line = "{\"op\":\"start\"}\n"
+        let starts = (0..<3).map { _ in
+            let c = Self.connect(s.path)
+            _ = send(c, line, line.utf8.count, Int32(MSG_NOSIGNAL))
+            usleep(50_000)
+            return c
+        }
+        defer { starts.forEach { close($0) } }
+        var third = ""
+        let t = Self.seconds { third = Self.readAll(starts[2]) }
+        #expect(third.contains("busy") && third.contains("2 session starts under way"), "the third start: \(third)")
+        #expect(t < 0.5, "the refusal took \(t) s")
+        #expect(Self.readAll(starts[0]).contains("\"ok\":true"))
+        #expect(Self.readAll(starts[1]).contains("\"ok\":true"))
+    }
+
     @Test("when the connections are all taken, the oldest one still sending its request is told busy and an honest status is answered")
     func oldestIncompleteGivesWay() throws {
         var limits = ControlServer.Limits()

@@ -34,6 +34,9 @@ public final class ControlServer: @unchecked Sendable {
         public var requestBytes = 65_536
         public var startThreads = 4
         public var startQueue = 16
+        /// Session starts of one uid (root too) waiting or running at once: one user cannot fill
+        /// the queue and keep everyone else's `agentwatch run` out.
+        public var startsPerUser = 2
         public init() {}
     }
 
@@ -233,6 +236,11 @@ public final class ControlServer: @unchecked Sendable {
                 // The other requests read counters and lists under short locks, or remove a
                 // directory: quick enough for the loop itself.
                 answer(fd, server.handler.handle(obj, peer: c.peer))
+                return
+            }
+            let uid = c.peer.uid
+            if connections.values.lazy.filter({ $0.phase == .handling && $0.peer.uid == uid }).count >= limits.startsPerUser {
+                answer(fd, ["ok": false, "error": "busy: uid \(uid) already has \(limits.startsPerUser) session starts under way; try again"])
                 return
             }
             guard server.workers.submit(ControlWorkers.Job(fd: fd, peer: c.peer, request: obj)) else {
