@@ -22,7 +22,7 @@ extension KernelSuite {
             }
             usleep(300_000)
             #expect(d.running, "the daemon died: \(d.exitDescription)")
-            let status = timedStatus(d)
+            let status = Self.timedStatus(d)
             #expect(status.ok, "status: \(status.output)")
         }
 
@@ -35,7 +35,7 @@ extension KernelSuite {
             let report = user.scratch(in: d.dir) + "/slow.txt"
             let slow = user.spawn(["/usr/bin/python3", "-c", Self.slowClient, d.socket, "9", report])
             usleep(500_000)
-            let status = timedStatus(d)
+            let status = Self.timedStatus(d)
             var st: Int32 = 0
             waitpid(slow, &st, 0)
             let cut = (try? String(contentsOfFile: report, encoding: .utf8)) ?? "no report"
@@ -56,7 +56,7 @@ extension KernelSuite {
             usleep(1_000_000)
             var times: [Double] = []
             for _ in 0..<4 {
-                let s = timedStatus(d)
+                let s = Self.timedStatus(d)
                 #expect(s.ok, "status: \(s.output)")
                 times.append(s.seconds)
                 usleep(500_000)
@@ -69,7 +69,7 @@ extension KernelSuite {
             #expect(times.allSatisfy { $0 < 1 }, "status times \(times)")
             #expect(stats.contains("\"busy\": ") && !stats.contains("\"busy\": 0,"), "no connection was told busy: \(stats)")
             #expect(d.running, "the daemon died: \(d.exitDescription)")
-            #expect(timedStatus(d).ok)
+            #expect(Self.timedStatus(d).ok)
         }
 
         @Test("a connection handed to a child whose parent's pid now names a root process: start is refused and the root process stays where it was")
@@ -103,11 +103,11 @@ extension KernelSuite {
             }
             defer { kill(victim, SIGKILL); waitpid(victim, &st, 0) }
             guard victim == old else { Issue.record("could not give pid \(old) to the root sleep (got \(victim))"); return }
-            let before = cgroupOf(victim)
+            let before = Self.cgroupOf(victim)
             FileManager.default.createFile(atPath: go, contents: Data())
             #expect(waitUntil(timeout: 10) { access(answerFile, F_OK) == 0 }, "the child got no answer")
             let answer = (try? String(contentsOfFile: answerFile, encoding: .utf8)) ?? ""
-            let after = cgroupOf(victim)
+            let after = Self.cgroupOf(victim)
             print("pid reuse: pid \(old) now a root sleep; the child was told \(answer.trimmingCharacters(in: .whitespacesAndNewlines))")
             #expect(after == before && !(after ?? "").contains(d.rootName), "the root sleep was moved to \(after ?? "?")")
             #expect(answer.contains("\"ok\":false") && answer.contains("process \(old)") && !answer.contains("did not arrive"), "answer: \(answer)")
@@ -136,7 +136,7 @@ extension KernelSuite {
             var failures: [String] = []
             let end = Date().addingTimeInterval(Double(seconds))
             while Date() < end {
-                let s = timedStatus(d)
+                let s = Self.timedStatus(d)
                 times.append(s.seconds)
                 if !s.ok || s.seconds >= 1 { failures.append("\(s.seconds) s: \(s.output)") }
                 usleep(UInt32(max(0, 2 - s.seconds) * 1_000_000))
@@ -284,161 +284,163 @@ extension KernelSuite {
     }
 }
 
-/// An ordinary user made for a test, in the agentwatch group (made too when missing), removed
-/// after.
-struct TestUser {
-    let name: String
-    let uid: UInt32
-    let gid: UInt32
-    let madeGroup: Bool
+extension KernelSuite.ControlSocketTests {
+    /// An ordinary user made for a test, in the agentwatch group (made too when missing), removed
+    /// after.
+    struct TestUser {
+        let name: String
+        let uid: UInt32
+        let gid: UInt32
+        let madeGroup: Bool
 
-    init() throws {
-        func sh(_ cmd: String) -> Int32 { runIn(nil, ["/bin/sh", "-c", cmd]).status }
-        madeGroup = sh("getent group agentwatch >/dev/null") != 0
-        if madeGroup { _ = sh("groupadd --system agentwatch") }
-        name = "awctl\(getpid() % 100_000)"
-        _ = sh("userdel \(name) 2>/dev/null; useradd --no-create-home --shell /bin/sh --user-group --groups agentwatch \(name)")
-        guard let pw = getpwnam(name) else { throw AgentError("useradd did not make \(name)") }
-        (uid, gid) = (pw.pointee.pw_uid, pw.pointee.pw_gid)
-    }
-
-    /// A directory in `dir` the user may write (its scripts' reports).
-    func scratch(in dir: String) -> String {
-        let path = dir + "/" + name
-        mkdir(path, 0o755)
-        chown(path, uid, gid)
-        return path
-    }
-
-    func remove() {
-        _ = runIn(nil, ["/bin/sh", "-c", "userdel \(name)" + (madeGroup ? "; groupdel agentwatch" : "")])
-    }
-
-    /// Starts `argv` as the user, with its groups; returns the pid (setpriv execs, so it is the
-    /// program's own).
-    func spawn(_ argv: [String]) -> pid_t {
-        KernelTests.spawn(["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(gid)", "--init-groups"] + argv)
-    }
-
-    /// Runs `argv` as the user to the end; its exit status.
-    func run(_ argv: [String]) -> Int32 {
-        let pid = spawn(argv)
-        var st: Int32 = 0
-        waitpid(pid, &st, 0)
-        return st
-    }
-}
-
-/// The real `agentwatch daemon` in a process of its own, on a session root and files of the
-/// test's, with SIGPIPE at its default action (as systemd starts it) whatever the test runner's.
-final class DaemonProcess {
-    let dir: String
-    let rootName: String
-    let root: String
-    let output: String
-    let config: String
-    var socket: String { dir + "/control.sock" }
-    let pid: pid_t
-    private var status: Int32?
-
-    init(_ name: String) throws {
-        rootName = "agentwatch-ctl-\(getpid())-\(name)"
-        root = CgroupFS.mountPoint()! + "/" + rootName
-        dir = "/tmp/aw-ctl-\(getpid())-\(name)"
-        try? FileManager.default.removeItem(atPath: dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        chmod(dir, 0o755)
-        output = dir + "/records.ndjson"
-        config = dir + "/agentwatch.yaml"
-        try """
-        session_roots: [\(rootName)]
-        runtime_dir: \(dir)
-        output: \(output)
-        poll_interval_ms: 20
-        status_interval_s: 0
-        rules: []
-        """.write(toFile: config, atomically: true, encoding: .utf8)
-        chmod(config, 0o644)
-
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, dir + "/daemon.log", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = [Executable.path, "daemon", "--config", config]
-        let cargs = argv.map { strdup($0) } + [nil]
-        defer { cargs.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, &attr, cargs, environ)
-        guard rc == 0 else { throw AgentError("posix_spawn agentwatch: \(rc)") }
-        self.pid = pid
-        let sock = dir + "/control.sock"
-        let up = waitUntil(timeout: 30) { (try? ControlServer.request(["op": "status"], path: sock, timeoutS: 2))?["ok"] as? Bool == true }
-        guard up else {
-            stop()
-            throw AgentError("the daemon did not answer status within 30 s: \(log)")
+        init() throws {
+            func sh(_ cmd: String) -> Int32 { runIn(nil, ["/bin/sh", "-c", cmd]).status }
+            madeGroup = sh("getent group agentwatch >/dev/null") != 0
+            if madeGroup { _ = sh("groupadd --system agentwatch") }
+            name = "awctl\(getpid() % 100_000)"
+            _ = sh("userdel \(name) 2>/dev/null; useradd --no-create-home --shell /bin/sh --user-group --groups agentwatch \(name)")
+            guard let pw = getpwnam(name) else { throw AgentError("useradd did not make \(name)") }
+            (uid, gid) = (pw.pointee.pw_uid, pw.pointee.pw_gid)
         }
-    }
 
-    var log: String { (try? String(contentsOfFile: dir + "/daemon.log", encoding: .utf8)) ?? "" }
+        /// A directory in `dir` the user may write (its scripts' reports).
+        func scratch(in dir: String) -> String {
+            let path = dir + "/" + name
+            mkdir(path, 0o755)
+            chown(path, uid, gid)
+            return path
+        }
 
-    /// Whether it still runs (reaping it if it has ended).
-    var running: Bool {
-        if status != nil { return false }
-        var st: Int32 = 0
-        if waitpid(pid, &st, WNOHANG) == pid { status = st; return false }
-        return true
-    }
+        func remove() {
+            _ = runIn(nil, ["/bin/sh", "-c", "userdel \(name)" + (madeGroup ? "; groupdel agentwatch" : "")])
+        }
 
-    var exitDescription: String {
-        guard let st = status else { return "running" }
-        let how = (st & 0x7f) != 0 ? "killed by signal \(st & 0x7f)" : "exit \((st >> 8) & 0xff)"
-        return "\(how); log: \(log.suffix(600))"
-    }
+        /// Starts `argv` as the user, with its groups; returns the pid (setpriv execs, so it is the
+        /// program's own).
+        func spawn(_ argv: [String]) -> pid_t {
+            KernelTests.spawn(["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(gid)", "--init-groups"] + argv)
+        }
 
-    /// SIGTERM, wait, and remove its cgroups; once.
-    func stop() {
-        if running {
-            kill(pid, SIGTERM)
+        /// Runs `argv` as the user to the end; its exit status.
+        func run(_ argv: [String]) -> Int32 {
+            let pid = spawn(argv)
             var st: Int32 = 0
             waitpid(pid, &st, 0)
-            status = st
+            return st
         }
-        for s in CgroupFS.subdirectories(of: root) { removeCgroupTree(root + "/" + s) }
-        rmdir(root)
     }
-}
 
-/// `agentwatch status` as root against daemon `d`: whether it answered, how long it took (the
-/// whole command, killed after 5 s), what it printed.
-func timedStatus(_ d: DaemonProcess) -> (ok: Bool, seconds: Double, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: Executable.path)
-    p.arguments = ["status", "--config", d.config]
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = out
-    let t0 = WallClock.monotonicNs()
-    guard (try? p.run()) != nil else { return (false, 0, "could not run") }
-    let killer = DispatchWorkItem { if p.isRunning { p.terminate() } }
-    DispatchQueue.global().asyncAfter(deadline: .now() + 5, execute: killer)
-    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    p.waitUntilExit()
-    killer.cancel()
-    let seconds = Double(WallClock.monotonicNs() - t0) / 1e9
-    return (p.terminationStatus == 0 && p.terminationReason == .exit, seconds, text)
-}
+    /// The real `agentwatch daemon` in a process of its own, on a session root and files of the
+    /// test's, with SIGPIPE at its default action (as systemd starts it) whatever the test runner's.
+    final class DaemonProcess {
+        let dir: String
+        let rootName: String
+        let root: String
+        let output: String
+        let config: String
+        var socket: String { dir + "/control.sock" }
+        let pid: pid_t
+        private var status: Int32?
 
-/// The cgroup v2 path of `pid` as /proc says (the `0::` line).
-func cgroupOf(_ pid: pid_t) -> String? {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8) else { return nil }
-    return text.split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) }
+        init(_ name: String) throws {
+            rootName = "agentwatch-ctl-\(getpid())-\(name)"
+            root = CgroupFS.mountPoint()! + "/" + rootName
+            dir = "/tmp/aw-ctl-\(getpid())-\(name)"
+            try? FileManager.default.removeItem(atPath: dir)
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            chmod(dir, 0o755)
+            output = dir + "/records.ndjson"
+            config = dir + "/agentwatch.yaml"
+            try """
+            session_roots: [\(rootName)]
+            runtime_dir: \(dir)
+            output: \(output)
+            poll_interval_ms: 20
+            status_interval_s: 0
+            rules: []
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+            chmod(config, 0o644)
+
+            var attr = posix_spawnattr_t()
+            posix_spawnattr_init(&attr)
+            defer { posix_spawnattr_destroy(&attr) }
+            var defaults = sigset_t()
+            sigemptyset(&defaults)
+            sigaddset(&defaults, SIGPIPE)
+            posix_spawnattr_setsigdefault(&attr, &defaults)
+            posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF))
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 1, dir + "/daemon.log", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            let argv = [Executable.path, "daemon", "--config", config]
+            let cargs = argv.map { strdup($0) } + [nil]
+            defer { cargs.forEach { free($0) } }
+            var pid: pid_t = 0
+            let rc = posix_spawn(&pid, argv[0], &actions, &attr, cargs, environ)
+            guard rc == 0 else { throw AgentError("posix_spawn agentwatch: \(rc)") }
+            self.pid = pid
+            let sock = dir + "/control.sock"
+            let up = waitUntil(timeout: 30) { (try? ControlServer.request(["op": "status"], path: sock, timeoutS: 2))?["ok"] as? Bool == true }
+            guard up else {
+                stop()
+                throw AgentError("the daemon did not answer status within 30 s: \(log)")
+            }
+        }
+
+        var log: String { (try? String(contentsOfFile: dir + "/daemon.log", encoding: .utf8)) ?? "" }
+
+        /// Whether it still runs (reaping it if it has ended).
+        var running: Bool {
+            if status != nil { return false }
+            var st: Int32 = 0
+            if waitpid(pid, &st, WNOHANG) == pid { status = st; return false }
+            return true
+        }
+
+        var exitDescription: String {
+            guard let st = status else { return "running" }
+            let how = (st & 0x7f) != 0 ? "killed by signal \(st & 0x7f)" : "exit \((st >> 8) & 0xff)"
+            return "\(how); log: \(log.suffix(600))"
+        }
+
+        /// SIGTERM, wait, and remove its cgroups; once.
+        func stop() {
+            if running {
+                kill(pid, SIGTERM)
+                var st: Int32 = 0
+                waitpid(pid, &st, 0)
+                status = st
+            }
+            for s in CgroupFS.subdirectories(of: root) { removeCgroupTree(root + "/" + s) }
+            rmdir(root)
+        }
+    }
+
+    /// `agentwatch status` as root against daemon `d`: whether it answered, how long it took (the
+    /// whole command, killed after 5 s), what it printed.
+    static func timedStatus(_ d: DaemonProcess) -> (ok: Bool, seconds: Double, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Executable.path)
+        p.arguments = ["status", "--config", d.config]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        let t0 = WallClock.monotonicNs()
+        guard (try? p.run()) != nil else { return (false, 0, "could not run") }
+        let killer = DispatchWorkItem { if p.isRunning { p.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 5, execute: killer)
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        killer.cancel()
+        let seconds = Double(WallClock.monotonicNs() - t0) / 1e9
+        return (p.terminationStatus == 0 && p.terminationReason == .exit, seconds, text)
+    }
+
+    /// The cgroup v2 path of `pid` as /proc says (the `0::` line).
+    static func cgroupOf(_ pid: pid_t) -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8) else { return nil }
+        return text.split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) }
+    }
 }
