@@ -3,6 +3,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "csupport.h"
 
 struct aw_gnu_open_flags aw_gnu_open_flags(void)
@@ -48,4 +50,40 @@ int aw_send_datagrams(int fd, const struct iovec *iov, unsigned n, int flags)
 		msgs[i].msg_hdr.msg_iovlen = 1;
 	}
 	return sendmmsg(fd, msgs, n, flags);
+}
+
+/* asm-generic and x86 value; alpha, mips, parisc and sparc number socket options differently,
+ * and their C libraries define it where their kernels have it. */
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+int aw_peer_pidfd(int fd)
+{
+	int pidfd = -1;
+	socklen_t len = sizeof(pidfd);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0)
+		return -1;
+	return pidfd;
+}
+
+int aw_pidfd_open(int pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int aw_pidfd_send_signal(int pidfd, int sig)
+{
+	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+int aw_accept_nonblock(int fd)
+{
+	return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }

@@ -25,6 +25,7 @@ struct DaemonCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { DisplaySafeLogHandler(wrapping: StreamLogHandler.standardError(label: $0)) }
         // A death by signal says so in the journal (SIGKILL: the next agent.start says so).
         _ = aw_log_fatal_signals("agentwatch daemon \(getpid())")
+        signal(SIGPIPE, SIG_IGN)  // a peer gone mid-write (control client, syslog) is an error, never the daemon's death
         var logger = Logger(label: "agentwatch")
         logger.logLevel = .info
         do {

@@ -137,8 +137,11 @@ extension KernelSuite {
 
         @Test("metrics: a node_exporter textfile that Prometheus's own parser reads, with the daemon's counters")
         func metricsTextfile() throws {
+            // Its own directory: /tmp itself (1777) is one others can write, which metrics refuse.
+            let dir = NSTemporaryDirectory() + "aw-metrics-\(getpid())"
+            mkdir(dir, 0o755)
             let d = try TestDaemon {
-                $0.metricsTextfile = NSTemporaryDirectory() + "aw-metrics-\(getpid()).prom"
+                $0.metricsTextfile = dir + "/agentwatch.prom"
                 $0.metricsIntervalS = 1
             }
             let path = d.daemon.config.metricsTextfile!

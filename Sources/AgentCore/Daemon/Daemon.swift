@@ -296,7 +296,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         }
         writePidFile()
         do {
-            let server = try ControlServer(path: config.runtimeDir + "/control.sock", group: config.controlGroup, handler: self, logger: logger)
+            let server = try ControlServer(directory: runtime, group: config.controlGroup, handler: self, logger: logger)
             server.start()
             control = server
         } catch {
@@ -722,6 +722,8 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
     }
 
     private func startSession(_ request: [String: Any], peer: ControlPeer) -> [String: Any] {
+        // The pid must still be the process that connected, running as the caller.
+        if let problem = peer.ownershipProblem() { return ["ok": false, "error": problem] }
         guard let current = cgroupPath(of: peer.pid) else { return ["ok": false, "error": "cannot read the cgroup of process \(peer.pid)"] }
         let id = (request["session"] as? String) ?? SessionLauncher.generatedID()
         if let holding = sessionHolding(current) {
@@ -745,14 +747,9 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         } catch {
             return ["ok": false, "error": error.message]
         }
-        let move = Array("\(peer.pid)\n".utf8)
-        let fd = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
-        let moved = fd >= 0 && move.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == move.count
-        let e = errno
-        if fd >= 0 { close(fd) }
-        guard moved else {
+        if let problem = peer.move(into: path, refuseLeaving: { sessionHolding($0) != nil }) {
             rmdir(path)
-            return ["ok": false, "error": "cannot move process \(peer.pid) into \(path): \(String(cString: strerror(e)))"]
+            return ["ok": false, "error": problem]
         }
         removeWhenEmpty.withLock { _ = $0.insert(path) }
         let watched = SessionLauncher.waitUntilWatched(path: path, timeoutMs: 3000)

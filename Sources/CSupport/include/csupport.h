@@ -24,4 +24,20 @@ int aw_peer_cred(int fd, int *pid, unsigned *uid, unsigned *gid);
 struct iovec;
 int aw_send_datagrams(int fd, const struct iovec *iov, unsigned n, int flags);
 
+/* A pidfd for a unix socket's peer process (SO_PEERPIDFD, Linux 6.5+; the value is defined here
+ * when the C library lacks it), close-on-exec. Returns the fd, or -1 with errno set (ENOPROTOOPT
+ * on an older kernel). */
+int aw_peer_pidfd(int fd);
+
+/* pidfd_open(2) of `pid`, close-on-exec by the kernel's rule. The fd, or -1 with errno set. */
+int aw_pidfd_open(int pid);
+
+/* pidfd_send_signal(2) of `sig` (0: only "is it still alive") with no siginfo and no flags.
+ * 0 on success, -1 with errno set (ESRCH once the process has exited). */
+int aw_pidfd_send_signal(int pidfd, int sig);
+
+/* accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC (a GNU name the Glibc module hides): the fd, or
+ * -1 with errno set. */
+int aw_accept_nonblock(int fd);
+
 #endif
