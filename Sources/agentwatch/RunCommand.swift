@@ -102,7 +102,7 @@ struct RunCommand: ParsableCommand {
     }
 
     /// Without root: a child asks the daemon to move it into a new session (the daemon moves
-    /// only the process that asks, which it identifies by SO_PEERCRED), then execs CMD as the
+    /// only the process that asks, which it holds by a pidfd from SO_PEERPIDFD), then execs CMD as the
     /// caller. The parent stays outside, passes signals on, and asks the daemon to end the
     /// session when CMD is gone. The child does only system calls between fork and exec:
     /// everything it needs is made before the fork.
@@ -134,7 +134,11 @@ struct RunCommand: ParsableCommand {
             let connected = address.withSockaddr { connect(s, $0, $1) } == 0
             var got = 0
             if connected {
-                _ = request.withUnsafeBytes { write(s, $0.baseAddress, $0.count) }
+                // A daemon that stops answering (or goes) ends the wait: no SIGPIPE, a bound
+                // on each read (a start answers within about 3 s).
+                var tv = timeval(tv_sec: 10, tv_usec: 0)
+                setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                _ = request.withUnsafeBytes { send(s, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 while got < reply.count {
                     let n = reply.withUnsafeMutableBytes { read(s, $0.baseAddress! + got, $0.count - got) }
                     if n <= 0 { break }
