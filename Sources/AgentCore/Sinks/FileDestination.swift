@@ -32,8 +32,8 @@ public struct FileSettings: Sendable, Equatable {
 public final class FileDestination: RecordDestination {
     public let settings: FileSettings
     public let description: String
-    /// The chain of the last record the file held when first opened (see `RecordSink`).
-    public let chainTail: [UInt8]?
+    /// What the file ended with when first opened (see `RecordSink`).
+    public let chainTail: RecordTail?
     private var fd: Int32 = -1
     private var size = 0
     /// When the current file was started (wall clock ns), for time rotation.
@@ -71,7 +71,7 @@ public final class FileDestination: RecordDestination {
             Self.makeDirectories(dir, mode: 0o750)
             if !existed, let gid { _ = chown(dir, uid_t.max, gid) }
         }
-        let tail = RecordChain.lastChain(path: settings.path)
+        let tail = RecordChain.tail(path: settings.path)
         if !tail.endsWithNewline {
             let fd = Glibc.open(settings.path, O_WRONLY | O_APPEND | O_CLOEXEC)
             if fd >= 0 {
@@ -80,7 +80,7 @@ public final class FileDestination: RecordDestination {
                 Glibc.close(fd)
             }
         }
-        chainTail = tail.chain
+        chainTail = tail
     }
 
     deinit {
