@@ -58,8 +58,9 @@ public struct ChainVerifier {
 
     private var prev = RecordChain.zero
     private var lastSeq: UInt64?
-    /// Whether the last record was `agent.stop`, and its time: what a restart after it says.
-    private var lastWasStop = false
+    /// Whether the last record was `agent.stop` (nil: its type is not known, as for the
+    /// record a replay places a verifier after), and its time: what a restart after it says.
+    private var lastWasStop: Bool?
     private var lastTime: [UInt8] = []
     /// A line without a chain member, held until the next line shows whether it is the last
     /// write of a killed daemon (the restart declares its length) or a malformed record.
@@ -148,11 +149,11 @@ public struct ChainVerifier {
                 return tooLong(file)
             }
             if pending.isEmpty {
-                check(line: UnsafeRawBufferPointer(rebasing: data[start..<nl]), file: file)
+                check(line: UnsafeRawBufferPointer(rebasing: data[start..<nl]), file: file, holdCut: true)
             } else {
                 pending.append(contentsOf: data[start..<nl])
                 let line = pending
-                line.withUnsafeBytes { check(line: $0, file: file) }
+                line.withUnsafeBytes { check(line: $0, file: file, holdCut: true) }
                 pending.removeAll(keepingCapacity: true)
             }
             start = nl + 1
@@ -180,11 +181,18 @@ public struct ChainVerifier {
         failure = Finding(file: cut.file, line: cut.line, message: Self.noChainMember)
     }
 
-    /// Checks one record line (without its newline) against the chain so far.
+    /// Checks one record line (without its newline) against the chain so far. A line without
+    /// a chain member is a malformed record here; only a whole file or buffer (which sees the
+    /// line after it) holds it as a possible cut write.
     public mutating func check(line: UnsafeRawBufferPointer, file: String) {
+        check(line: line, file: file, holdCut: false)
+    }
+
+    private mutating func check(line: UnsafeRawBufferPointer, file: String, holdCut: Bool) {
         func fail(_ message: String) { failure = Finding(file: file, line: lineNumber, message: message) }
         guard let hex = RecordChain.declaredHex(in: line) else {
             if cutLine != nil { return failCut() }
+            guard holdCut else { return fail(Self.noChainMember) }
             cutLine = (file, lineNumber, line.count)
             return
         }
@@ -235,7 +243,7 @@ public struct ChainVerifier {
                 // After a clean stop a fresh chain is a plain restart (the output was replaced,
                 // say); anywhere else nothing vouches for the records before it: the set may
                 // have been cut there and continued with records of anyone's making.
-                if records > 0 && !lastWasStop {
+                if records > 0 && lastWasStop == false {
                     return fail("seq 1: the chain starts afresh after seq \(lastSeq ?? 0), which is not an agent.stop: nothing vouches for the records before it (the set may have been cut here and continued)")
                 }
                 from = RecordChain.zero
@@ -252,7 +260,7 @@ public struct ChainVerifier {
                         restart! += ", after an unclean stop: the run before ended at seq \(at) (\(previousRun?["last_time"] as? String ?? "?")) without agent.stop, as this record declares; records it had not written are missing"
                     }
                 } else if Array(declared.utf8) == prev {
-                    unclean = !lastWasStop
+                    unclean = lastWasStop == false
                     restart = unclean ? "daemon restart after an unclean stop: \(before)\(cutNote); records it had not written are missing" : "daemon restart, chain continued"
                 } else {
                     return fail("seq \(seq): chain mismatch (record edited, inserted, removed or reordered here)")
@@ -293,7 +301,7 @@ public struct ChainVerifier {
         }
         prev = Array(line[hex])
         lastSeq = seq
-        lastWasStop = type == "agent.stop"
+        lastWasStop = type.map { $0 == "agent.stop" }
         lastTime = Array((record["time"] as? String ?? "").utf8)
         records += 1
     }
