@@ -346,6 +346,11 @@ struct UncleanStopChainTests {
         #expect(v.restarts.map(\.description) == ["\(path):6: seq 1: daemon restart after an unclean stop: the run before ended at seq 5 (2023-11-14T22:13:21.000000003Z) without agent.stop; records it had not written are missing"])
         #expect(v.uncleanStops.count == 1 && v.exitStatus == 2)
         #expect(v.summary.hasPrefix("intact chain but 1 unclean stop (records lost): 9 records in 1 file"), "\(v.summary)")
+        // Given from the restart on (the killed run's records in a file not given), the restart's
+        // own previous_run still tells of the unclean stop.
+        let later = C.verify(Array(lines[5...]))
+        #expect(later.uncleanStops.map(\.message) == ["seq 1: daemon start continuing chain \(C.chain(of: lines[4]).prefix(16))… from records before this file, after an unclean stop: the run before ended at seq 5 (2023-11-14T22:13:21.000000003Z) without agent.stop, as this record declares; records it had not written are missing"])
+        #expect(later.exitStatus == 2)
     }
 
     @Test("a run that ended with agent.stop: previous_run says clean, the restart is plain, exit 0")
