@@ -237,7 +237,6 @@ public struct ChainVerifier {
         var from = prev
         var restart: String?
         var unclean = false
-        let before = "the run before ended at seq \(lastSeq ?? 0) (\(String(decoding: lastTime, as: UTF8.self))) without agent.stop"
         if type == "agent.start" && seq == 1 {
             if agent?["chain_start"] as? Bool == true {
                 // After a clean stop a fresh chain is a plain restart (the output was replaced,
@@ -261,7 +260,8 @@ public struct ChainVerifier {
                     }
                 } else if Array(declared.utf8) == prev {
                     unclean = lastWasStop == false
-                    restart = unclean ? "daemon restart after an unclean stop: \(before)\(cutNote); records it had not written are missing" : "daemon restart, chain continued"
+                    restart = !unclean ? "daemon restart, chain continued"
+                        : "daemon restart after an unclean stop: the run before ended at seq \(lastSeq ?? 0) (\(String(decoding: lastTime, as: UTF8.self))) without agent.stop\(cutNote); records it had not written are missing"
                 } else {
                     return fail("seq \(seq): chain mismatch (record edited, inserted, removed or reordered here)")
                 }
