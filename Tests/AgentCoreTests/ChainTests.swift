@@ -299,7 +299,7 @@ struct ChainFastPathTests {
     ])
     func ordinaryHeader(_ line: String, _ seq: UInt64?) {
         let padded = line + String(repeating: " ", count: 40)
-        #expect(Array(padded.utf8).withUnsafeBytes { ChainVerifier.ordinarySeq($0) } == seq)
+        #expect(Array(padded.utf8).withUnsafeBytes { ChainVerifier.ordinarySeq($0)?.seq } == seq)
     }
 }
 

@@ -61,7 +61,8 @@ public struct ChainVerifier {
     /// Whether the last record was `agent.stop` (nil: its type is not known, as for the
     /// record a replay places a verifier after), and its time: what a restart after it says.
     private var lastWasStop: Bool?
-    private var lastTime: [UInt8] = []
+    private var lastTime = [UInt8](repeating: 0, count: 64)
+    private var lastTimeCount = 0
     /// A line without a chain member, held until the next line shows whether it is the last
     /// write of a killed daemon (the restart declares its length) or a malformed record.
     private var cutLine: (file: String, line: Int, bytes: Int)?
@@ -173,6 +174,15 @@ public struct ChainVerifier {
         return failure == nil
     }
 
+    /// Keeps the last record's time (what a restart after it reports) in place: one copy of
+    /// its few bytes, no allocation per line.
+    @inline(__always)
+    private mutating func keepTime(_ time: UnsafeRawBufferPointer) {
+        lastTimeCount = min(time.count, lastTime.count)
+        guard lastTimeCount > 0 else { return }
+        lastTime.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: time.baseAddress!, byteCount: lastTimeCount) }
+    }
+
     static let noChainMember = "malformed record: the line does not end with a \"chain\" member"
 
     /// The held line turns out to be a malformed record.
@@ -200,13 +210,12 @@ public struct ChainVerifier {
         // chained to the line before. Their seq is read from the fixed header and the chain
         // decides; anything else (a mismatch, an unusual header) takes the full path below,
         // whose findings are the same for every line.
-        if !alwaysParse, cutLine == nil, let seq = Self.ordinarySeq(line), let lastSeq, seq == lastSeq &+ 1,
+        if !alwaysParse, cutLine == nil, let (seq, time) = Self.ordinarySeq(line), let lastSeq, seq == lastSeq &+ 1,
            prev.withUnsafeBytes({ RecordChain.matches(line: line, prev: $0) }) {
             prev.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: line[hex])) }
             self.lastSeq = seq
             lastWasStop = false
-            lastTime.removeAll(keepingCapacity: true)
-            if let t = RecordChain.timeRange(in: line) { lastTime.append(contentsOf: line[t]) }
+            keepTime(UnsafeRawBufferPointer(rebasing: line[time]))
             records += 1
             return
         }
@@ -261,7 +270,7 @@ public struct ChainVerifier {
                 } else if Array(declared.utf8) == prev {
                     unclean = lastWasStop == false
                     restart = !unclean ? "daemon restart, chain continued"
-                        : "daemon restart after an unclean stop: the run before ended at seq \(lastSeq ?? 0) (\(String(decoding: lastTime, as: UTF8.self))) without agent.stop\(cutNote); records it had not written are missing"
+                        : "daemon restart after an unclean stop: the run before ended at seq \(lastSeq ?? 0) (\(String(decoding: lastTime[..<lastTimeCount], as: UTF8.self))) without agent.stop\(cutNote); records it had not written are missing"
                 } else {
                     return fail("seq \(seq): chain mismatch (record edited, inserted, removed or reordered here)")
                 }
@@ -302,17 +311,19 @@ public struct ChainVerifier {
         prev = Array(line[hex])
         lastSeq = seq
         lastWasStop = type.map { $0 == "agent.stop" }
-        lastTime = Array((record["time"] as? String ?? "").utf8)
+        Array((record["time"] as? String ?? "").utf8).withUnsafeBytes { keepTime($0) }
         records += 1
     }
 
-    /// The seq of a line whose header is the daemon's (`RecordLine.header`) and whose type is
-    /// not an `agent.` record (those carry what the full path reads: chain_start, chain_prev,
-    /// loss counts); nil for any other line.
-    static func ordinarySeq(_ line: UnsafeRawBufferPointer) -> UInt64? {
+    /// The seq and where the time is of a line whose header is the daemon's
+    /// (`RecordLine.header`) and whose type is not an `agent.` record (those carry what the full
+    /// path reads: chain_start, chain_prev, loss counts); nil for any other line.
+    static func ordinarySeq(_ line: UnsafeRawBufferPointer) -> (seq: UInt64, time: Range<Int>)? {
         guard let (seq, type) = RecordLine.header(of: line), seq >= 1,
               !UnsafeRawBufferPointer(rebasing: line[type]).starts(with: ordinaryAgentPrefix) else { return nil }
-        return seq
+        var digits = 1, v = seq
+        while v >= 10 { v /= 10; digits += 1 }
+        return (seq, (RecordLine.seqPrefix.count + digits + RecordLine.timeKey.count)..<(type.lowerBound - RecordLine.afterTime.count))
     }
 
     private static let ordinaryAgentPrefix: [UInt8] = Array("agent.".utf8)
