@@ -197,37 +197,12 @@ struct ChainTests {
         let v = ChainVerifier.verify(paths: [path])
         #expect(v.intact, "\(v.failure.map { "\($0)" } ?? "")")
         #expect(v.records == 9)
-        #expect(v.restarts.map(\.description) == ["\(path):6: seq 1: daemon restart, chain continued"])
+        // The first run wrote no agent.stop: a killed run, an unclean stop.
+        #expect(v.restarts.map(\.description) == ["\(path):6: seq 1: daemon restart after an unclean stop: the run before ended at seq 5 (2023-11-14T22:13:20.000000003Z) without agent.stop; records it had not written are missing"])
         // Removing the first run's last record is caught at the restart.
         var lines = text.split(separator: "\n").map(String.init)
         lines.remove(at: 4)
         #expect(Self.verify(lines).failure?.line == 5)
-    }
-
-    @Test("a last line cut short is ended, and the next run starts a fresh chain that says so")
-    func freshAfterCutLine() throws {
-        let dir = try Self.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let path = dir + "/records.ndjson"
-        let first = Recorder(sink: try Self.fileOutputs(path), host: Self.host)
-        Self.write(first, count: 2)
-        let fh = try #require(FileHandle(forWritingAtPath: path))
-        fh.seekToEndOfFile()
-        fh.write(Data("{\"v\":1,\"seq\":4,\"ti".utf8))
-        try fh.close()
-        let second = Recorder(sink: try Self.fileOutputs(path), host: Self.host)
-        #expect(second.chainPrev == nil)
-        Self.write(second, count: 2)
-        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
-        #expect(lines[3] == "{\"v\":1,\"seq\":4,\"ti")
-        #expect(lines[4].contains("\"chain_start\":true"))
-        let v = ChainVerifier.verify(paths: [path])
-        #expect(v.failure?.description == "\(path):4: malformed record: the line does not end with a \"chain\" member")
-        // Without the cut line the set is intact, with one fresh restart.
-        var kept = lines.map(String.init).filter { !$0.isEmpty }
-        kept.remove(at: 3)
-        let clean = Self.verify(kept)
-        #expect(clean.intact && clean.restarts.map(\.message) == ["seq 1: daemon restart, chain started fresh"])
     }
 
     @Test("malformed lines are findings with their line number, never a crash")
@@ -283,6 +258,7 @@ struct ChainFastPathTests {
             c.exit("s1", pid, ppid: 1, exe: "/usr/bin/cat")
         }
         c.sinkLoss(sink: "siem", first: 900, last: 910)
+        c.add("agent.stop", #""agent":{"version":"test"}"#)
         c.restart()
         c.sessionStart("s2")
         for i in 0..<20 { c.open("s2", 300, ppid: 1, exe: "/usr/bin/git", path: "/repo/f\(i)") }
@@ -323,6 +299,219 @@ struct ChainFastPathTests {
     ])
     func ordinaryHeader(_ line: String, _ seq: UInt64?) {
         let padded = line + String(repeating: " ", count: 40)
-        #expect(Array(padded.utf8).withUnsafeBytes { ChainVerifier.ordinarySeq($0) } == seq)
+        #expect(Array(padded.utf8).withUnsafeBytes { ChainVerifier.ordinarySeq($0)?.seq } == seq)
+    }
+}
+
+/// Unclean stops, fresh chains in the middle of a set and rotation leftovers (issue 12, item 6):
+/// a lost stretch of records is evidence of its own, never tampering and never "intact".
+@Suite("chain: unclean stops and leftovers")
+struct UncleanStopChainTests {
+    typealias C = ChainTests
+
+    /// A run on `path` that ends with `agent.stop` when `clean`, else just stops writing (killed).
+    static func run(on path: String, count: Int, clean: Bool) throws -> Recorder {
+        let r = Recorder(sink: try C.fileOutputs(path), host: C.host)
+        r.agentRecord(.agentStart, unixNs: 1_700_000_000_000_000_000) { j in
+            j.key("version"); j.string("test")
+            r.chainOrigin(into: &j)
+        }
+        for i in 0..<count {
+            r.agentRecord(.agentHeartbeat, unixNs: 1_700_000_001_000_000_000 + Int64(i)) { j in j.key("n"); j.uint(UInt64(i)) }
+        }
+        if clean {
+            r.agentRecord(.agentStop, unixNs: 1_700_000_002_000_000_000) { j in j.key("version"); j.string("test") }
+        }
+        r.flush()
+        (r.sink as? Outputs)?.stop()
+        return r
+    }
+
+    static func fileLines(_ path: String) throws -> [String] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
+    @Test("a run killed before agent.stop: the next agent.start says so, verify reports an unclean stop (exit 2), not tampering")
+    func uncleanStop() throws {
+        let dir = try C.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/records.ndjson"
+        _ = try Self.run(on: path, count: 4, clean: false)
+        let second = try Self.run(on: path, count: 2, clean: true)
+        #expect(second.previousRun?.ended == "unclean")
+        let lines = try Self.fileLines(path)
+        #expect(lines[5].contains(#""previous_run":{"ended":"unclean","last_seq":5,"last_time":"2023-11-14T22:13:21.000000003Z","last_type":"agent.heartbeat"}"#), "\(lines[5])")
+        let v = ChainVerifier.verify(paths: [path])
+        #expect(v.intact && v.failure == nil)
+        #expect(v.restarts.map(\.description) == ["\(path):6: seq 1: daemon restart after an unclean stop: the run before ended at seq 5 (2023-11-14T22:13:21.000000003Z) without agent.stop; records it had not written are missing"])
+        #expect(v.uncleanStops.count == 1 && v.exitStatus == 2)
+        #expect(v.summary.hasPrefix("intact chain but 1 unclean stop (records lost): 9 records in 1 file"), "\(v.summary)")
+        // Given from the restart on (the killed run's records in a file not given), the restart's
+        // own previous_run still tells of the unclean stop.
+        let later = C.verify(Array(lines[5...]))
+        #expect(later.uncleanStops.map(\.message) == ["seq 1: daemon start continuing chain \(C.chain(of: lines[4]).prefix(16))… from records before this file, after an unclean stop: the run before ended at seq 5 (2023-11-14T22:13:21.000000003Z) without agent.stop, as this record declares; records it had not written are missing"])
+        #expect(later.exitStatus == 2)
+    }
+
+    @Test("a run that ended with agent.stop: previous_run says clean, the restart is plain, exit 0")
+    func cleanStop() throws {
+        let dir = try C.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/records.ndjson"
+        let first = try Self.run(on: path, count: 3, clean: true)
+        #expect(first.previousRun?.ended == nil)
+        #expect(!(try Self.fileLines(path))[0].contains("previous_run"))
+        _ = try Self.run(on: path, count: 1, clean: true)
+        #expect((try Self.fileLines(path))[5].contains(#""previous_run":{"ended":"clean","last_seq":5,"last_time":"2023-11-14T22:13:22.000000000Z","last_type":"agent.stop"}"#))
+        let v = ChainVerifier.verify(paths: [path])
+        #expect(v.restarts.map(\.message) == ["seq 1: daemon restart, chain continued"])
+        #expect(v.intact && v.uncleanStops.isEmpty && v.exitStatus == 0)
+    }
+
+    @Test("a last write cut short by the kill: the chain continues from the record before it, and verify reads the cut line as part of the unclean stop")
+    func cutLastWrite() throws {
+        let dir = try C.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/records.ndjson"
+        let first = try Self.run(on: path, count: 2, clean: false)
+        let fh = try #require(FileHandle(forWritingAtPath: path))
+        fh.seekToEndOfFile()
+        fh.write(Data(#"{"v":1,"seq":4,"ti"#.utf8))
+        try fh.close()
+        let second = try Self.run(on: path, count: 1, clean: true)
+        #expect(second.chainPrev == String(decoding: first.chain, as: UTF8.self))
+        let lines = try Self.fileLines(path)
+        #expect(lines[3] == #"{"v":1,"seq":4,"ti"#)
+        #expect(lines[4].contains(#""previous_run":{"ended":"unclean","last_seq":3,"last_time":"2023-11-14T22:13:21.000000001Z","last_type":"agent.heartbeat","cut_bytes":18}"#), "\(lines[4])")
+        let v = ChainVerifier.verify(paths: [path])
+        #expect(v.failure == nil && v.intact && v.exitStatus == 2)
+        #expect(v.uncleanStops.map(\.description) == ["\(path):5: seq 1: daemon restart after an unclean stop: the run before ended at seq 3 (2023-11-14T22:13:21.000000001Z) without agent.stop; its last write was cut short (line 4, 18 bytes); records it had not written are missing"])
+        // The same line anywhere else, or with another length declared, is a malformed record.
+        var moved = lines
+        moved.insert(moved.remove(at: 3), at: 2)
+        #expect(C.verify(moved).failure?.description == "mem:3: malformed record: the line does not end with a \"chain\" member")
+        var longer = lines
+        longer[3] += "x"
+        #expect(C.verify(longer).failure?.description == "mem:4: malformed record: the line does not end with a \"chain\" member")
+    }
+
+    @Test("repro b: a capture cut after line N with a fresh agent.start appended is a break (exit 1); after an agent.stop a fresh chain is a plain restart")
+    func freshChainMidSet() {
+        let original = C.lines(count: 20)
+        let appended = C.lines(count: 3)
+        let forged = Array(original[..<8]) + appended
+        let v = C.verify(forged)
+        #expect(!v.intact)
+        #expect(v.failure?.description == "mem:9: seq 1: the chain starts afresh after seq 8, which is not an agent.stop: nothing vouches for the records before it (the set may have been cut here and continued)")
+        #expect(v.exitStatus == 1)
+
+        let sink = MemorySink()
+        let r = Recorder(sink: sink, host: C.host)
+        C.write(r, count: 2)
+        r.agentRecord(.agentStop, unixNs: 1_700_000_002_000_000_000) { j in j.key("version"); j.string("test") }
+        r.flush()
+        let clean = C.verify(sink.lines + appended)
+        #expect(clean.intact && clean.exitStatus == 0)
+        #expect(clean.restarts.map(\.message) == ["seq 1: daemon restart, chain started fresh"])
+    }
+
+    @Test("exit status: 0 intact, 1 not intact, 2 intact with unclean stops")
+    func exitStatus() {
+        let lines = C.lines(count: 10)
+        #expect(C.verify(lines).exitStatus == 0)
+        var gap = lines
+        gap.remove(at: 4)
+        #expect(C.verify(gap).exitStatus == 1)
+        var edited = lines
+        edited[3] = edited[3].replacingOccurrences(of: "\"note\":\"", with: "\"note\":\"x")
+        #expect(C.verify(edited).exitStatus == 1)
+        // A killed run then a restart continuing its chain: 2; with a gap after it too: 1.
+        let sink = MemorySink()
+        let first = Recorder(sink: sink, host: C.host)
+        C.write(first, count: 3)
+        let killed = sink.lines
+        let restarted = MemorySink()
+        let second = Recorder(sink: ChainedMemory(restarted, tail: first), host: C.host)
+        C.write(second, count: 4)
+        let both = killed + restarted.lines
+        #expect(C.verify(both).exitStatus == 2)
+        var both2 = both
+        both2.remove(at: both.count - 2)
+        #expect(C.verify(both2).exitStatus == 1)
+    }
+
+    /// A memory sink that says it holds what `tail` wrote last, as a file sink does after a run.
+    final class ChainedMemory: RecordSink {
+        let inner: MemorySink
+        let chainTail: RecordTail?
+        var description: String { "memory" }
+        init(_ inner: MemorySink, tail: Recorder) {
+            self.inner = inner
+            var t = RecordTail()
+            t.empty = false
+            t.chain = tail.chain
+            t.lastSeq = tail.seq
+            t.lastType = "agent.heartbeat"
+            t.lastTime = "2023-11-14T22:13:20Z"
+            chainTail = t
+        }
+        func write(_ lines: UnsafeRawBufferPointer) { inner.write(lines) }
+        func flush() {}
+    }
+
+    /// A rotated set (two rotated files and the live one), as a shell glob lists it.
+    static func rotatedSet(_ dir: String) throws -> (x1: String, x2: String, live: String, lines: [String]) {
+        let lines = C.lines(count: 30)
+        let live = dir + "/events.ndjson", x1 = live + ".20261201T000000Z", x2 = live + ".20261201T010000Z"
+        try (lines[..<10].joined(separator: "\n") + "\n").write(toFile: x1, atomically: false, encoding: .utf8)
+        try (lines[10..<20].joined(separator: "\n") + "\n").write(toFile: x2, atomically: false, encoding: .utf8)
+        try (lines[20...].joined(separator: "\n") + "\n").write(toFile: live, atomically: false, encoding: .utf8)
+        _ = FileDestination.gzip(try TrustedDirectory(dir, purpose: "test"), TrustedDirectory.split(x1).name)
+        return (x1, x2, live, lines)
+    }
+
+    /// `path` gzipped as a rotation does, then put back as it was (a rotation stopped after
+    /// its rename, before removing the original); returns the compressed bytes.
+    static func gzipKeepingPlain(_ path: String) throws -> Data {
+        let plain = try String(contentsOfFile: path, encoding: .utf8)
+        let (dir, name) = TrustedDirectory.split(path)
+        _ = FileDestination.gzip(try TrustedDirectory(dir, purpose: "test"), name)
+        try plain.write(toFile: path, atomically: false, encoding: .utf8)
+        return try #require(FileManager.default.contents(atPath: path + ".gz"))
+    }
+
+    @Test("repro c: X beside its X.gz (a rotation stopped before removing X) is set aside as a duplicate, not a chain mismatch")
+    func duplicateRotation() throws {
+        let dir = try C.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try Self.rotatedSet(dir)
+        _ = try Self.gzipKeepingPlain(s.x2)
+        let glob = [s.live, s.x1 + ".gz", s.x2, s.x2 + ".gz"]
+        let v = ChainVerifier.verify(paths: ChainVerifier.rotationOrder(glob))
+        #expect(v.failure == nil && v.intact && v.exitStatus == 0, "\(v.failure.map { "\($0)" } ?? "")")
+        #expect(v.records == 31 && v.files == 3)
+        #expect(v.setAside.map(\.description) == ["\(s.x2): skipped: a duplicate of \(s.x2).gz, its compressed copy, with the same records (a rotation stopped before removing it)"])
+        // The two differ: one was changed; that is reported and the .gz is checked.
+        try String(contentsOfFile: s.x2, encoding: .utf8).replacingOccurrences(of: "\"note\":\"", with: "\"note\":\"x").write(toFile: s.x2, atomically: false, encoding: .utf8)
+        let changed = ChainVerifier.verify(paths: ChainVerifier.rotationOrder(glob))
+        #expect(!changed.intact && changed.exitStatus == 1 && changed.failure == nil)
+        #expect(changed.conflicts.map(\.description) == ["\(s.x2): differs from \(s.x2).gz, its compressed copy: one of the two was changed (\(s.x2).gz is the one checked)"])
+    }
+
+    @Test("repro c: a partial X.gz.tmp (a rotation's gzip stopped) is skipped with a line saying what it is")
+    func partialGzip() throws {
+        let dir = try C.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try Self.rotatedSet(dir)
+        // What the gzip had written when it was stopped: the start of the compressed copy.
+        let gz = try Self.gzipKeepingPlain(s.x2)
+        try gz.prefix(gz.count / 2).write(to: URL(fileURLWithPath: s.x2 + ".gz.tmp"))
+        try FileManager.default.removeItem(atPath: s.x2 + ".gz")
+        let glob = [s.live, s.x1 + ".gz", s.x2, s.x2 + ".gz.tmp"]
+        let v = ChainVerifier.verify(paths: ChainVerifier.rotationOrder(glob))
+        #expect(v.failure == nil && v.intact && v.exitStatus == 0, "\(v.failure.map { "\($0)" } ?? "")")
+        #expect(v.records == 31 && v.files == 3)
+        #expect(v.setAside.map(\.description) == ["\(s.x2).gz.tmp: skipped: a partial compressed copy left by an interrupted rotation, not a record file (\(s.x2) holds its records)"])
+        #expect(v.summary.contains("1 leftover file set aside"))
     }
 }

@@ -245,7 +245,9 @@ struct ReplayTests {
         c.sessionStart("s")
         c.exec("s", 10, ppid: 1, exe: "/usr/bin/cat", argv: ["cat"])
         c.exec("s", 11, ppid: 1, exe: "/usr/bin/cat", argv: ["cat"])
-        // The daemon restarts on a new file: a fresh chain, a fresh Detector.
+        // The daemon stops and restarts on a new file: a fresh chain, a fresh Detector. (A fresh
+        // chain without an agent.stop before it is a break: nothing vouches for what precedes.)
+        c.add("agent.stop", #""agent":{"version":"test"}"#)
         c.restart()
         c.exec("s", 12, ppid: 1, exe: "/usr/bin/cat", argv: ["cat"])
         #expect(c.lines.allSatisfy { !$0.contains("\"type\":\"alert\"") })

@@ -288,6 +288,9 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
             }
             self.recorder.chainOrigin(into: &j)
         }
+        if let p = recorder.previousRun, p.ended == "unclean" {
+            logger.warning("the previous run ended without agent.stop after seq \(p.lastSeq.map { "\($0)" } ?? "?") (\(p.lastTime ?? "?")): what it had not yet written is lost; agent.start says so")
+        }
         do {
             let pipeline = self.pipeline!
             try sensor.start { raw in pipeline.handle(raw) }

@@ -58,39 +58,90 @@ public enum RecordChain {
         (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "f"))
     }
 
-    /// How far back from the end of a file `lastChain` looks for the last line.
+    /// How far back from the end of a file `tail(path:)` looks for the last line.
     static let tailBytes = 1 << 20
 
-    /// The chain of the last record in the file at `path`, read from at most the last MiB: nil
-    /// when the file is missing or empty, or does not end with a complete line carrying a
-    /// well-formed chain (then a writer starts a fresh chain). `endsWithNewline` is false when
-    /// the file is non-empty and its last byte is not a newline (a write cut short).
-    public static func lastChain(path: String) -> (chain: [UInt8]?, endsWithNewline: Bool) {
+    /// What the file at `path` ends with, read from at most the last MiB (see `RecordTail`).
+    /// A last line cut short (no newline: a write the kernel stopped when the daemon was killed)
+    /// is measured, and the record before it is the last record: the next run continues its chain.
+    public static func tail(path: String) -> RecordTail {
+        var t = RecordTail()
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return (nil, true) }
+        guard fd >= 0 else { return t }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0, st.st_size > 0 else { return (nil, true) }
+        guard fstat(fd, &st) == 0, st.st_size > 0 else { return t }
+        t.empty = false
         let size = Int(st.st_size)
         let want = min(size, tailBytes)
-        var tail = [UInt8](repeating: 0, count: want)
+        var window = [UInt8](repeating: 0, count: want)
         var got = 0
         while got < want {
-            let n = tail.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, want - got, off_t(size - want + got)) }
+            let n = window.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, want - got, off_t(size - want + got)) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return (nil, true) }
+            guard n > 0 else { return t }
             got += n
         }
-        guard tail[want - 1] == UInt8(ascii: "\n") else { return (nil, false) }
-        // The last line is what follows the newline before the final one; it must start within
-        // the window (or the file must start there).
-        var start = want - 1
-        while start > 0 && tail[start - 1] != UInt8(ascii: "\n") { start -= 1 }
-        if start == 0 && want < size { return (nil, true) }
-        return tail.withUnsafeBytes { raw in
-            let line = UnsafeRawBufferPointer(rebasing: raw[start..<(want - 1)])
-            guard line.starts(with: "{\"v\":1,\"seq\":".utf8), let hex = declaredHex(in: line) else { return (nil, true) }
-            return (Array(line[hex]), true)
+        // The last whole line ends at the last newline; what follows it is a cut line.
+        t.endsWithNewline = window[want - 1] == UInt8(ascii: "\n")
+        guard let end = window.lastIndex(of: UInt8(ascii: "\n")) else {
+            if want == size { t.cutBytes = size }
+            return t
         }
+        t.cutBytes = want - 1 - end
+        // That line must start within the window (or the file must start there).
+        var start = end
+        while start > 0 && window[start - 1] != UInt8(ascii: "\n") { start -= 1 }
+        if start == 0 && want < size { return t }
+        window.withUnsafeBytes { raw in
+            let line = UnsafeRawBufferPointer(rebasing: raw[start..<end])
+            guard let hex = declaredHex(in: line), let (seq, type) = RecordLine.header(of: line), let time = timeRange(in: line) else { return }
+            t.chain = Array(line[hex])
+            t.lastSeq = seq
+            t.lastType = String(decoding: line[type], as: UTF8.self)
+            t.lastTime = String(decoding: line[time], as: UTF8.self)
+        }
+        return t
+    }
+
+    /// Where the time's text is in a line whose header `RecordLine.header` accepted: after the
+    /// seq's digits and `,"time":"`, up to the next quote.
+    static func timeRange(in line: UnsafeRawBufferPointer) -> Range<Int>? {
+        var i = RecordLine.seqPrefix.count
+        while i < line.count, line[i] >= 0x30, line[i] <= 0x39 { i += 1 }
+        let from = i + RecordLine.timeKey.count
+        guard from <= line.count, UnsafeRawBufferPointer(rebasing: line[i..<from]).elementsEqual(RecordLine.timeKey),
+              let to = line[from...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+        return from..<to
+    }
+}
+
+/// What an output file ends with when a daemon opens it: the chain its records continue, and
+/// how the run that wrote them ended, which the next `agent.start` states (`previous_run`).
+public struct RecordTail: Sendable, Equatable {
+    /// False when the file holds at least one byte.
+    public var empty = true
+    /// The last whole record's chain (64 hex bytes); nil when no whole record could be read at
+    /// the end (then a writer starts a fresh chain).
+    public var chain: [UInt8]?
+    /// False when the file is non-empty and its last byte is not a newline (a write cut short).
+    public var endsWithNewline = true
+    /// Bytes after the last newline: the part of a line that was being written (0: none).
+    public var cutBytes = 0
+    /// The last whole record's `seq`, `type` and `time` as written; nil with `chain`.
+    public var lastSeq: UInt64?
+    public var lastType: String?
+    public var lastTime: String?
+
+    public init() {}
+
+    /// How the run that wrote the file ended: `clean` (its last record is `agent.stop`),
+    /// `unclean` (any other record, or a line cut short), `unknown` (no record could be read);
+    /// nil for an empty or missing file.
+    public var ended: String? {
+        if empty { return nil }
+        if cutBytes > 0 { return "unclean" }
+        guard let lastType else { return "unknown" }
+        return lastType == "agent.stop" ? "clean" : "unclean"
     }
 }

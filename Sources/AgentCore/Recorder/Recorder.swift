@@ -29,6 +29,8 @@ public final class Recorder {
     /// The chain this stream continues from — the last record already in the output when the
     /// recorder opened it — or nil when the stream starts a fresh chain from zeros.
     public let chainPrev: String?
+    /// What the output ended with when the recorder opened it: how the run before ended.
+    public let previousRun: RecordTail?
     /// Where the record being written starts in `buffer`.
     var recordStart = 0
     /// Records written, by type.
@@ -46,8 +48,10 @@ public final class Recorder {
 
     public init(sink: RecordSink, host: HostIdentity) {
         self.sink = sink
-        chainPrev = sink.chainTail.map { String(decoding: $0, as: UTF8.self) }
-        chain = sink.chainTail ?? RecordChain.zero
+        let tail = sink.chainTail
+        chainPrev = tail?.chain.map { String(decoding: $0, as: UTF8.self) }
+        chain = tail?.chain ?? RecordChain.zero
+        previousRun = tail
         var j = JSONBuffer(capacity: 128)
         j.key("host"); j.raw("{"); j.key("name"); j.string(host.name); j.raw(","); j.key("id"); j.string(host.id); j.raw("}")
         hostJSON = j.bytes
@@ -90,13 +94,22 @@ public final class Recorder {
     }
 
     /// For `agent.start`: `,"chain_prev":"<hex>"` when this stream continues the output's last
-    /// record, else `,"chain_start":true`.
+    /// record, else `,"chain_start":true`; then, when the output held records, how the run that
+    /// wrote them ended (`previous_run`), so a run killed before its `agent.stop` is on record
+    /// in the file and not only in the journal.
     func chainOrigin(into j: inout JSONBuffer) {
         if let chainPrev {
             j.raw(","); j.key("chain_prev"); j.string(chainPrev)
         } else {
             j.raw(","); j.key("chain_start"); j.bool(true)
         }
+        guard let run = previousRun, let ended = run.ended else { return }
+        j.raw(","); j.key("previous_run"); j.raw("{"); j.key("ended"); j.string(ended)
+        if let seq = run.lastSeq { j.raw(","); j.key("last_seq"); j.uint(seq) }
+        if let time = run.lastTime { j.raw(","); j.key("last_time"); j.string(time) }
+        if let type = run.lastType { j.raw(","); j.key("last_type"); j.string(type) }
+        if run.cutBytes > 0 { j.raw(","); j.key("cut_bytes"); j.uint(UInt64(run.cutBytes)) }
+        j.raw("}")
     }
 
     /// Hands what is buffered to the sink.
@@ -143,11 +156,12 @@ public protocol RecordSink: AnyObject {
     func write(_ lines: UnsafeRawBufferPointer)
     func flush()
     var description: String { get }
-    /// The chain of the last record the destination already holds (64 hex bytes), which new
-    /// records continue; nil when there is none (a new file, standard output, memory).
-    var chainTail: [UInt8]? { get }
+    /// What the destination already holds at its end: the chain new records continue and how
+    /// the run that wrote it ended; nil for a destination that holds nothing of its own
+    /// (standard output, memory).
+    var chainTail: RecordTail? { get }
 }
 
 extension RecordSink {
-    public var chainTail: [UInt8]? { nil }
+    public var chainTail: RecordTail? { nil }
 }

@@ -23,6 +23,9 @@ struct CaptureIntegrity {
     /// The chain of the last record accepted (64 hex bytes), and its seq when known.
     private var chain: [UInt8]?
     private var seq: UInt64?
+    /// `"time":…,"type":…` of the last record accepted, when its header could be read: a
+    /// verifier judges a restart by the record before it (after an agent.stop or not).
+    private var timeAndType: [UInt8] = []
     /// A verifier placed after the last record accepted, when it cannot be placed again from
     /// `chain` and `seq` (the seq was not read here).
     private var verifier: ChainVerifier?
@@ -67,6 +70,11 @@ struct CaptureIntegrity {
         chain!.removeAll(keepingCapacity: true)
         chain!.append(contentsOf: UnsafeRawBufferPointer(rebasing: line[hex]))
         seq = lineSeq
+        timeAndType.removeAll(keepingCapacity: true)
+        if let (_, type) = RecordLine.header(of: line), let time = RecordChain.timeRange(in: line) {
+            timeAndType.append(contentsOf: UnsafeRawBufferPointer(rebasing: line[(time.lowerBound - RecordLine.timeKey.count + 1)..<(type.upperBound + 1)]))
+            timeAndType.append(UInt8(ascii: ","))
+        }
     }
 
     /// A verifier in the state it has after the last record accepted: fed a minimal record
@@ -75,7 +83,7 @@ struct CaptureIntegrity {
     private func placed() -> ChainVerifier {
         var v = ChainVerifier()
         guard let chain, let seq else { return v }
-        let line = Array("{\"seq\":\(seq),\"chain\":\"".utf8) + chain + Array("\"}".utf8)
+        let line = Array("{\"seq\":\(seq),".utf8) + timeAndType + Array("\"chain\":\"".utf8) + chain + Array("\"}".utf8)
         line.withUnsafeBytes { v.check(line: $0, file: "") }
         return v
     }

@@ -33,8 +33,8 @@ public struct FileSettings: Sendable, Equatable {
 public final class FileDestination: RecordDestination {
     public let settings: FileSettings
     public let description: String
-    /// The chain of the last record the file held when first opened (see `RecordSink`).
-    public let chainTail: [UInt8]?
+    /// What the file ended with when first opened (see `RecordSink`).
+    public let chainTail: RecordTail?
     /// What the start found of rotations an earlier run left unfinished, and did about it.
     public let leftovers: RotationLeftovers
     /// The file's directory, checked at start and again at each open; nil for standard output.
@@ -95,7 +95,7 @@ public final class FileDestination: RecordDestination {
         let (found, uncompressed) = Self.finishRotations(dir, base: name, compress: settings.compress)
         leftovers = found
         // Read by path: the name was just found a regular file in a directory only root can change.
-        let tail = RecordChain.lastChain(path: settings.path)
+        let tail = RecordChain.tail(path: settings.path)
         if !tail.endsWithNewline {
             let fd = dir.open(name, O_WRONLY | O_APPEND)
             if fd >= 0 {
@@ -104,7 +104,7 @@ public final class FileDestination: RecordDestination {
                 Glibc.close(fd)
             }
         }
-        chainTail = tail.chain
+        chainTail = tail
         if !uncompressed.isEmpty {
             // As rotate would have: in the background, then retention.
             let retain = settings.retain

@@ -10,7 +10,7 @@ public final class Outputs: RecordSink {
     /// The outputs at start (what `agent.start` names; a reload's record names the new ones).
     public let description: String
     /// The first native file sink's tail: the stream's chain continues the main file.
-    public let chainTail: [UInt8]?
+    public let chainTail: RecordTail?
 
     public init(workers: [SinkWorker], configs: [OutputConfig?]? = nil) {
         self.workers = workers

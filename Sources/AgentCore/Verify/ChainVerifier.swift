@@ -3,7 +3,8 @@ import CZlib
 import Glibc
 
 /// Checks record files for tamper evidence: every line's hash chain (`RecordChain`), `seq`
-/// rising by one, daemon restarts (`agent.start` at seq 1, chained on or fresh as it declares),
+/// rising by one, daemon restarts (`agent.start` at seq 1, chained on or fresh as it declares;
+/// a restart after a run that ended without `agent.stop` is an unclean stop, not tampering),
 /// and the loss markers on the way. Files are untrusted input: a malformed or oversized line is
 /// a finding with its file and line, never a crash. Checking stops at the first break.
 public struct ChainVerifier {
@@ -23,6 +24,14 @@ public struct ChainVerifier {
     public private(set) var records = 0
     /// Each `agent.start` at seq 1 after the first record: a daemon restart.
     public private(set) var restarts: [Finding] = []
+    /// The restarts after a run that ended without `agent.stop` (killed, crashed, powered off):
+    /// what that run had not yet written is missing, and nothing in the file says how much.
+    public private(set) var uncleanStops: [Finding] = []
+    /// Files given but not checked: what an interrupted rotation left beside the records
+    /// (a partial `.gz.tmp`, an uncompressed file identical to its `.gz`).
+    public internal(set) var setAside: [Finding] = []
+    /// A rotated file given twice, as `X` and `X.gz`, with different records: one was changed.
+    public internal(set) var conflicts: [Finding] = []
     /// Places where `seq` does not follow the record before by one.
     public private(set) var gaps: [Finding] = []
     public private(set) var lossMarkers = 0
@@ -37,7 +46,11 @@ public struct ChainVerifier {
 
     /// The set is intact: every chain checks out, no `seq` is missing, and the set starts at
     /// a daemon's first record (or may start later: `allowAnchor`).
-    public var intact: Bool { failure == nil && gaps.isEmpty && (anchor == nil || allowAnchor) }
+    public var intact: Bool { failure == nil && gaps.isEmpty && conflicts.isEmpty && (anchor == nil || allowAnchor) }
+    /// `agentwatch verify`'s exit status: 0 intact, 1 not intact (a break, a gap, a changed
+    /// copy, an unanchored start), 2 an intact chain with unclean stops (records lost, not
+    /// tampered with). 64 stays ArgumentParser's for a usage error.
+    public var exitStatus: Int32 { !intact ? 1 : uncleanStops.isEmpty ? 0 : 2 }
     /// Accept a set whose oldest files were rotated away: its first record anchors the chain.
     public var allowAnchor = false
     /// Parse every line as JSON, even an ordinary one whose chain matches (tests compare).
@@ -45,6 +58,14 @@ public struct ChainVerifier {
 
     private var prev = RecordChain.zero
     private var lastSeq: UInt64?
+    /// Whether the last record was `agent.stop` (nil: its type is not known, as for the
+    /// record a replay places a verifier after), and its time: what a restart after it says.
+    private var lastWasStop: Bool?
+    private var lastTime = [UInt8](repeating: 0, count: 64)
+    private var lastTimeCount = 0
+    /// A line without a chain member, held until the next line shows whether it is the last
+    /// write of a killed daemon (the restart declares its length) or a malformed record.
+    private var cutLine: (file: String, line: Int, bytes: Int)?
     private var pending: [UInt8] = []
     private var lineNumber = 0
 
@@ -67,7 +88,7 @@ public struct ChainVerifier {
     public static func verify(paths: [String], allowAnchor: Bool = false) -> ChainVerifier {
         var v = ChainVerifier()
         v.allowAnchor = allowAnchor
-        for p in paths where v.check(path: p) {}
+        for p in v.setAsideLeftovers(paths) where v.check(path: p) {}
         return v
     }
 
@@ -129,11 +150,11 @@ public struct ChainVerifier {
                 return tooLong(file)
             }
             if pending.isEmpty {
-                check(line: UnsafeRawBufferPointer(rebasing: data[start..<nl]), file: file)
+                check(line: UnsafeRawBufferPointer(rebasing: data[start..<nl]), file: file, holdCut: true)
             } else {
                 pending.append(contentsOf: data[start..<nl])
                 let line = pending
-                line.withUnsafeBytes { check(line: $0, file: file) }
+                line.withUnsafeBytes { check(line: $0, file: file, holdCut: true) }
                 pending.removeAll(keepingCapacity: true)
             }
             start = nl + 1
@@ -145,54 +166,111 @@ public struct ChainVerifier {
     }
 
     private mutating func finish(file: String) -> Bool {
+        // A cut line is accepted only before the restart that declares it, in the same file.
+        if failure == nil, cutLine != nil { failCut() }
         if failure == nil && !pending.isEmpty {
             failure = Finding(file: file, line: lineNumber + 1, message: "incomplete last line (no newline): the write was cut short or the file was truncated")
         }
         return failure == nil
     }
 
-    /// Checks one record line (without its newline) against the chain so far.
+    /// Keeps the last record's time (what a restart after it reports) in place: one copy of
+    /// its few bytes, no allocation per line.
+    @inline(__always)
+    private mutating func keepTime(_ time: UnsafeRawBufferPointer) {
+        lastTimeCount = min(time.count, lastTime.count)
+        guard lastTimeCount > 0 else { return }
+        lastTime.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: time.baseAddress!, byteCount: lastTimeCount) }
+    }
+
+    static let noChainMember = "malformed record: the line does not end with a \"chain\" member"
+
+    /// The held line turns out to be a malformed record.
+    private mutating func failCut() {
+        guard let cut = cutLine else { return }
+        failure = Finding(file: cut.file, line: cut.line, message: Self.noChainMember)
+    }
+
+    /// Checks one record line (without its newline) against the chain so far. A line without
+    /// a chain member is a malformed record here; only a whole file or buffer (which sees the
+    /// line after it) holds it as a possible cut write.
     public mutating func check(line: UnsafeRawBufferPointer, file: String) {
+        check(line: line, file: file, holdCut: false)
+    }
+
+    private mutating func check(line: UnsafeRawBufferPointer, file: String, holdCut: Bool) {
         func fail(_ message: String) { failure = Finding(file: file, line: lineNumber, message: message) }
         guard let hex = RecordChain.declaredHex(in: line) else {
-            return fail("malformed record: the line does not end with a \"chain\" member")
+            if cutLine != nil { return failCut() }
+            guard holdCut else { return fail(Self.noChainMember) }
+            cutLine = (file, lineNumber, line.count)
+            return
         }
         // Most lines: as the daemon writes them, neither a daemon start nor a loss marker, and
         // chained to the line before. Their seq is read from the fixed header and the chain
         // decides; anything else (a mismatch, an unusual header) takes the full path below,
         // whose findings are the same for every line.
-        if !alwaysParse, let seq = Self.ordinarySeq(line), let lastSeq, seq == lastSeq &+ 1,
+        if !alwaysParse, cutLine == nil, let (seq, time) = Self.ordinarySeq(line), let lastSeq, seq == lastSeq &+ 1,
            prev.withUnsafeBytes({ RecordChain.matches(line: line, prev: $0) }) {
             prev.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: line[hex])) }
             self.lastSeq = seq
+            lastWasStop = false
+            keepTime(UnsafeRawBufferPointer(rebasing: line[time]))
             records += 1
             return
         }
         guard let record = Self.parse(line) else {
+            if cutLine != nil { return failCut() }
             return fail("malformed record: not a JSON object")
         }
         guard let seqNumber = record["seq"] as? NSNumber, seqNumber.doubleValue >= 1,
               seqNumber.doubleValue.rounded() == seqNumber.doubleValue else {
+            if cutLine != nil { return failCut() }
             return fail("malformed record: no positive integer \"seq\"")
         }
         let seq = seqNumber.uint64Value
         let type = record["type"] as? String
         let agent = record["agent"] as? [String: Any]
+        let previousRun = agent?["previous_run"] as? [String: Any]
+        // A line cut short is the last write of a daemon that was killed only when the restart
+        // right after it continues the chain from the record before it and declares its length.
+        var cutNote = ""
+        if let cut = cutLine {
+            guard type == "agent.start", seq == 1, records > 0, let declared = agent?["chain_prev"] as? String,
+                  Array(declared.utf8) == prev, (previousRun?["cut_bytes"] as? NSNumber)?.intValue == cut.bytes else { return failCut() }
+            cutNote = "; its last write was cut short (line \(cut.line), \(cut.bytes) bytes)"
+            cutLine = nil
+        }
         // A daemon start at seq 1 chains on from the record before it (`chain_prev`) or starts
         // afresh from zeros (`chain_start`), as it says.
         var from = prev
         var restart: String?
+        var unclean = false
         if type == "agent.start" && seq == 1 {
             if agent?["chain_start"] as? Bool == true {
+                // After a clean stop a fresh chain is a plain restart (the output was replaced,
+                // say); anywhere else nothing vouches for the records before it: the set may
+                // have been cut there and continued with records of anyone's making.
+                if records > 0 && lastWasStop == false {
+                    return fail("seq 1: the chain starts afresh after seq \(lastSeq ?? 0), which is not an agent.stop: nothing vouches for the records before it (the set may have been cut here and continued)")
+                }
                 from = RecordChain.zero
                 restart = "daemon restart, chain started fresh"
             } else if let declared = agent?["chain_prev"] as? String {
                 if records == 0 {
-                    // The set begins after files not given: the declared chain is taken as is.
+                    // The set begins after files not given: the declared chain is taken as is,
+                    // and so is what it says of the run before.
                     from = Array(declared.utf8)
                     restart = "daemon start continuing chain \(declared.prefix(16))… from records before this file"
+                    if previousRun?["ended"] as? String == "unclean" {
+                        unclean = true
+                        let at = (previousRun?["last_seq"] as? NSNumber).map { "\($0)" } ?? "?"
+                        restart! += ", after an unclean stop: the run before ended at seq \(at) (\(previousRun?["last_time"] as? String ?? "?")) without agent.stop, as this record declares; records it had not written are missing"
+                    }
                 } else if Array(declared.utf8) == prev {
-                    restart = "daemon restart, chain continued"
+                    unclean = lastWasStop == false
+                    restart = !unclean ? "daemon restart, chain continued"
+                        : "daemon restart after an unclean stop: the run before ended at seq \(lastSeq ?? 0) (\(String(decoding: lastTime[..<lastTimeCount], as: UTF8.self))) without agent.stop\(cutNote); records it had not written are missing"
                 } else {
                     return fail("seq \(seq): chain mismatch (record edited, inserted, removed or reordered here)")
                 }
@@ -219,6 +297,7 @@ public struct ChainVerifier {
         if let restart {
             if records > 0 || agent?["chain_prev"] != nil {
                 restarts.append(Finding(file: file, line: lineNumber, message: "seq 1: \(restart)"))
+                if unclean { uncleanStops.append(restarts[restarts.count - 1]) }
             }
         } else if let lastSeq, seq != lastSeq &+ 1 {
             let what = seq > lastSeq ? "\(seq - lastSeq - 1) records missing\(resumed ? "; the chain resumes after them" : "")" : "seq went back"
@@ -231,16 +310,20 @@ public struct ChainVerifier {
         }
         prev = Array(line[hex])
         lastSeq = seq
+        lastWasStop = type.map { $0 == "agent.stop" }
+        Array((record["time"] as? String ?? "").utf8).withUnsafeBytes { keepTime($0) }
         records += 1
     }
 
-    /// The seq of a line whose header is the daemon's (`RecordLine.header`) and whose type is
-    /// not an `agent.` record (those carry what the full path reads: chain_start, chain_prev,
-    /// loss counts); nil for any other line.
-    static func ordinarySeq(_ line: UnsafeRawBufferPointer) -> UInt64? {
+    /// The seq and where the time is of a line whose header is the daemon's
+    /// (`RecordLine.header`) and whose type is not an `agent.` record (those carry what the full
+    /// path reads: chain_start, chain_prev, loss counts); nil for any other line.
+    static func ordinarySeq(_ line: UnsafeRawBufferPointer) -> (seq: UInt64, time: Range<Int>)? {
         guard let (seq, type) = RecordLine.header(of: line), seq >= 1,
               !UnsafeRawBufferPointer(rebasing: line[type]).starts(with: ordinaryAgentPrefix) else { return nil }
-        return seq
+        var digits = 1, v = seq
+        while v >= 10 { v /= 10; digits += 1 }
+        return (seq, (RecordLine.seqPrefix.count + digits + RecordLine.timeKey.count)..<(type.lowerBound - RecordLine.afterTime.count))
     }
 
     private static let ordinaryAgentPrefix: [UInt8] = Array("agent.".utf8)
@@ -289,10 +372,12 @@ public struct ChainVerifier {
 
     /// One line: intact or not, records, files, restarts, gaps and loss.
     public var summary: String {
-        let state = intact ? "intact" : "NOT intact"
+        let n = uncleanStops.count
+        let state = !intact ? "NOT intact" : n == 0 ? "intact" : "intact chain but \(n) unclean stop\(n == 1 ? "" : "s") (records lost)"
         let loss = lossMarkers == 0 ? "no loss markers"
             : "\(lossMarkers) loss marker\(lossMarkers == 1 ? "" : "s") (kernel dropped \(kernelDropped), queue dropped \(queueDropped))"
         let checked = failure == nil ? "" : " checked before the break"
-        return "\(state): \(records) records\(checked) in \(files) file\(files == 1 ? "" : "s"), \(restarts.count) restart\(restarts.count == 1 ? "" : "s"), \(gaps.count) seq gap\(gaps.count == 1 ? "" : "s"), \(loss)"
+        let aside = setAside.isEmpty ? "" : ", \(setAside.count) leftover file\(setAside.count == 1 ? "" : "s") set aside"
+        return "\(state): \(records) records\(checked) in \(files) file\(files == 1 ? "" : "s")\(aside), \(restarts.count) restart\(restarts.count == 1 ? "" : "s"), \(gaps.count) seq gap\(gaps.count == 1 ? "" : "s"), \(loss)"
     }
 }
