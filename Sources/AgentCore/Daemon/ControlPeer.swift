@@ -85,8 +85,8 @@ public struct ControlPeer: Sendable {
     // MARK: /proc
 
     /// The absolute cgroup v2 directory of `pid`.
-    static func cgroup(of pid: Int32) -> String? {
-        guard let mount = CgroupFS.mountPoint(), let text = try? readFile("/proc/\(pid)/cgroup") else { return nil }
+    static func cgroup(of pid: Int32, mount: String? = CgroupFS.mountPoint()) -> String? {
+        guard let mount, let text = try? readFile("/proc/\(pid)/cgroup") else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("0::") {
             return mount + String(line.dropFirst(3))
         }

@@ -706,15 +706,6 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         }
     }
 
-    /// The caller's cgroup (absolute path) as /proc says.
-    private func cgroupPath(of pid: Int32) -> String? {
-        guard let text = try? readFile("/proc/\(pid)/cgroup") else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("0::") {
-            return cgroupMount + String(line.dropFirst(3))
-        }
-        return nil
-    }
-
     /// The session root whose session holds `path`, and that session's directory.
     private func sessionHolding(_ path: String) -> String? {
         for r in registry.roots.map(\.path) where path.hasPrefix(r + "/") {
@@ -727,7 +718,7 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
     private func startSession(_ request: [String: Any], peer: ControlPeer) -> [String: Any] {
         // The pid must still be the process that connected, running as the caller.
         if let problem = peer.ownershipProblem() { return ["ok": false, "error": problem] }
-        guard let current = cgroupPath(of: peer.pid) else { return ["ok": false, "error": "cannot read the cgroup of process \(peer.pid)"] }
+        guard let current = ControlPeer.cgroup(of: peer.pid, mount: cgroupMount) else { return ["ok": false, "error": "cannot read the cgroup of process \(peer.pid)"] }
         let id = (request["session"] as? String) ?? SessionLauncher.generatedID()
         if let holding = sessionHolding(current) {
             // Never out of a session, nor into another: refused, and a SIEM hears of it.
