@@ -12,13 +12,11 @@ struct VerifyCommand: ParsableCommand {
             Give a rotated set oldest first (gzipped files are read as they are); a live file given before its \
             rotated files (as a shell glob lists them) is checked after them. What an interrupted rotation left \
             is set aside with a line saying so: a partial X.gz.tmp, and X given with X.gz when both hold the same \
-            records (when they differ, that is reported and X.gz is checked).
-
+            records (when they differ, that is reported and X.gz is checked). \
             A daemon restart after a run that ended without agent.stop (killed, crashed, powered off) is an \
             unclean stop: "daemon restart after an unclean stop: the run before ended at seq N (TIME) without \
             agent.stop; records it had not written are missing". A fresh chain (chain_start) anywhere but at the \
-            start of the set or right after an agent.stop is a break: nothing vouches for the records before it.
-
+            start of the set or right after an agent.stop is a break: nothing vouches for the records before it. \
             Exit status: 0 intact; 1 at the first break, any seq gap, an X that differs from its X.gz, or a set \
             that does not start at a daemon's first record (see --partial); 2 the chain is intact but has unclean \
             stops (records lost, not tampered with); 64 a usage error.
