@@ -97,6 +97,13 @@ struct FileSinkTests {
         let v = ChainVerifier.verify(paths: ChainVerifier.rotationOrder([f.path] + rotated))
         #expect(v.intact, "\(v.failure.map { "\($0)" } ?? "") \(v.gaps)")
         #expect(v.records == n && v.files == rotated.count + 1)
+        // As `verify events.ndjson*` gets them: a glob sorts bytewise, the live file first and,
+        // within one second, X-1.gz before X.gz and X-10 before X-2.
+        let glob = ([f.path] + rotated).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        #expect(rotated.contains { $0.hasSuffix("Z-10.gz") }, "the stream rotated fewer than 11 times in one second: \(rotated.suffix(3))")
+        #expect(glob != rotated + [f.path])
+        let fromGlob = ChainVerifier.verify(paths: ChainVerifier.rotationOrder(glob))
+        #expect(fromGlob.intact && fromGlob.records == n, "\(fromGlob.failure.map { "\($0)" } ?? "")")
         // Without its first file the set is anchored: intact only as a partial set.
         let partial = ChainVerifier.verify(paths: Array(rotated.dropFirst()) + [f.path], allowAnchor: true)
         #expect(partial.intact && partial.anchor != nil)

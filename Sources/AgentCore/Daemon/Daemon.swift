@@ -54,6 +54,8 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
     let runtime: TrustedDirectory
     /// The metrics textfile's directory as last checked (the setting can change at a reload).
     private var metricsDirectory: TrustedDirectory?
+    /// Why the metrics directory was last refused (logged once).
+    private var metricsRefusal: String?
     /// Refused control requests, for the loop to record as alerts.
     private let refusals = Mutex<[(peer: ControlPeer, cgroup: String, requested: String)]>([])
 
@@ -669,9 +671,12 @@ public final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
                 metricsDirectory = try TrustedDirectory(dir, purpose: "metrics_textfile")
             } catch {
                 metricsDirectory = nil
-                logger.warning("not writing metrics: \(error.message)")
+                // Said once per reason, not at every interval.
+                if error.message != metricsRefusal { logger.warning("not writing metrics: \(error.message)") }
+                metricsRefusal = error.message
                 return
             }
+            metricsRefusal = nil
         }
         if metricsDirectory?.replace(name, with: Array(t.utf8), mode: 0o644) != true {
             logger.warning("cannot write metrics to \(path): \(String(cString: strerror(errno)))")

@@ -71,15 +71,18 @@ public struct ChainVerifier {
 
     public init() {}
 
-    /// `paths` with each live file moved after its rotated files (`PATH.YYYYMMDDTHHMMSSZ...`),
-    /// which a shell glob lists after it; the rest keep their order.
+    /// `paths` with each live file's rotated files (`PATH.YYYYMMDDTHHMMSSZ[-N][.gz]`) in the order
+    /// they were rotated and the live file after them, in the places the set held; the rest keep
+    /// their order. A shell glob lists the live file first, and within one second `X-1.gz` before
+    /// `X.gz` and `X-10` before `X-2`: read in that order, an intact set would look reordered.
     public static func rotationOrder(_ paths: [String]) -> [String] {
         var out = paths
         for p in paths {
-            let rotated = FileDestination.rotatedFiles(of: p)
-            guard let last = out.lastIndex(where: { rotated.contains($0) }), let at = out.firstIndex(of: p), at < last else { continue }
-            out.remove(at: at)
-            out.insert(p, at: last)
+            let rotated = FileDestination.rotatedFiles(of: p).filter { paths.contains($0) }
+            guard !rotated.isEmpty else { continue }
+            let group = Set(rotated + [p])
+            let places = out.indices.filter { group.contains(out[$0]) }
+            for (place, path) in zip(places, rotated + [p]) { out[place] = path }
         }
         return out
     }
