@@ -1,7 +1,9 @@
+@testable import AgentOutputs
+@testable import AgentPipeline
+@testable import AgentSessions
 import CAgentEvents
 import Glibc
 import Testing
-@testable import AgentCore
 
 /// Processes found running at startup and the exec records that race with reading them.
 @Suite("Adoption")

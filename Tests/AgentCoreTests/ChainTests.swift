@@ -1,7 +1,11 @@
+@testable import AgentOutputs
+@testable import AgentPipeline
+@testable import AgentRecords
+@testable import AgentReplay
+@testable import AgentSupport
 import Foundation
 import Logging
 import Testing
-@testable import AgentCore
 
 /// The record hash chain: what the Recorder writes, and what the verifier accepts and rejects.
 @Suite("chain")

@@ -1,8 +1,11 @@
+@testable import AgentOutputs
+@testable import AgentPipeline
+@testable import AgentRecords
+@testable import AgentReplay
 import Foundation
 import Glibc
 import Logging
 import Testing
-@testable import AgentCore
 
 /// The file output through the daemon's own path: Recorder → Outputs → SinkWorker →
 /// FileDestination, on real files.
@@ -84,7 +87,7 @@ struct FileSinkTests {
         outputs.stop()
         (outputs.workers[0].destination as! FileDestination).waitForCompression()
 
-        let rotated = FileDestination.rotatedFiles(of: f.path)
+        let rotated = RotatedFiles.files(of: f.path)
         #expect(rotated.count >= 40)
         #expect(rotated.allSatisfy { $0.hasSuffix(".gz") })
         let st = try FileManager.default.attributesOfItem(atPath: f.path)
@@ -122,7 +125,7 @@ struct FileSinkTests {
         let recorder = Recorder(sink: outputs, host: Self.host)
         Self.stream(recorder, count: 5_000)
         outputs.stop()
-        let rotated = FileDestination.rotatedFiles(of: f.path)
+        let rotated = RotatedFiles.files(of: f.path)
         #expect(rotated.count == 3)
         // The directory it made: 0750 with the files' group, so that group reaches them.
         let logs = try FileManager.default.attributesOfItem(atPath: dir + "/logs")
@@ -139,10 +142,10 @@ struct FileSinkTests {
         let r2 = Recorder(sink: timed, host: Self.host)
         Self.stream(r2, count: 10)
         // Nothing more is written; the worker's timer rotates the file once it is a second old.
-        let rotatedInTime = waitFor(timeout: 5) { FileDestination.rotatedFiles(of: t.path).count == 1 }
+        let rotatedInTime = waitFor(timeout: 5) { RotatedFiles.files(of: t.path).count == 1 }
         timed.stop()
         #expect(rotatedInTime)
-        #expect(try Self.seqs(Self.lines(FileDestination.rotatedFiles(of: t.path))).elementsEqual(1...10))
+        #expect(try Self.seqs(Self.lines(RotatedFiles.files(of: t.path))).elementsEqual(1...10))
     }
 
     @Test("reopen after logrotate moved the file: the stream goes on in a new file and the pair verifies")
@@ -290,7 +293,7 @@ extension FileSinkTests {
             // The names of this minute's rotations: the test cannot know the second.
             let now = Int64(time(nil))
             for s in (now - 2)...(now + 60) {
-                symlink(victim.path, dir + "/events.ndjson." + FileDestination.stamp(s * 1_000_000_000) + ".gz.tmp")
+                symlink(victim.path, dir + "/events.ndjson." + RotatedFiles.stamp(s * 1_000_000_000) + ".gz.tmp")
             }
         }
         var f = FileSettings(path: "")
@@ -315,7 +318,7 @@ extension FileSinkTests {
         for _ in 0..<2 { try Self.oneLine.withUnsafeBytes { try d.deliver($0) } }
         d.waitForCompression()
         #expect(victim.untouched, "compression wrote through a planted link")
-        let rotated = FileDestination.rotatedFiles(of: f.path)
+        let rotated = RotatedFiles.files(of: f.path)
         #expect(rotated.count == 2 && rotated.allSatisfy { $0.hasSuffix(".gz") }, "\(rotated)")
         #expect(try Self.lines(rotated + [f.path]).count == 3)
     }
@@ -334,7 +337,7 @@ extension FileSinkTests {
         outputs.stop()
         // One stamp a second apart each: names from one second (`-N`) sort in a glob unlike in
         // rotation (`X-1.gz` before `X.gz`), which is not what this test is about.
-        let made = FileDestination.rotatedFiles(of: f.path)
+        let made = RotatedFiles.files(of: f.path)
         #expect(made.count >= 4 && made.count <= 60)
         let rotated = made.enumerated().map { i, p in
             let name = base + "/events.ndjson.20260101T0000" + (i < 10 ? "0" : "") + String(i) + "Z"

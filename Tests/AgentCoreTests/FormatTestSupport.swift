@@ -1,7 +1,11 @@
+@testable import AgentDetector
+@testable import AgentOutputs
+@testable import AgentPipeline
+@testable import AgentSessions
+@testable import AgentSupport
 import CAgentEvents
 import Foundation
 import Testing
-@testable import AgentCore
 
 /// Native records of every type for the format tests, written by the real Recorder: kernel
 /// records (built as the BPF programs build them) go through the real Pipeline, with a rule
@@ -51,7 +55,7 @@ enum FormatSamples {
         session.startNs = t0
 
         recorder.agentRecord(.agentStart, unixNs: t0) { j in
-            j.key("version"); j.string(Daemon.version)
+            j.key("version"); j.string(AgentVersion.string)
             j.raw(","); j.key("pid"); j.uint(4242)
             j.raw(","); j.key("kernel"); j.string("6.8.0")
             j.raw(","); j.key("output"); j.string("file:/var/log/agentwatch/records.ndjson")
@@ -105,7 +109,7 @@ enum FormatSamples {
             j.raw(","); j.key("error"); j.string("rules/x.yaml:3:1: bad")
         }
         recorder.agentRecord(.agentStop, unixNs: t0 + 13) { j in
-            j.key("version"); j.string(Daemon.version)
+            j.key("version"); j.string(AgentVersion.string)
             j.raw(","); j.key("records"); j.uint(40)
             j.raw(","); j.key("kernel_dropped"); j.uint(4)
             j.raw(","); j.key("decode_rejected"); j.uint(0)

@@ -1,7 +1,10 @@
+@testable import AgentDetector
+@testable import AgentRecords
+@testable import AgentReplay
+@testable import AgentSessions
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 /// Builds capture files as the daemon writes them: numbered, stamped, hash-chained lines.
 /// With `rules`, it also plays the daemon's Detector: each session record is evaluated as it is

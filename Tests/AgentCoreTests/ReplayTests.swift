@@ -1,7 +1,8 @@
+@testable import AgentDetector
+@testable import AgentReplay
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 /// `agentwatch replay` over crafted captures: the rebuilt trees and timeline, the filters,
 /// gaps and loss where they happened, rules run again, and hostile text made harmless.

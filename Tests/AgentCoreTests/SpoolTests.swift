@@ -1,9 +1,12 @@
+@testable import AgentOutputs
+@testable import AgentPipeline
+@testable import AgentRecords
+@testable import AgentSupport
 import Foundation
 import Glibc
 import Logging
 import Synchronization
 import Testing
-@testable import AgentCore
 
 /// A receiver that can be taken down and brought back, and that keeps what it got: the worker's
 /// spooling and ordering without a network. (The rsyslog tests do the same against a real one.)

@@ -1,4 +1,5 @@
-@testable import AgentCore
+@testable import AgentOutputs
+@testable import AgentSupport
 import Foundation
 import Glibc
 import Testing

@@ -1,4 +1,6 @@
-@testable import AgentCore
+@testable import AgentDetector
+@testable import AgentOutputs
+@testable import AgentSupport
 import Foundation
 import Glibc
 import Testing

@@ -1,7 +1,10 @@
+@testable import AgentDaemon
+@testable import AgentDetector
+@testable import AgentRecords
+@testable import AgentSessions
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 extension KernelSuite {
     /// The default rule pack against real commands in real sessions: each attack raises its
@@ -62,7 +65,6 @@ extension KernelSuite {
                 try? FileManager.default.removeItem(atPath: dir)
             }
         }
-
 
         /// Runs `script` with bash in a fresh session whose home is `home`, and returns the
         /// session's alerts once its shell has exited and everything is written.
