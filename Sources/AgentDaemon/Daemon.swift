@@ -67,7 +67,7 @@ package final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
 
     /// Checks the machine, resolves the session roots and loads the kernel programs.
     /// Every failure is one `AgentError` line that says what to do.
-    package init(config: DaemonConfig, sink: RecordSink, logger: Logger, objectBytes: [UInt8]? = nil,
+    package init(config: DaemonConfig, sink: RecordOutput, logger: Logger, objectBytes: [UInt8]? = nil,
                 notifier: SystemdNotifier = SystemdNotifier()) throws(AgentError) {
         self.config = config
         self.notifier = notifier
@@ -102,7 +102,7 @@ package final class Daemon: SessionSource, ControlHandler, @unchecked Sendable {
         // Root writes here: a directory others could change would let them plant a link.
         runtime = try TrustedDirectory(config.runtimeDir, purpose: "runtime_dir", create: 0o755)
         for w in (sink as? Outputs)?.workers ?? [] {
-            guard let f = w.destination as? FileDestination, !f.leftovers.isEmpty else { continue }
+            guard let f = w.destination as? FileTransport, !f.leftovers.isEmpty else { continue }
             let l = f.leftovers
             logger.notice("output \(w.name): an interrupted rotation was finished: \(l.removedPartial.count) partial compressions removed, \(l.removedCompressed.count) files removed beside their complete .gz, \(l.compressing.count) being compressed")
         }

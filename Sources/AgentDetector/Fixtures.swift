@@ -30,7 +30,7 @@ extension RuleSet {
                 var got = 0
                 for (record, time) in zip(fixture.records, fixture.timesNs) {
                     let dict = record.any as? [String: Any] ?? [:]
-                    detector.evaluate(DictRecord(dict, homes: [fixture.home], timeNs: time)) { _ in got += 1 }
+                    detector.evaluate(CapturedRuleInput(dict, homes: [fixture.home], timeNs: time)) { _ in got += 1 }
                 }
                 results.append(FixtureResult(ruleID: rule.id, fixtureName: fixture.name, file: rule.source, line: fixture.line,
                                              expected: fixture.expectedAlerts, got: got, passed: got == fixture.expectedAlerts, note: nil))

@@ -36,18 +36,18 @@ package struct OutputConfig: Sendable, Equatable {
                                     "ca_file", "cert_file", "key_file", "server_name", "timeout_s", "spool_dir", "spool_mib"]
 
     /// The sink's worker, destination and formatter, ready to start.
-    package func makeWorker(logger: Logger) throws(AgentError) -> SinkWorker {
-        let destination: any RecordDestination
+    package func makeWorker(logger: Logger) throws(AgentError) -> OutputWorker {
+        let destination: any OutputTransport
         var flushMs = 0
         switch kind {
         case .file(let f):
-            let file = try FileDestination(settings: f, purpose: "output \(name)")
-            destination = format == .native ? file : FormattedDestination(inner: file, formatter: format.makeFormatter())
+            let file = try FileTransport(settings: f, purpose: "output \(name)")
+            destination = format == .native ? file : FormattingTransport(inner: file, formatter: format.makeFormatter())
             flushMs = f.fsyncIntervalMs
         case .syslog(let s):
-            destination = SyslogDestination(settings: s, formatter: format.makeFormatter())
+            destination = SyslogTransport(settings: s, formatter: format.makeFormatter())
         }
-        return try SinkWorker(name: name, destination: destination, filter: records, queueBytes: queueBytes,
+        return try OutputWorker(name: name, destination: destination, filter: records, queueBytes: queueBytes,
                               spoolDirectory: spoolDirectory, spoolBytes: spoolBytes, flushIntervalMs: flushMs, logger: logger)
     }
 
@@ -126,7 +126,7 @@ package struct OutputConfig: Sendable, Equatable {
             if let v = try int("port", 1...65535) { s.port = v }
             if let v = try choice("protocol", SyslogSettings.Framing.self) { s.framing = v }
             if let v = try string("facility") {
-                guard SyslogDestination.facilityCode(v) != nil else { throw AgentError("\(at(value("facility")!)): unknown syslog facility '\(v)'") }
+                guard SyslogTransport.facilityCode(v) != nil else { throw AgentError("\(at(value("facility")!)): unknown syslog facility '\(v)'") }
                 s.facility = v
             }
             if let v = try string("app_name") { s.appName = v }

@@ -5,8 +5,8 @@ import Logging
 
 /// The recorder's sink when records go to several outputs: each batch of lines is copied into
 /// every sink's queue; the sinks deliver on their own threads.
-package final class Outputs: RecordSink {
-    package private(set) var workers: [SinkWorker]
+package final class Outputs: RecordOutput {
+    package private(set) var workers: [OutputWorker]
     /// The configuration each worker was made from (nil: made directly).
     private var configs: [OutputConfig?]
     /// The outputs at start (what `agent.start` names; a reload's record names the new ones).
@@ -14,16 +14,16 @@ package final class Outputs: RecordSink {
     /// The first native file sink's tail: the stream's chain continues the main file.
     package let chainTail: RecordTail?
 
-    package init(workers: [SinkWorker], configs: [OutputConfig?]? = nil) {
+    package init(workers: [OutputWorker], configs: [OutputConfig?]? = nil) {
         self.workers = workers
         self.configs = configs ?? workers.map { _ in nil }
         description = workers.map(\.destination.description).joined(separator: ", ")
-        chainTail = workers.lazy.compactMap { ($0.destination as? FileDestination)?.chainTail }.first
+        chainTail = workers.lazy.compactMap { ($0.destination as? FileTransport)?.chainTail }.first
     }
 
     /// The configured outputs, each with its destination opened lazily by its worker.
     package convenience init(_ configs: [OutputConfig], logger: Logger) throws(AgentError) {
-        var workers: [SinkWorker] = []
+        var workers: [OutputWorker] = []
         for c in configs { workers.append(try c.makeWorker(logger: logger)) }
         self.init(workers: workers, configs: configs)
     }
@@ -33,8 +33,8 @@ package final class Outputs: RecordSink {
     /// ones deliver what they hold and stop, then the new ones start. Called on the thread that
     /// writes. Returns the names of the outputs that were started and stopped.
     package func replace(with wanted: [OutputConfig], logger: Logger) throws(AgentError) -> (started: [String], stopped: [String]) {
-        var next: [SinkWorker] = []
-        var fresh: [SinkWorker] = []
+        var next: [OutputWorker] = []
+        var fresh: [OutputWorker] = []
         for c in wanted {
             if let i = configs.firstIndex(where: { $0 == c }) {
                 next.append(workers[i])
@@ -77,7 +77,7 @@ package final class Outputs: RecordSink {
     package func reopen() { for w in workers { w.reopen() } }
 
     /// Records each sink dropped since the last call, by sink name.
-    package func takeDrops() -> [(sink: String, drops: SinkDrops)] {
+    package func takeDrops() -> [(sink: String, drops: OutputDrops)] {
         workers.compactMap { w in
             let d = w.takeDrops()
             return d.records > 0 ? (w.name, d) : nil

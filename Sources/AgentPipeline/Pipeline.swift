@@ -60,7 +60,7 @@ package final class Pipeline {
         let s = sessions.session(for: hdr.session_cgid)
         let type: RecordType
         let p: ProcessInfo
-        let detail: LiveRecord.Detail
+        let detail: LiveRuleInput.Detail
         switch record {
         case .exec(let e, let filename, let exe, let cwd, let args):
             let previous: [UInt8]?
@@ -112,7 +112,7 @@ package final class Pipeline {
         }
         s.counts[Int(type.rawValue)] &+= 1
         if let detector {
-            let live = LiveRecord(type: type, seq: recorder.seq, timeNs: unixNs, session: s, process: p, tid: hdr.tid, detail: detail)
+            let live = LiveRuleInput(type: type, seq: recorder.seq, timeNs: unixNs, session: s, process: p, tid: hdr.tid, detail: detail)
             detector.evaluate(live) { alert in
                 recorder.alert(alert, s, p, tid: hdr.tid, unixNs: unixNs)
                 s.counts[Int(RecordType.alert.rawValue)] &+= 1

@@ -271,7 +271,7 @@ extension Recorder {
     }
 
     /// `agent.loss` for records one sink dropped (the others have them).
-    package func sinkLoss(sink: String, drops: SinkDrops, unixNs: Int64) {
+    package func sinkLoss(sink: String, drops: OutputDrops, unixNs: Int64) {
         begin(.agentLoss, unixNs: unixNs)
         buffer.raw(",\"loss\":{\"kernel_dropped\":{},\"kernel_dropped_total\":0,\"queue_dropped\":")
         buffer.uint(drops.records)

@@ -38,7 +38,7 @@ package final class Recorder {
     /// Records written, by type.
     package private(set) var counts = [UInt64](repeating: 0, count: RecordType.allCases.count)
     var buffer = JSONBuffer(capacity: 1 << 18)
-    let sink: RecordSink
+    let sink: RecordOutput
     let hostJSON: [UInt8]
     /// Flush once this much is buffered, whatever the loop does.
     let flushBytes = 1 << 18
@@ -48,7 +48,7 @@ package final class Recorder {
     /// Reused to join a directory and a relative path.
     var pathJoin: [UInt8] = []
 
-    package init(sink: RecordSink, host: HostIdentity) {
+    package init(sink: RecordOutput, host: HostIdentity) {
         self.sink = sink
         let tail = sink.chainTail
         chainPrev = tail?.chain.map { String(decoding: $0, as: UTF8.self) }

@@ -169,7 +169,7 @@ extension CaptureJSON {
         }
 
         /// The value as JSONSerialization would give it (String, Int, UInt64, Double, Bool,
-        /// NSNull, [Any], [String: Any]), for a `DictRecord`. `keep` limits an object to the
+        /// NSNull, [Any], [String: Any]), for a `CapturedRuleInput`. `keep` limits an object to the
         /// members it names (the fields some rule reads); nil keeps everything below. A name
         /// that repeats keeps its first value, as `member` reads it.
         func foundation(_ i: Int, keep: FieldPaths? = nil) -> Any {

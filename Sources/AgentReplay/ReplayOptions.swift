@@ -29,14 +29,14 @@ package struct ReplayOptions {
 
     package init() {}
 
-    /// An RFC 3339 time as Unix ns (`DictRecord.parseTimestamp`), nil when it is not one or
+    /// An RFC 3339 time as Unix ns (`CapturedRuleInput.parseTimestamp`), nil when it is not one or
     /// lies outside what Int64 ns can hold (years 1678-2261): a capture may say year 9999, and
     /// the parser must not be given a time its arithmetic overflows on.
     package static func parseTime(_ text: String) -> Int64? {
         let year = text.utf8.prefix(4)
         guard year.count == 4, year.allSatisfy({ $0 >= 48 && $0 <= 57 }), let y = Int(String(decoding: year, as: UTF8.self)),
               (1678...2261).contains(y) else { return nil }
-        return DictRecord.parseTimestamp(text)
+        return CapturedRuleInput.parseTimestamp(text)
     }
 
     func selects(session: String, timeNs: Int64?) -> Bool {

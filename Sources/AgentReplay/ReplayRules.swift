@@ -1,6 +1,6 @@
 /// Runs rules again over a capture's records, in order, as the daemon ran them live: the same
 /// record types (a session process's exec, exit, open, connect and flow records), each as a
-/// `DictRecord` with the session's homes from its `session.start`; a session's end settles what
+/// `CapturedRuleInput` with the session's homes from its `session.start`; a session's end settles what
 /// the rules still owe (`Detector.endSession`), and each daemon start (`agent.start`) begins
 /// with a fresh Detector, as the daemon itself did.
 import AgentDetector
@@ -18,7 +18,7 @@ final class ReplayRules {
     /// Sessions whose homes are remembered at most (a capture of endless session starts
     /// cannot grow this without end; the oldest half is forgotten).
     static let maxSessions = 100_000
-    /// The members a DictRecord needs for every field the rules read.
+    /// The members a CapturedRuleInput needs for every field the rules read.
     let paths: FieldPaths
     private let evaluated: Set<RecordType> = [.processExec, .processExit, .fileOpen, .netConnect, .netFlow]
     private let typesWithRules: Set<RecordType>
@@ -31,7 +31,7 @@ final class ReplayRules {
     }
 
     /// The JSON members holding the fields the rules read, and the ones fields are derived
-    /// from (`process.name` from `process.exe`...), plus what DictRecord itself reads.
+    /// from (`process.name` from `process.exe`...), plus what CapturedRuleInput itself reads.
     static func paths(for rules: RuleSet) -> FieldPaths {
         let p = FieldPaths()
         for path in [["type"], ["seq"], ["time"], ["session", "id"]] { p.add(path) }
@@ -83,7 +83,7 @@ final class ReplayRules {
             s["uid"] = uid
             dict["session"] = s
         }
-        detector.evaluate(DictRecord(dict, homes: homes[session] ?? [], timeNs: Self.ruleTime(timeNs)), emit: emit)
+        detector.evaluate(CapturedRuleInput(dict, homes: homes[session] ?? [], timeNs: Self.ruleTime(timeNs)), emit: emit)
     }
 
     func sessionEnded(_ id: String, timeNs: Int64?, emit: (Alert) -> Void) {

@@ -32,7 +32,7 @@ struct AdoptionTests {
     }
 
     func run(execAtOffset offset: Int64) -> (lines: [String], table: ProcessTable) {
-        let sink = MemorySink()
+        let sink = MemoryOutput()
         let sessions = OneSession()
         let pipeline = Pipeline(recorder: Recorder(sink: sink, host: HostIdentity.current()), sessions: sessions)
         let adopted = pipeline.table.adopt(pid: UInt32(getpid()), startNs: 0, session: 77, clock: pipeline.clock)

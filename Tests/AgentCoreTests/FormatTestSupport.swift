@@ -43,7 +43,7 @@ enum FormatSamples {
     /// control characters in argv and paths, failed opens, refused and in-progress connects,
     /// unix sockets, a flow, exits by code and by signal, alerts with and without a process.
     static func lines() throws -> [[UInt8]] {
-        let sink = MemorySink()
+        let sink = MemoryOutput()
         let recorder = Recorder(sink: sink, host: HostIdentity(name: "devbox", id: "0123456789abcdef0123456789abcdef"))
         let labels: [(key: String, value: String)] = [("ticket", "OPS-1"), ("team.name", "a\"b\u{1}"), ("agent", "claude")]
         let session = Session(id: "sess-1", path: "", cgroup: "/agentwatch/sess-1", cgid: cgid, uid: 1000,
@@ -416,7 +416,7 @@ func isInteger(_ v: Any) -> Bool {
     return n.doubleValue.rounded() == n.doubleValue
 }
 
-/// JSONSerialization gives `true` as an NSNumber of ObjC type "c" (as DictRecord reads it).
+/// JSONSerialization gives `true` as an NSNumber of ObjC type "c" (as CapturedRuleInput reads it).
 func isBool(_ v: Any) -> Bool {
     if type(of: v) == Bool.self { return true }
     if let n = v as? NSNumber { return String(cString: n.objCType) == "c" }

@@ -48,7 +48,7 @@ struct CaptureBuilder {
             let dict = ChainVerifier.parse(Array(lines.last!.utf8))!
             let session = (dict["session"] as? [String: Any])?["id"] as? String ?? ""
             var alerts: [Alert] = []
-            detector.evaluate(DictRecord(dict, homes: homes[session] ?? [])) { alerts.append($0) }
+            detector.evaluate(CapturedRuleInput(dict, homes: homes[session] ?? [])) { alerts.append($0) }
             for a in alerts { alert(a, trigger: lines.last!) }
         }
         return seq

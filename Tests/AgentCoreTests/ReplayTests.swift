@@ -199,7 +199,7 @@ struct ReplayTests {
         var direct: [String] = []
         for d in c.lines.compactMap({ ChainVerifier.parse(Array($0.utf8)) }) where
             ["process.exec", "process.exit", "file.open", "net.connect", "net.flow"].contains(d["type"] as? String ?? "") {
-            detector.evaluate(DictRecord(d, homes: [CaptureBuilder.home])) { direct.append("\($0.rule.id) \($0.evidence.map { Int($0) })") }
+            detector.evaluate(CapturedRuleInput(d, homes: [CaptureBuilder.home])) { direct.append("\($0.rule.id) \($0.evidence.map { Int($0) })") }
         }
         #expect(direct == live)
     }

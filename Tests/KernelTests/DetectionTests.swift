@@ -131,11 +131,11 @@ extension KernelSuite {
                 guard let type = r.string("type"), let session = r.string("session.id") else { continue }
                 if type == "session.start" { homes[session] = r[path: "session.homes"] as? [String] ?? [] }
                 if type == "session.end" {
-                    detector.endSession(session, timeNs: DictRecord(r, homes: []).timeNs, emit: note)
+                    detector.endSession(session, timeNs: CapturedRuleInput(r, homes: []).timeNs, emit: note)
                     continue
                 }
                 if type == "alert" || type.hasPrefix("session.") { continue }
-                detector.evaluate(DictRecord(r, homes: homes[session] ?? []), emit: note)
+                detector.evaluate(CapturedRuleInput(r, homes: homes[session] ?? []), emit: note)
             }
             return out
         }

@@ -1,4 +1,4 @@
-/// An open connection to a syslog receiver, as `SyslogDestination` writes batches of framed
+/// An open connection to a syslog receiver, as `SyslogTransport` writes batches of framed
 /// messages to it.
 protocol SyslogLink: AnyObject {
     /// Stream connections: a receiver that has closed the connection, found before writing into

@@ -4,8 +4,8 @@ import Glibc
 import Logging
 import Testing
 
-/// The syslog output as the daemon runs it: Outputs → SinkWorker (queue, spool, retries) →
-/// SyslogDestination → a real rsyslog on loopback.
+/// The syslog output as the daemon runs it: Outputs → OutputWorker (queue, spool, retries) →
+/// SyslogTransport → a real rsyslog on loopback.
 @Suite("syslog output to a real rsyslog", .serialized)
 struct SyslogSinkTests {
     static func outputs(_ rs: RsyslogHarness, _ input: RsyslogHarness.Input, timeoutS: Int = 10) throws -> Outputs {

@@ -2,7 +2,7 @@ import AgentRecords
 import Synchronization
 
 /// Keeps record lines in memory: for tests and for tools that read the stream in-process.
-package final class MemorySink: RecordSink, Sendable {
+package final class MemoryOutput: RecordOutput, Sendable {
     private let data = Mutex<[UInt8]>([])
     package let description = "memory"
 

@@ -43,7 +43,7 @@ package struct DeliveryFailure: Error, CustomStringConvertible {
 
 /// Where a sink's worker delivers records: a file, a syslog receiver. Called from that worker's
 /// thread only.
-package protocol RecordDestination: AnyObject {
+package protocol OutputTransport: AnyObject {
     /// For logs and `agent.start`: `file:/var/log/...`, `syslog+tcp://host:port`.
     var description: String { get }
     /// Makes the destination ready: opens the file, connects, does the TLS handshake. Throws,
@@ -60,7 +60,7 @@ package protocol RecordDestination: AnyObject {
     func close()
 }
 
-extension RecordDestination {
+extension OutputTransport {
     package func maintain() throws(DeliveryFailure) {}
 }
 

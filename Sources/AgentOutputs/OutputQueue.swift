@@ -5,7 +5,7 @@ import Synchronization
 /// The hand-over between the reader thread and one sink's worker: batches of whole record
 /// lines, bounded in bytes. `push` only copies; it never waits for the worker. What does not fit
 /// is dropped here and counted, with the seq range, for an `agent.loss` record.
-final class SinkQueue: @unchecked Sendable {
+final class OutputQueue: @unchecked Sendable {
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let ready = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var batches: [[UInt8]] = []
@@ -19,7 +19,7 @@ final class SinkQueue: @unchecked Sendable {
     let held = Atomic<Int>(0)
     let limit: Int
     /// Records dropped because `held` was at the limit, not yet reported.
-    private var drops = SinkDrops()
+    private var drops = OutputDrops()
 
     init(limit: Int) {
         self.limit = limit
@@ -75,11 +75,11 @@ final class SinkQueue: @unchecked Sendable {
     }
 
     /// Drops counted since the last call.
-    func takeDrops() -> SinkDrops {
+    func takeDrops() -> OutputDrops {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
         let d = drops
-        drops = SinkDrops()
+        drops = OutputDrops()
         return d
     }
 
@@ -93,7 +93,7 @@ final class SinkQueue: @unchecked Sendable {
         return n
     }
 
-    private func signal(_ change: (SinkQueue) -> Void) {
+    private func signal(_ change: (OutputQueue) -> Void) {
         pthread_mutex_lock(lock)
         change(self)
         pthread_cond_signal(ready)

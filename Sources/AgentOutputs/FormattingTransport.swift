@@ -4,15 +4,15 @@
 import AgentRecords
 import AgentSupport
 
-final class FormattedDestination: RecordDestination {
-    let inner: any RecordDestination
+final class FormattingTransport: OutputTransport {
+    let inner: any OutputTransport
     var formatter: any RecordFormatter
     private var rendered: [UInt8] = []
     /// For each rendered line: where it ends in `rendered`, and where its native line ends.
     private var ends: [(rendered: Int, native: Int)] = []
     private(set) var skipped: UInt64 = 0
 
-    init(inner: any RecordDestination, formatter: any RecordFormatter) {
+    init(inner: any OutputTransport, formatter: any RecordFormatter) {
         self.inner = inner
         self.formatter = formatter
     }

@@ -32,10 +32,10 @@ package struct FileSettings: Sendable, Equatable {
 /// line, so a line is never half written into the middle of the file; the rest stays with the
 /// worker. The hash chain simply continues from one file to the next. Every file is opened,
 /// renamed and removed through the file's `TrustedDirectory`, never by path.
-package final class FileDestination: RecordDestination {
+package final class FileTransport: OutputTransport {
     package let settings: FileSettings
     package let description: String
-    /// What the file ended with when first opened (see `RecordSink`).
+    /// What the file ended with when first opened (see `RecordOutput`).
     package let chainTail: RecordTail?
     /// What the start found of rotations an earlier run left unfinished, and did about it.
     package let leftovers: RotationLeftovers

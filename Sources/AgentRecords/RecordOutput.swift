@@ -1,5 +1,5 @@
 /// Where record lines go. `write` receives whole lines only.
-package protocol RecordSink: AnyObject {
+package protocol RecordOutput: AnyObject {
     func write(_ lines: UnsafeRawBufferPointer)
     func flush()
     var description: String { get }
@@ -9,12 +9,12 @@ package protocol RecordSink: AnyObject {
     var chainTail: RecordTail? { get }
 }
 
-extension RecordSink {
+extension RecordOutput {
     package var chainTail: RecordTail? { nil }
 }
 
 /// Records a sink could not keep: how many, the seq range they span, and their bytes.
-package struct SinkDrops: Sendable, Equatable {
+package struct OutputDrops: Sendable, Equatable {
     package var records: UInt64 = 0
     package var bytes: UInt64 = 0
     package var firstSeq: UInt64 = 0
@@ -33,7 +33,7 @@ package struct SinkDrops: Sendable, Equatable {
         }
     }
 
-    mutating func merge(_ other: SinkDrops) {
+    mutating func merge(_ other: OutputDrops) {
         guard other.records > 0 else { return }
         firstSeq = records == 0 ? other.firstSeq : min(firstSeq, other.firstSeq)
         lastSeq = max(lastSeq, other.lastSeq)

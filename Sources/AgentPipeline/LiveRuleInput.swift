@@ -8,7 +8,7 @@ import Glibc
 /// record, the process and the session, as the record's NDJSON line shows it, so replaying that
 /// line gives the rules the same values. Valid only during the ring buffer callback (it may
 /// point into the ring).
-struct LiveRecord: RuleInput {
+struct LiveRuleInput: RuleInput {
     enum Detail {
         case exec(stdio: StdioInfo, previousExe: [UInt8]?, filename: UnsafeRawBufferPointer?)
         case exit(status: Int32, durationNs: UInt64)

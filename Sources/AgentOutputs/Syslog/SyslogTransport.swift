@@ -5,7 +5,7 @@ import Glibc
 /// RFC 3164) over the local socket, UDP, TCP with octet counting (RFC 6587) or TLS (RFC 5425).
 /// Messages are written in batches, few system calls for many messages. docs/syslog.md has the
 /// message layout.
-package final class SyslogDestination: RecordDestination {
+package final class SyslogTransport: OutputTransport {
     package let settings: SyslogSettings
     package let description: String
     private var writer: SyslogMessageWriter

@@ -7,8 +7,8 @@ import Glibc
 import Logging
 import Testing
 
-/// The file output through the daemon's own path: Recorder → Outputs → SinkWorker →
-/// FileDestination, on real files.
+/// The file output through the daemon's own path: Recorder → Outputs → OutputWorker →
+/// FileTransport, on real files.
 @Suite("file sink")
 struct FileSinkTests {
     static let host = HostIdentity(name: "h", id: "0123")
@@ -85,7 +85,7 @@ struct FileSinkTests {
         let n = 20_000
         Self.stream(recorder, count: n)
         outputs.stop()
-        (outputs.workers[0].destination as! FileDestination).waitForCompression()
+        (outputs.workers[0].destination as! FileTransport).waitForCompression()
 
         let rotated = RotatedFiles.files(of: f.path)
         #expect(rotated.count >= 40)
@@ -201,7 +201,7 @@ struct FileSinkTests {
         #expect(!before.isEmpty && before.count < 4_000)
         let drops = outputs.takeDrops()
         #expect(drops.count == 1 && drops.first!.drops.records > 0)
-        let dropped = drops.first?.drops ?? SinkDrops()
+        let dropped = drops.first?.drops ?? OutputDrops()
         // Space comes back: what the queue kept is delivered, in order; the daemon reports the
         // drop in the stream (as its loop does) and records go on after it.
         unlink(filler)
@@ -246,11 +246,11 @@ extension FileSinkTests {
     static let oneLine = Array(#"{"v":1,"seq":1,"type":"agent.heartbeat"}"#.utf8) + [0x0A]
 
     /// Starts `settings` as a daemon's output named `main` would, opens it and writes a line.
-    static func startAndWrite(_ settings: FileSettings, lines: Int = 1) throws -> FileDestination {
+    static func startAndWrite(_ settings: FileSettings, lines: Int = 1) throws -> FileTransport {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let w = try OutputConfig(name: "main", kind: .file(settings)).makeWorker(logger: logger)
-        let d = w.destination as! FileDestination
+        let d = w.destination as! FileTransport
         try d.open()
         for _ in 0..<lines { try oneLine.withUnsafeBytes { try d.deliver($0) } }
         return d
@@ -364,7 +364,7 @@ extension FileSinkTests {
         #expect(try listed().count == rotated.count + 3)
 
         f.compress = true
-        let d = try FileDestination(settings: f)
+        let d = try FileTransport(settings: f)
         d.waitForCompression()
         let expected = rotated.map { $0 + ".gz" } + [f.path]
         #expect(try listed() == expected.sorted())

@@ -5,7 +5,7 @@ import Foundation
 /// JSONSerialization or Yams produce (NSNumber/Int/Bool/String/[Any]/[String: Any]).
 /// Fields the catalogue derives (`process.name`, `process.args`, `file.name`, `file.write`,
 /// `process.parent.name`) are computed when the record does not carry them.
-package struct DictRecord: RuleInput {
+package struct CapturedRuleInput: RuleInput {
     package let dict: [String: Any]
     package let homes: [String]
     package let typeName: String

@@ -16,11 +16,11 @@ package enum RecordFilter: String, Sendable, CaseIterable {
 /// destination never stalls it or another sink. The worker delivers in order: the spool first
 /// (everything older), then memory; while a destination is down, memory moves to the spool;
 /// what fits nowhere is dropped, counted, and reported by the daemon as `agent.loss`.
-package final class SinkWorker: @unchecked Sendable {
+package final class OutputWorker: @unchecked Sendable {
     package let name: String
-    package let destination: any RecordDestination
+    package let destination: any OutputTransport
     package let filter: RecordFilter
-    let queue: SinkQueue
+    let queue: OutputQueue
     let spool: Spool?
     let logger: Logger
     let flushIntervalNs: Int64
@@ -29,14 +29,14 @@ package final class SinkWorker: @unchecked Sendable {
     private let done = Atomic<Bool>(false)
     /// The last drain request the worker has finished.
     private let drained = Atomic<UInt64>(0)
-    private let stats = Mutex(SinkStats())
+    private let stats = Mutex(OutputStats())
 
-    package init(name: String, destination: any RecordDestination, filter: RecordFilter, queueBytes: Int,
+    package init(name: String, destination: any OutputTransport, filter: RecordFilter, queueBytes: Int,
                 spoolDirectory: String?, spoolBytes: Int, flushIntervalMs: Int, logger: Logger) throws(AgentError) {
         self.name = name
         self.destination = destination
         self.filter = filter
-        queue = SinkQueue(limit: queueBytes)
+        queue = OutputQueue(limit: queueBytes)
         spool = try spoolDirectory.map { dir throws(AgentError) in try Spool(directory: dir, maxBytes: spoolBytes) }
         self.logger = logger
         flushIntervalNs = Int64(flushIntervalMs) * 1_000_000
@@ -81,12 +81,12 @@ package final class SinkWorker: @unchecked Sendable {
         while drained.load(ordering: .acquiring) < ticket && !done.load(ordering: .acquiring) { usleep(2_000) }
     }
 
-    package func takeDrops() -> SinkDrops { queue.takeDrops() }
+    package func takeDrops() -> OutputDrops { queue.takeDrops() }
 
     /// Bytes queued or being delivered (not spooled): how far the sink is behind.
     package var backlogBytes: Int { queue.held.load(ordering: .relaxed) }
 
-    package var counters: SinkStats { stats.withLock { $0 } }
+    package var counters: OutputStats { stats.withLock { $0 } }
 
     // MARK: the worker
 
@@ -96,7 +96,7 @@ package final class SinkWorker: @unchecked Sendable {
     private var backoffNs: Int64 = 250_000_000
     /// Retries back off up to this: a second for a local file (a full disk frees up), 30 s for
     /// a remote receiver.
-    private lazy var maxBackoffNs: Int64 = destination is FileDestination ? 1_000_000_000 : 30_000_000_000
+    private lazy var maxBackoffNs: Int64 = destination is FileTransport ? 1_000_000_000 : 30_000_000_000
     private var lastError = ""
 
     private func run() {
@@ -258,7 +258,7 @@ package final class SinkWorker: @unchecked Sendable {
 }
 
 /// What a sink has done, for `agent.stop`, status and tests.
-package struct SinkStats: Sendable, Equatable {
+package struct OutputStats: Sendable, Equatable {
     package var records: UInt64 = 0
     package var bytes: UInt64 = 0
     package var errors: UInt64 = 0
