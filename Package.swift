@@ -6,8 +6,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "agentwatch", targets: ["agentwatch"]),
-        // For bench/micro, which drives the pipeline without the kernel.
-        .library(name: "AgentPipeline", targets: ["AgentPipeline"]),
+        // For bench/micro, a package of its own that drives the pipeline and the outputs
+        // without the kernel: what it uses is `public`, the rest `package`.
+        .library(name: "AgentBenchKit", targets: ["AgentSupport", "AgentRecords", "AgentSensor", "AgentSessions", "AgentDetector", "AgentPipeline", "AgentOutputs"]),
     ],
     dependencies: [
         // Commands, flags and help text: the field's standard.

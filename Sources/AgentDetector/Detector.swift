@@ -1,6 +1,6 @@
 /// Evaluates records against a RuleSet, holding sequence, threshold and suppression state.
 /// Not thread-safe: one per pipeline.
-package final class Detector {
+public final class Detector {
     package private(set) var rules: RuleSet
     @exclusivity(unchecked) var cache: RecordCache
     /// Per rule (aligned with `rules.rules`): its program and its state.
@@ -35,7 +35,7 @@ package final class Detector {
     /// Seqs kept as evidence by a threshold window or a suppression count.
     static let maxEvidence = 64
 
-    package init(rules: RuleSet) {
+    public init(rules: RuleSet) {
         self.rules = rules
         cache = RecordCache(fields: rules.slotFields, kept: rules.keptSlots, regexPatterns: rules.regexPatterns, memoCount: rules.memoCount)
         programs = rules.rules.map(\.program)

@@ -36,7 +36,7 @@ package struct RuleDiagnostic: Error, Sendable, Equatable, CustomStringConvertib
 }
 
 /// Every error found while loading a set of rule files, not just the first.
-package struct RuleErrors: Error, Sendable, CustomStringConvertible {
+public struct RuleErrors: Error, Sendable, CustomStringConvertible {
     package let diagnostics: [RuleDiagnostic]
     /// Warnings found along the way, so a failed check can still show them.
     package let warnings: [RuleDiagnostic]
@@ -46,7 +46,7 @@ package struct RuleErrors: Error, Sendable, CustomStringConvertible {
         self.warnings = warnings
     }
 
-    package var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+    public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
 }
 
 /// A place in a rule file.

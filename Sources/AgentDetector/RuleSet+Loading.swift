@@ -5,7 +5,7 @@ import Glibc
 extension RuleSet {
     /// Loads rule files and directories (their `*.yaml`/`*.yml`, sorted by name, not
     /// recursive). All files share one namespace for lists, macros and rule ids.
-    package static func load(paths: [String]) throws(RuleErrors) -> RuleSet {
+    public static func load(paths: [String]) throws(RuleErrors) -> RuleSet {
         var sources: [(file: String, bytes: [UInt8])] = []
         var errors: [RuleDiagnostic] = []
         for path in paths {

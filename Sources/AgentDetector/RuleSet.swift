@@ -1,6 +1,6 @@
 /// Every rule loaded from a set of files, compiled to matchers and indexed by record type.
 /// Immutable after load, so one RuleSet can be shared by pipelines and swapped on reload.
-package final class RuleSet: Sendable {
+public final class RuleSet: Sendable {
     /// Enabled and disabled rules, in load order.
     package let rules: [Rule]
     /// SHA-256 (hex) over the loaded files' bytes in load order.

@@ -5,25 +5,25 @@ import Dispatch
 import Glibc
 
 /// How a file sink writes, rotates and keeps its files.
-package struct FileSettings: Sendable, Equatable {
+public struct FileSettings: Sendable, Equatable {
     /// The file records are appended to; "-" for standard output (never rotated).
     package var path = "/var/log/agentwatch/events.ndjson"
     /// Rotate before the file would exceed this many bytes (0: never by size).
-    package var rotateBytes = 100 << 20
+    public var rotateBytes = 100 << 20
     /// Rotate a non-empty file this many seconds after it was started (0: never by time).
-    package var rotateIntervalS = 86_400
+    public var rotateIntervalS = 86_400
     /// Rotated files kept (the oldest beyond this are removed; 0: keep all).
-    package var retain = 10
+    public var retain = 10
     /// gzip rotated files, in the background.
-    package var compress = true
+    public var compress = true
     /// Mode and group of new files (and of the directory, with x for the group).
     package var mode: mode_t = 0o640
-    package var group: String? = "adm"
+    public var group: String? = "adm"
     /// fdatasync at most this often, in ms (0: leave it to the kernel).
     package var fsyncIntervalMs = 1000
 
     package init() {}
-    package init(path: String) { self.path = path }
+    public init(path: String) { self.path = path }
 }
 
 /// NDJSON records appended to a file: rotated by size and time into `PATH.YYYYMMDDTHHMMSSZ`
@@ -32,9 +32,9 @@ package struct FileSettings: Sendable, Equatable {
 /// line, so a line is never half written into the middle of the file; the rest stays with the
 /// worker. The hash chain simply continues from one file to the next. Every file is opened,
 /// renamed and removed through the file's `TrustedDirectory`, never by path.
-package final class FileTransport: OutputTransport {
+public final class FileTransport: OutputTransport {
     package let settings: FileSettings
-    package let description: String
+    public let description: String
     /// What the file ended with when first opened (see `RecordOutput`).
     package let chainTail: RecordTail?
     /// What the start found of rotations an earlier run left unfinished, and did about it.
@@ -61,7 +61,7 @@ package final class FileTransport: OutputTransport {
     /// `leftovers`), reads the chain tail of an existing file and ends a last line cut short by a
     /// crash with a newline, so the stream can continue it. Opening is `open()`'s job.
     /// `purpose` names the output in messages ("output main").
-    package init(settings: FileSettings, purpose: String = "output") throws(AgentError) {
+    public init(settings: FileSettings, purpose: String = "output") throws(AgentError) {
         self.settings = settings
         self.purpose = purpose
         isStdout = settings.path == "-"
@@ -122,7 +122,7 @@ package final class FileTransport: OutputTransport {
         compressor.sync {}
     }
 
-    package func open() throws(AgentError) {
+    public func open() throws(AgentError) {
         guard fd < 0 else { return }
         if isStdout {
             fd = STDOUT_FILENO
@@ -162,7 +162,7 @@ package final class FileTransport: OutputTransport {
         fd = -1
     }
 
-    package func deliver(_ lines: UnsafeRawBufferPointer) throws(DeliveryFailure) {
+    public func deliver(_ lines: UnsafeRawBufferPointer) throws(DeliveryFailure) {
         guard fd >= 0 else { throw DeliveryFailure(delivered: 0, reason: "\(description) is not open") }
         var done = 0
         if timeRotationDue() { try rotate(delivered: 0) }

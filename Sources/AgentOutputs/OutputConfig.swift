@@ -4,8 +4,8 @@ import Logging
 import Yams
 
 /// One output of the daemon, as configured under `outputs:`.
-package struct OutputConfig: Sendable, Equatable {
-    package enum Kind: Sendable, Equatable {
+public struct OutputConfig: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
         case file(FileSettings)
         case syslog(SyslogSettings)
     }
@@ -16,10 +16,10 @@ package struct OutputConfig: Sendable, Equatable {
     /// Bytes held in memory for this sink before records are dropped (and reported).
     package var queueBytes = 64 << 20
     /// Where undeliverable records wait (syslog only); nil: memory only.
-    package var spoolDirectory: String?
+    public var spoolDirectory: String?
     package var spoolBytes = 256 << 20
 
-    package init(name: String, kind: Kind) {
+    public init(name: String, kind: Kind) {
         self.name = name
         self.kind = kind
         if case .syslog = kind { spoolDirectory = "/var/lib/agentwatch/spool/" + name }

@@ -31,14 +31,14 @@ package struct NativeFormatter: RecordFormatter {
 
 /// Why a delivery stopped, and how far it got: `delivered` leading bytes of the lines handed
 /// over (always a whole number of lines) reached the destination.
-package struct DeliveryFailure: Error, CustomStringConvertible {
+public struct DeliveryFailure: Error, CustomStringConvertible {
     package var delivered: Int
     package var reason: String
     package init(delivered: Int, reason: String) {
         self.delivered = delivered
         self.reason = reason
     }
-    package var description: String { reason }
+    public var description: String { reason }
 }
 
 /// Where a sink's worker delivers records: a file, a syslog receiver. Called from that worker's
@@ -65,8 +65,8 @@ extension OutputTransport {
 }
 
 /// How a syslog sink reaches its receiver and frames its messages.
-package struct SyslogSettings: Sendable, Equatable {
-    package enum Transport: String, Sendable, CaseIterable {
+public struct SyslogSettings: Sendable, Equatable {
+    public enum Transport: String, Sendable, CaseIterable {
         /// A local datagram socket (`/dev/log`, or `address`).
         case unix
         case udp
@@ -75,16 +75,16 @@ package struct SyslogSettings: Sendable, Equatable {
         /// RFC 5425: octet counting inside TLS, the server's certificate verified.
         case tls
     }
-    package enum Framing: String, Sendable, CaseIterable {
+    public enum Framing: String, Sendable, CaseIterable {
         case rfc5424
         /// The legacy BSD format, for receivers that know no other.
         case rfc3164
     }
-    package var transport = Transport.unix
+    public var transport = Transport.unix
     /// A socket path for `unix`; a host name or address for the others.
-    package var address = "/dev/log"
+    public var address = "/dev/log"
     /// 514 for udp and tcp, 6514 for tls when not given.
-    package var port: Int? = nil
+    public var port: Int? = nil
     package var framing = Framing.rfc5424
     /// The syslog facility, by name (`auth`, `authpriv`, `daemon`, `local0`...).
     package var facility = "authpriv"
@@ -104,7 +104,7 @@ package struct SyslogSettings: Sendable, Equatable {
     /// Seconds to wait for a connection, a handshake or a stalled send.
     package var timeoutS = 10
 
-    package init() {}
+    public init() {}
 
     package var effectivePort: Int { port ?? (transport == .tls ? 6514 : 514) }
 }

@@ -16,7 +16,7 @@ package enum RecordFilter: String, Sendable, CaseIterable {
 /// destination never stalls it or another sink. The worker delivers in order: the spool first
 /// (everything older), then memory; while a destination is down, memory moves to the spool;
 /// what fits nowhere is dropped, counted, and reported by the daemon as `agent.loss`.
-package final class OutputWorker: @unchecked Sendable {
+public final class OutputWorker: @unchecked Sendable {
     package let name: String
     package let destination: any OutputTransport
     package let filter: RecordFilter
@@ -81,12 +81,12 @@ package final class OutputWorker: @unchecked Sendable {
         while drained.load(ordering: .acquiring) < ticket && !done.load(ordering: .acquiring) { usleep(2_000) }
     }
 
-    package func takeDrops() -> OutputDrops { queue.takeDrops() }
+    public func takeDrops() -> OutputDrops { queue.takeDrops() }
 
     /// Bytes queued or being delivered (not spooled): how far the sink is behind.
-    package var backlogBytes: Int { queue.held.load(ordering: .relaxed) }
+    public var backlogBytes: Int { queue.held.load(ordering: .relaxed) }
 
-    package var counters: OutputStats { stats.withLock { $0 } }
+    public var counters: OutputStats { stats.withLock { $0 } }
 
     // MARK: the worker
 
@@ -258,10 +258,10 @@ package final class OutputWorker: @unchecked Sendable {
 }
 
 /// What a sink has done, for `agent.stop`, status and tests.
-package struct OutputStats: Sendable, Equatable {
-    package var records: UInt64 = 0
-    package var bytes: UInt64 = 0
-    package var errors: UInt64 = 0
+public struct OutputStats: Sendable, Equatable {
+    public var records: UInt64 = 0
+    public var bytes: UInt64 = 0
+    public var errors: UInt64 = 0
     package var opens: UInt64 = 0
     package var connected = false
     package var spooledBytes: UInt64 = 0

@@ -5,14 +5,14 @@ import Logging
 
 /// The recorder's sink when records go to several outputs: each batch of lines is copied into
 /// every sink's queue; the sinks deliver on their own threads.
-package final class Outputs: RecordOutput {
-    package private(set) var workers: [OutputWorker]
+public final class Outputs: RecordOutput {
+    public private(set) var workers: [OutputWorker]
     /// The configuration each worker was made from (nil: made directly).
     private var configs: [OutputConfig?]
     /// The outputs at start (what `agent.start` names; a reload's record names the new ones).
-    package let description: String
+    public let description: String
     /// The first native file sink's tail: the stream's chain continues the main file.
-    package let chainTail: RecordTail?
+    public let chainTail: RecordTail?
 
     package init(workers: [OutputWorker], configs: [OutputConfig?]? = nil) {
         self.workers = workers
@@ -22,7 +22,7 @@ package final class Outputs: RecordOutput {
     }
 
     /// The configured outputs, each with its destination opened lazily by its worker.
-    package convenience init(_ configs: [OutputConfig], logger: Logger) throws(AgentError) {
+    public convenience init(_ configs: [OutputConfig], logger: Logger) throws(AgentError) {
         var workers: [OutputWorker] = []
         for c in configs { workers.append(try c.makeWorker(logger: logger)) }
         self.init(workers: workers, configs: configs)
@@ -52,13 +52,13 @@ package final class Outputs: RecordOutput {
         return (fresh.map(\.name), gone.map(\.name))
     }
 
-    package func start() { for w in workers { w.start() } }
+    public func start() { for w in workers { w.start() } }
 
-    package func write(_ lines: UnsafeRawBufferPointer) {
+    public func write(_ lines: UnsafeRawBufferPointer) {
         for w in workers { w.push(lines) }
     }
 
-    package func flush() {}
+    public func flush() {}
 
     /// Every sink delivers what it holds now, or gives it up and counts it (bounded in time,
     /// the sinks in parallel); they go on running.
@@ -71,7 +71,7 @@ package final class Outputs: RecordOutput {
     }
 
     /// Every sink delivers what it holds (bounded in time), closes and ends.
-    package func stop() { for w in workers { w.stop() } }
+    public func stop() { for w in workers { w.stop() } }
 
     /// Reopen files (SIGHUP, after logrotate) and reconnect receivers.
     package func reopen() { for w in workers { w.reopen() } }

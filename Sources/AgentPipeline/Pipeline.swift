@@ -6,44 +6,44 @@ import AgentSupport
 import CAgentEvents
 
 /// Finds the session a kernel record belongs to, by the session's cgroup id.
-package protocol SessionSource: AnyObject {
+public protocol SessionSource: AnyObject {
     func session(for cgid: UInt64) -> Session
     /// The kernel saw a session root or a session directory made below a pattern's root.
     func cgroupMade(_ notice: agent_cgroup)
 }
 
 extension SessionSource {
-    package func cgroupMade(_ notice: agent_cgroup) {}
+    public func cgroupMade(_ notice: agent_cgroup) {}
 }
 
 /// What happens to each kernel record: decode it in place, keep the process table right, and
 /// write its NDJSON line. The daemon drives it from the ring buffer; the micro-benchmark drives
 /// it from synthetic records.
-package final class Pipeline {
+public final class Pipeline {
     package let recorder: Recorder
-    package let table: ProcessTable
-    package internal(set) var decoder = RecordDecoder()
+    public let table: ProcessTable
+    public internal(set) var decoder = RecordDecoder()
     package var clock = WallClock()
     /// Kernel drops reported in the stream so far, by kind.
     package var kernelDropped = [UInt64](repeating: 0, count: Int(AGENT_KIND_COUNT.rawValue))
     unowned let sessions: SessionSource
     /// The rules, when any are loaded: every session record is evaluated right after it is
     /// written (its seq is then known), and alerts follow their last evidence.
-    package var detector: Detector?
+    public var detector: Detector?
     /// Connects whose sockets the kernel counts bytes for, by socket cookie: a net.flow record
     /// carries the connect's addresses. Bounded: a socket whose release was never reported
     /// (the kernel map is LRU too) cannot grow it without end.
     private var flows: [UInt64: agent_connect] = [:]
     static let maxFlows = 65536
 
-    package init(recorder: Recorder, sessions: SessionSource, table: ProcessTable = ProcessTable()) {
+    public init(recorder: Recorder, sessions: SessionSource, table: ProcessTable = ProcessTable()) {
         self.recorder = recorder
         self.sessions = sessions
         self.table = table
     }
 
     /// One ring buffer record. `raw` is only valid during the call.
-    package func handle(_ raw: UnsafeRawBufferPointer) {
+    public func handle(_ raw: UnsafeRawBufferPointer) {
         guard let record = decoder.decode(raw) else { return }
         let hdr = record.header
         let unixNs = clock.wall(bootNs: hdr.ktime_ns)

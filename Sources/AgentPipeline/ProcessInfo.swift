@@ -1,7 +1,7 @@
 /// What the daemon knows of one process of a session. Its `process` JSON (everything but the
 /// thread id) is rendered once per exec and reused for every record the process makes.
-package final class ProcessInfo {
-    package let pid: UInt32
+public final class ProcessInfo {
+    public let pid: UInt32
     /// CLOCK_BOOTTIME start of the process; with pid it names the process across pid reuse.
     package var startNs: UInt64
     package let entityID: String
@@ -21,7 +21,7 @@ package final class ProcessInfo {
     package var cwd: [UInt8]?
     package var sessionCgid: UInt64
     /// Where the daemon learned of the process: "kernel", or "procfs" for one found running.
-    package var source: StaticString
+    public var source: StaticString
     /// Whether `startNs` is only as precise as /proc's clock ticks (found running).
     package var approximateStart: Bool
     /// For a process found running: CLOCK_BOOTTIME just before /proc was read. An exec the

@@ -4,17 +4,17 @@ import Glibc
 
 /// The processes of all sessions, keyed by pid, kept right by exec, fork and exit records and
 /// seeded from /proc for processes that were running before the daemon saw them.
-package final class ProcessTable {
-    package private(set) var byPID: [UInt32: ProcessInfo] = [:]
+public final class ProcessTable {
+    public private(set) var byPID: [UInt32: ProcessInfo] = [:]
     let bootID: String
     let clockTicks: UInt64
 
-    package init(bootID: String = ProcessTable.readBootID()) {
+    public init(bootID: String = ProcessTable.readBootID()) {
         self.bootID = bootID
         clockTicks = UInt64(max(sysconf(Int32(_SC_CLK_TCK)), 1))
     }
 
-    package var count: Int { byPID.count }
+    public var count: Int { byPID.count }
 
     /// Exact start times (CLOCK_BOOTTIME ns) by pid, from the kernel's task iterator, taken when
     /// the daemon adopts running sessions. /proc rounds starts to a clock tick; with these an
@@ -34,7 +34,7 @@ package final class ProcessTable {
         return (approx ?? 0, false)
     }
 
-    package static func readBootID() -> String {
+    public static func readBootID() -> String {
         let raw = (try? readFile("/proc/sys/kernel/random/boot_id")) ?? ""
         let hex = raw.filter { $0.isHexDigit }
         return hex.isEmpty ? "000000000000" : String(hex.prefix(12))
@@ -46,7 +46,7 @@ package final class ProcessTable {
     }
 
     /// The entry for (pid, start), or nil when the pid is unknown or now names another process.
-    package func lookup(pid: UInt32, startNs: UInt64) -> ProcessInfo? {
+    public func lookup(pid: UInt32, startNs: UInt64) -> ProcessInfo? {
         guard let p = byPID[pid] else { return nil }
         if p.startNs == startNs { return p }
         // Found in /proc: its start is only known to a clock tick; the first kernel record

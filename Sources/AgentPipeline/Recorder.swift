@@ -4,16 +4,16 @@ import CAgentEvents
 import Glibc
 
 /// Host identity carried by every record.
-package struct HostIdentity: Sendable {
-    package var name: String
-    package var id: String
+public struct HostIdentity: Sendable {
+    public var name: String
+    public var id: String
 
-    package init(name: String, id: String) {
+    public init(name: String, id: String) {
         self.name = name
         self.id = id
     }
 
-    package static func current() -> HostIdentity {
+    public static func current() -> HostIdentity {
         var buf = [CChar](repeating: 0, count: 256)
         gethostname(&buf, buf.count - 1)
         let name = String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -24,8 +24,8 @@ package struct HostIdentity: Sendable {
 
 /// Writes records as NDJSON v1 lines: numbers them (`seq`), stamps them, chains them
 /// (`RecordChain`), and appends them to one reused buffer that is handed to the sink in batches.
-package final class Recorder {
-    package private(set) var seq: UInt64 = 0
+public final class Recorder {
+    public private(set) var seq: UInt64 = 0
     /// The chain of the last record written (64 lowercase hex bytes), updated in place.
     package private(set) var chain: [UInt8]
     /// The chain this stream continues from — the last record already in the output when the
@@ -48,7 +48,7 @@ package final class Recorder {
     /// Reused to join a directory and a relative path.
     var pathJoin: [UInt8] = []
 
-    package init(sink: RecordOutput, host: HostIdentity) {
+    public init(sink: RecordOutput, host: HostIdentity) {
         self.sink = sink
         let tail = sink.chainTail
         chainPrev = tail?.chain.map { String(decoding: $0, as: UTF8.self) }
@@ -115,13 +115,13 @@ package final class Recorder {
     }
 
     /// Hands what is buffered to the sink.
-    package func flush() {
+    public func flush() {
         guard !buffer.bytes.isEmpty else { return }
         buffer.bytes.withUnsafeBytes { sink.write($0) }
         buffer.bytes.removeAll(keepingCapacity: true)
     }
 
-    package func close() {
+    public func close() {
         flush()
         sink.flush()
     }

@@ -118,7 +118,7 @@ package enum RecordChain {
 
 /// What an output file ends with when a daemon opens it: the chain its records continue, and
 /// how the run that wrote them ended, which the next `agent.start` states (`previous_run`).
-package struct RecordTail: Sendable, Equatable {
+public struct RecordTail: Sendable, Equatable {
     /// False when the file holds at least one byte.
     package var empty = true
     /// The last whole record's chain (64 hex bytes); nil when no whole record could be read at

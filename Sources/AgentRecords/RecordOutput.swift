@@ -1,5 +1,5 @@
 /// Where record lines go. `write` receives whole lines only.
-package protocol RecordOutput: AnyObject {
+public protocol RecordOutput: AnyObject {
     func write(_ lines: UnsafeRawBufferPointer)
     func flush()
     var description: String { get }
@@ -10,12 +10,12 @@ package protocol RecordOutput: AnyObject {
 }
 
 extension RecordOutput {
-    package var chainTail: RecordTail? { nil }
+    public var chainTail: RecordTail? { nil }
 }
 
 /// Records a sink could not keep: how many, the seq range they span, and their bytes.
-package struct OutputDrops: Sendable, Equatable {
-    package var records: UInt64 = 0
+public struct OutputDrops: Sendable, Equatable {
+    public var records: UInt64 = 0
     package var bytes: UInt64 = 0
     package var firstSeq: UInt64 = 0
     package var lastSeq: UInt64 = 0

@@ -3,9 +3,9 @@ import Glibc
 
 /// How a rotated record file set is named: `BASE.YYYYMMDDTHHMMSSZ[-N][.gz]` beside `BASE`. The
 /// file output writes these names; verify and replay read the set back in rotation order.
-package enum RotatedFiles {
+public enum RotatedFiles {
     /// The rotated files of `path`, oldest first (their names sort in time order).
-    package static func files(of path: String) -> [String] {
+    public static func files(of path: String) -> [String] {
         let (dir, base) = TrustedDirectory.split(path)
         // Reading only (verify): by path. Bare names for a bare path, as given.
         let prefix = path.contains("/") ? (dir == "/" ? "/" : dir + "/") : ""

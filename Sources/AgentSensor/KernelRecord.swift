@@ -2,7 +2,7 @@ import CAgentEvents
 
 /// A record from the kernel, decoded in place: the byte views point into the ring buffer and
 /// are valid only while the ring buffer callback runs.
-package enum KernelRecord {
+public enum KernelRecord {
     case exec(agent_exec, filename: UnsafeRawBufferPointer, exe: UnsafeRawBufferPointer, cwd: UnsafeRawBufferPointer, args: UnsafeRawBufferPointer)
     case fork(agent_fork)
     case exit(agent_exit)
@@ -13,7 +13,7 @@ package enum KernelRecord {
     /// Not a record of the stream: a cgroup the daemon must look at now.
     case cgroup(agent_cgroup)
 
-    package var header: agent_hdr {
+    public var header: agent_hdr {
         switch self {
         case .exec(let e, _, _, _, _): e.hdr
         case .fork(let f): f.hdr
@@ -28,22 +28,22 @@ package enum KernelRecord {
 }
 
 /// What the decoder refused, by reason: every record is either decoded or counted here.
-package struct DecodeCounters: Sendable, Equatable {
+public struct DecodeCounters: Sendable, Equatable {
     package var decoded: UInt64 = 0
     package var truncated: UInt64 = 0
     package var unknownKind: UInt64 = 0
 
-    package var rejected: UInt64 { truncated + unknownKind }
+    public var rejected: UInt64 { truncated + unknownKind }
 }
 
 /// Turns ring buffer bytes into `KernelRecord`s. Checks every length before it reads, so a
 /// short, oversized or unknown record is counted and skipped, never a crash.
-package struct RecordDecoder {
-    package private(set) var counters = DecodeCounters()
+public struct RecordDecoder {
+    public private(set) var counters = DecodeCounters()
 
-    package init() {}
+    public init() {}
 
-    package mutating func decode(_ raw: UnsafeRawBufferPointer) -> KernelRecord? {
+    public mutating func decode(_ raw: UnsafeRawBufferPointer) -> KernelRecord? {
         guard raw.count >= MemoryLayout<agent_hdr>.size else {
             counters.truncated += 1
             return nil

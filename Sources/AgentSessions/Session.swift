@@ -3,13 +3,13 @@ import AgentSupport
 import Glibc
 
 /// One agent session: a cgroup directly below a session root, and everything in it.
-package final class Session {
+public final class Session {
     package let id: String
     /// Absolute path of the cgroup directory.
     package let path: String
     /// Path relative to the cgroup2 mount, as /proc/PID/cgroup shows it.
     package let cgroup: String
-    package let cgid: UInt64
+    public let cgid: UInt64
     package let uid: UInt32
     package let labels: [(key: String, value: String)]
     /// What `~` means in rules for this session: the HOME `agentwatch run` was started with,
@@ -23,7 +23,7 @@ package final class Session {
     /// `"session":{...}`, rendered once.
     package let json: [UInt8]
 
-    package init(id: String, path: String, cgroup: String, cgid: UInt64, uid: UInt32, labels: [(key: String, value: String)], adopted: Bool, home: String? = nil) {
+    public init(id: String, path: String, cgroup: String, cgid: UInt64, uid: UInt32, labels: [(key: String, value: String)], adopted: Bool, home: String? = nil) {
         var homes: [String] = []
         if let home, home.hasPrefix("/") { homes.append(home) }
         if let pw = Self.passwdHome(uid), !homes.contains(pw) { homes.append(pw) }

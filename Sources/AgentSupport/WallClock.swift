@@ -2,7 +2,7 @@ import Glibc
 
 /// Converts CLOCK_BOOTTIME nanoseconds, which the kernel stamps records with, into Unix time.
 /// Boot time keeps counting through suspend, so the offset holds across a laptop's sleep.
-package struct WallClock {
+public struct WallClock {
     package private(set) var offsetNs: Int64 = 0
 
     package init() { refresh() }
@@ -19,7 +19,7 @@ package struct WallClock {
 
     package func wall(bootNs: UInt64) -> Int64 { Int64(bitPattern: bootNs) &+ offsetNs }
 
-    package static func bootNow() -> UInt64 {
+    public static func bootNow() -> UInt64 {
         var boot = timespec()
         clock_gettime(CLOCK_BOOTTIME, &boot)
         return UInt64(boot.tv_sec) * 1_000_000_000 + UInt64(boot.tv_nsec)

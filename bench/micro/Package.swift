@@ -7,7 +7,7 @@ import PackageDescription
 import Foundation
 
 // The agentwatch package under test: this repository's root by default. AGENTWATCH_PACKAGE_PATH
-// points it at another checkout (for example a copy that exports the AgentCore library product;
+// points it at another checkout (for example another branch;
 // see README.md).
 let agentwatchPath = ProcessInfo.processInfo.environment["AGENTWATCH_PACKAGE_PATH"] ?? "../.."
 // SwiftPM names a path dependency after its directory, which is whatever the clone is called.
@@ -27,11 +27,11 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.0"),
     ],
     targets: [
-        // The synthetic record stream and the harness that drives AgentCore.Pipeline with it;
+        // The synthetic record stream and the harness that drives AgentPipeline.Pipeline with it;
         // shared by the benchmarks and by the plain profiling executable.
         .target(
             name: "PipelineWorkload",
-            dependencies: [.product(name: "AgentCore", package: agentwatchPackage)]
+            dependencies: [.product(name: "AgentBenchKit", package: agentwatchPackage)]
         ),
         // A plain loop over the same workload, for perf/valgrind (no benchmark harness around it).
         .executableTarget(

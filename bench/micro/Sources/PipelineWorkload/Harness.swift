@@ -1,4 +1,10 @@
-import AgentCore
+import AgentDetector
+import AgentOutputs
+import AgentPipeline
+import AgentRecords
+import AgentSensor
+import AgentSessions
+import AgentSupport
 import CAgentEvents
 import Glibc
 
@@ -56,7 +62,7 @@ public final class FixedSessions: SessionSource {
 }
 
 /// The stages a harness runs for each record. Stages are cumulative, in pipeline order; a
-/// detection (rule) stage goes between correlation and JSON once AgentCore has one: add a case
+/// detection (rule) stage goes between correlation and JSON once the pipeline has one: add a case
 /// here and a `Pipeline` built with the rules in `PipelineHarness.init`.
 public enum Stages: String, CaseIterable, Sendable {
     /// RecordDecoder only.
@@ -194,7 +200,7 @@ public final class Harness {
             case .fork(let f): start = f.proc.start_ns
             case .exit(let x): start = x.proc.start_ns
             case .flow(let f): start = f.start_ns
-            case .loss: continue
+            case .loss, .cgroup: continue
             }
             if let p = table.lookup(pid: hdr.pid, startNs: start) { acc &+= UInt64(p.pid) }
             acc &+= s.cgid

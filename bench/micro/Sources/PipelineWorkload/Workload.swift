@@ -1,4 +1,9 @@
-import AgentCore
+import AgentDetector
+import AgentOutputs
+import AgentPipeline
+import AgentRecords
+import AgentSessions
+import AgentSupport
 import CAgentEvents
 import Glibc
 

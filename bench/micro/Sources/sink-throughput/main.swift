@@ -7,7 +7,12 @@
 //   sink-throughput syslog-tcp [RECORDS]         RFC 5424 over TCP to a loopback reader that counts
 //
 // Prints records/s, CPU ns per record and the sink's counters; exits 1 if a record was dropped.
-import AgentCore
+import AgentDetector
+import AgentOutputs
+import AgentPipeline
+import AgentRecords
+import AgentSessions
+import AgentSupport
 import Glibc
 import Logging
 import PipelineWorkload
@@ -51,7 +56,7 @@ switch mode {
 case "file":
     let path = args.count > 3 ? args[3] : "/tmp/agentwatch-sink-bench.ndjson"
     unlink(path)
-    for old in FileTransport.rotatedFiles(of: path) { unlink(old) }
+    for old in RotatedFiles.files(of: path) { unlink(old) }
     var f = FileSettings(path: path)
     f.compress = false
     f.group = nil
