@@ -10,10 +10,14 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define AF_INET 2
-#define AF_INET6 10
-#define IPPROTO_TCP 6
-#define IPPROTO_UDP 17
+/* Where parse_packet finds what it reads: wire formats, the same on every kernel. The TCP data
+ * offset is the high nibble of the byte after ack_seq (a bitfield, so no offsetof). */
+#define IPV4_PROTOCOL_AT __builtin_offsetof(struct iphdr, protocol)
+#define IPV6_NEXTHDR_AT __builtin_offsetof(struct ipv6hdr, nexthdr)
+#define IPV6_HEADER_SIZE sizeof(struct ipv6hdr)
+#define TCP_SEQ_AT __builtin_offsetof(struct tcphdr, seq)
+#define TCP_DOFF_AT (__builtin_offsetof(struct tcphdr, ack_seq) + sizeof(__be32))
+#define UDP_HEADER_SIZE sizeof(struct udphdr)
 
 /* Generates the socket's cookie during connect(2), so the syscall exit hook can key the flow. */
 SEC("cgroup/connect4")
@@ -42,14 +46,15 @@ static __always_inline bool parse_packet(struct __sk_buff *skb, struct packet *p
 {
 	__u32 hdr = 0;
 	__u8 proto = 0;
-	if (skb->protocol == bpf_htons(0x0800)) {
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		__u8 vihl;
-		if (bpf_skb_load_bytes(skb, 0, &vihl, 1) || bpf_skb_load_bytes(skb, 9, &proto, 1))
+		if (bpf_skb_load_bytes(skb, 0, &vihl, 1) || bpf_skb_load_bytes(skb, IPV4_PROTOCOL_AT, &proto, 1))
 			return false;
+		/* The header length, in 32-bit words, is the low nibble of the first byte. */
 		hdr = (vihl & 0x0f) * 4;
-	} else if (skb->protocol == bpf_htons(0x86DD)) {
-		hdr = 40;
-		if (bpf_skb_load_bytes(skb, 6, &proto, 1))
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		hdr = IPV6_HEADER_SIZE;
+		if (bpf_skb_load_bytes(skb, IPV6_NEXTHDR_AT, &proto, 1))
 			return false;
 	} else {
 		return false;
@@ -58,12 +63,14 @@ static __always_inline bool parse_packet(struct __sk_buff *skb, struct packet *p
 	if (p->tcp) {
 		__u8 doff;
 		__be32 seq;
-		if (bpf_skb_load_bytes(skb, hdr + 4, &seq, 4) || bpf_skb_load_bytes(skb, hdr + 12, &doff, 1))
+		if (bpf_skb_load_bytes(skb, hdr + TCP_SEQ_AT, &seq, sizeof(seq)) ||
+		    bpf_skb_load_bytes(skb, hdr + TCP_DOFF_AT, &doff, 1))
 			return false;
 		p->seq = bpf_ntohl(seq);
+		/* The data offset, in 32-bit words. */
 		hdr += (doff >> 4) * 4;
 	} else if (proto == IPPROTO_UDP) {
-		hdr += 8;
+		hdr += UDP_HEADER_SIZE;
 	}
 	p->payload = skb->len > hdr ? skb->len - hdr : 0;
 	return true;

@@ -7,6 +7,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "agent_events.h"
+#include "uapi.bpf.h"
 
 /*
  * Settings, written by the daemon before load (the object's .rodata). Defined __weak here so
