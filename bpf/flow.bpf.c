@@ -98,22 +98,14 @@ static __always_inline __u64 new_bytes(struct packet *p, __u32 *next, __u8 *seen
 	return (__u64)(__u32)ahead;
 }
 
+/* Runs in socket programs, where there is no current task: the header names the process that
+ * connected, as the flow state keeps it. */
 static __always_inline void emit_flow(__u64 cookie, struct flow_state *f, bool final)
 {
-	struct agent_flow *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count_drop(AGENT_KIND_FLOW);
+	struct agent_flow *r = reserve_record(sizeof(*r), AGENT_KIND_FLOW);
+	if (!r)
 		return;
-	}
-	r->hdr.kind = AGENT_KIND_FLOW;
-	r->hdr.flags = 0;
-	r->hdr.size = sizeof(*r);
-	r->hdr.pid = f->pid;
-	r->hdr.tid = f->tid;
-	r->hdr._pad0 = 0;
-	r->hdr.ktime_ns = bpf_ktime_get_boot_ns();
-	r->hdr.session_cgid = f->session_cgid;
-	r->hdr.cgroup_id = f->cgroup_id;
+	fill_hdr_of(&r->hdr, AGENT_KIND_FLOW, sizeof(*r), f->pid, f->tid, f->session_cgid, f->cgroup_id);
 	r->cookie = cookie;
 	r->start_ns = f->start_ns;
 	__u64 sent = f->bytes_sent, received = f->bytes_received;
@@ -125,7 +117,7 @@ static __always_inline void emit_flow(__u64 cookie, struct flow_state *f, bool f
 	r->bytes_received = received;
 	r->final = final;
 	__builtin_memset(r->_pad0, 0, sizeof(r->_pad0));
-	bpf_ringbuf_submit(r, ring_flags());
+	submit_record(r);
 }
 
 SEC("cgroup_skb/egress")

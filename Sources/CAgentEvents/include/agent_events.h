@@ -194,7 +194,9 @@ _Static_assert(sizeof(struct agent_flow) == 96, "abi: agent_flow");
 
 /*
  * Records this CPU could not reserve since its last loss record, per kind. Written into the
- * stream by the next record that fits, so the loss sits where it happened.
+ * stream by the next record that fits, so the loss sits where it happened. Its header names no
+ * process (pid, tid and cgroups 0). dropped[AGENT_KIND_LOSS] counts loss records that could not
+ * be written when due, once until one is: what they would have said is in this one.
  */
 struct agent_loss {
 	struct agent_hdr hdr;
