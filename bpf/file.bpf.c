@@ -4,6 +4,12 @@
 #include "lib/task.bpf.h"
 #include "lib/path.bpf.h"
 
+/* The open tail (requested | path) as the verifier sees it at most: the requested path is
+ * read with its NUL, the resolved one is written after it. */
+#define OPEN_RECORD_MAX (sizeof(struct agent_open) + 2 * AGENT_PATH_MAX)
+_Static_assert(OPEN_RECORD_MAX <= SCRATCH_SIZE, "the largest open record fits the scratch area");
+_Static_assert(OPEN_RECORD_MAX <= AGENT_RECORD_SIZE_MAX, "the largest open record's size fits hdr.size");
+
 struct open_args {
 	__u64 path;  /* user pointer to the path */
 	__u64 flags;

@@ -10,6 +10,15 @@ char LICENSE[] SEC("license") = "GPL";
 /* Keeps a length the verifier can see is within [0, max]. */
 #define BOUND(v, max) ((v) > (max) ? (max) : (v))
 
+/*
+ * The exec tail (filename | exe | cwd | args) is built in the scratch area at offsets the
+ * verifier sees bounded by whole AGENT_PATH_MAXs; this is the most it can write there, and so
+ * the most hdr.size can be asked to hold.
+ */
+#define EXEC_RECORD_MAX (sizeof(struct agent_exec) + 3 * AGENT_PATH_MAX + AGENT_ARGS_MAX)
+_Static_assert(EXEC_RECORD_MAX <= SCRATCH_SIZE, "the largest exec record fits the scratch area");
+_Static_assert(EXEC_RECORD_MAX <= AGENT_RECORD_SIZE_MAX, "the largest exec record's size fits hdr.size");
+
 /* A terminal: the console and tty majors, or a pseudo-terminal's slave side. */
 static __always_inline bool is_tty_major(__u32 major)
 {
@@ -91,7 +100,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	cwd_len = BOUND(cwd_len, AGENT_PATH_MAX - 1);
 	e->cwd_len = cwd_len;
 	off += cwd_len;
-	off = BOUND(off, 3 * AGENT_PATH_MAX);
+	off = BOUND(off, 3 * AGENT_PATH_MAX); /* so at most EXEC_RECORD_MAX below */
 	if (cut)
 		e->hdr.flags |= AGENT_F_PATH_TRUNCATED;
 

@@ -114,7 +114,8 @@ static __always_inline void bump_roots_gen(void)
 		__sync_fetch_and_add(gen, 1);
 }
 
-/* Room to build one variable-size record before copying it into the ring. */
+/* Room to build one variable-size record before copying it into the ring. Each program that
+ * builds one asserts that its largest fits (process.bpf.c, file.bpf.c). */
 #define SCRATCH_SIZE 32768
 struct scratch_buf {
 	__u8 bytes[SCRATCH_SIZE];

@@ -69,6 +69,12 @@ struct agent_hdr {
 };
 _Static_assert(sizeof(struct agent_hdr) == 40, "abi: agent_hdr");
 
+/* The largest record there can be: the most hdr.size holds. A program that builds a record with
+ * a variable tail asserts that its largest is no larger. */
+#define AGENT_RECORD_SIZE_MAX 0xffff
+_Static_assert((__typeof__(((struct agent_hdr *)0)->size))~0 == AGENT_RECORD_SIZE_MAX,
+	       "abi: AGENT_RECORD_SIZE_MAX is the most hdr.size holds");
+
 /* Identity of a process, read from its task_struct. */
 struct agent_proc {
 	__u64 start_ns;        /* thread group leader's start, CLOCK_BOOTTIME: pid + start_ns names a process */
