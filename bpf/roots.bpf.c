@@ -57,7 +57,7 @@ static __always_inline long read_ancestor_name(struct cgroup *cgrp, __u32 level)
 {
 	__u32 zero = 0;
 	struct name_buf *buf = bpf_map_lookup_elem(&root_name, &zero);
-	struct cgroup *anc = ancestor_cgroup(cgrp, level);
+	struct cgroup *anc = core_cgroup_ancestor(cgrp, level);
 	if (!buf || !anc)
 		return -1;
 	long n = bpf_probe_read_kernel_str(buf->b, NAME_BUF, BPF_CORE_READ(anc, kn, name));
