@@ -51,7 +51,13 @@ let package = Package(
         ),
         .target(
             name: "AgentProbes",
+            dependencies: ["BPFKit", "CAgentEvents"],
             plugins: ["BPFBuild"]
+        ),
+        // Writes the BPF object's Swift skeleton at build time (run by the BPFBuild plugin).
+        .executableTarget(
+            name: "bpf-skeleton",
+            dependencies: ["BPFKit"]
         ),
         .target(
             name: "AgentCore",
@@ -72,7 +78,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .plugin(name: "BPFBuild", capability: .buildTool()),
+        .plugin(name: "BPFBuild", capability: .buildTool(), dependencies: ["bpf-skeleton"]),
         .testTarget(
             name: "AgentCoreTests",
             dependencies: ["AgentCore", "CAgentEvents"]

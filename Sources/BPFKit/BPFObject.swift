@@ -45,51 +45,38 @@ public final class BPFObject {
         try check(bpf_object__load(handle), "bpf_object__load")
     }
 
+    /// The program named `name` (its C function name). The daemon names programs through the
+    /// generated skeleton (AgentProbes.Skeleton), which looks each up once, when it opens.
     public func program(_ name: String) throws(BPFError) -> BPFProgram {
         let p = try check(bpf_object__find_program_by_name(handle, name), "bpf_object__find_program_by_name(\(name))")
         return BPFProgram(handle: p, owner: self)
     }
 
+    /// The map named `name`; a data section's map by the section's name (".rodata").
     public func map(_ name: String) throws(BPFError) -> BPFMap {
         let m = try check(bpf_object__find_map_by_name(handle, name), "bpf_object__find_map_by_name(\(name))")
         return BPFMap(handle: m, owner: self)
     }
 
-    /// Writes a `const volatile` global before load. `bytes` must match the variable's size.
-    public func setGlobal(_ name: String, bytes: [UInt8]) throws(BPFError) {
-        guard let btf = bpf_object__btf(handle) else { throw BPFError("bpf_object__btf", errno: ENOENT) }
-        let sec = btf__find_by_name_kind(btf, ".rodata", 15 /* BTF_KIND_DATASEC */)
-        guard sec > 0, let datasec = btf__type_by_id(btf, UInt32(sec)) else {
-            throw BPFError("btf__find_by_name_kind(.rodata)", errno: ENOENT)
-        }
-        let map = try self.map(".rodata")
-        var size = 0
-        guard let data = bpf_map__initial_value(map.handle, &size) else {
-            throw BPFError("bpf_map__initial_value(.rodata)", errno: ENOENT)
-        }
-        let vlen = Int(datasec.pointee.info & 0xffff)
-        let infos = UnsafeRawPointer(datasec.advanced(by: 1)).assumingMemoryBound(to: btf_var_secinfo.self)
-        for i in 0..<vlen {
-            let info = infos[i]
-            guard let v = btf__type_by_id(btf, info.type), let cname = btf__name_by_offset(btf, v.pointee.name_off),
-                  String(cString: cname) == name else { continue }
-            guard Int(info.size) == bytes.count, Int(info.offset) + bytes.count <= size else {
-                throw BPFError("setGlobal(\(name)): size \(bytes.count) != \(info.size)", errno: EINVAL)
-            }
-            bytes.withUnsafeBytes { UnsafeMutableRawPointer(mutating: data).advanced(by: Int(info.offset)).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            return
-        }
-        throw BPFError("setGlobal(\(name))", errno: ENOENT)
+    /// Every program of the object, in the object's order.
+    public var programs: [BPFProgram] {
+        Self.walk { bpf_object__next_program(handle, $0) }.map { BPFProgram(handle: $0, owner: self) }
     }
 
-    public func setGlobal<T: FixedWidthInteger>(_ name: String, _ value: T) throws(BPFError) {
-        try setGlobal(name, bytes: withUnsafeBytes(of: value.littleEndian) { Array($0) })
+    /// Every map of the object (the data sections' internal maps included), in the object's order.
+    public var maps: [BPFMap] {
+        Self.walk { bpf_object__next_map(handle, $0) }.map { BPFMap(handle: $0, owner: self) }
     }
 
-    public func setGlobal<T: FixedWidthInteger>(_ name: String, array: [T]) throws(BPFError) {
-        var bytes = [UInt8]()
-        for v in array { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-        try setGlobal(name, bytes: bytes)
+    /// libbpf's iteration: `next(nil)` is the first, `next(last)` nil after the last.
+    private static func walk(_ next: (OpaquePointer?) -> OpaquePointer?) -> [OpaquePointer] {
+        var all: [OpaquePointer] = []
+        var at = next(nil)
+        while let item = at {
+            all.append(item)
+            at = next(item)
+        }
+        return all
     }
 }
 
@@ -99,6 +86,8 @@ public struct BPFProgram {
     let owner: BPFObject
 
     public var name: String { String(cString: bpf_program__name(handle)) }
+    /// The ELF section it was compiled into (SEC("...")), which says where it attaches.
+    public var sectionName: String { String(cString: bpf_program__section_name(handle)) }
     public var fd: Int32 { bpf_program__fd(handle) }
 
     /// Whether the program is loaded with the object (set before load).
@@ -178,6 +167,9 @@ public struct BPFMap {
     let owner: BPFObject
 
     public var name: String { String(cString: bpf_map__name(handle)) }
+    /// Whether libbpf made it for a data section (.rodata, .bss, .data) rather than the
+    /// programs declaring it in .maps.
+    public var isInternal: Bool { bpf_map__is_internal(handle) }
     public var fd: Int32 { bpf_map__fd(handle) }
 
     public func setMaxEntries(_ n: UInt32) throws(BPFError) {

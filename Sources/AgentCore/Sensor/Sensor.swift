@@ -36,20 +36,21 @@ public struct SensorSettings: Sendable {
 /// while a session exists, because a syscall tracepoint slows every task on the host.
 public final class Sensor {
     /// Always attached: scheduler tracepoints, no syscall slow path.
-    public static let processPrograms = ["on_exec", "on_fork", "on_exit", "flow_tcp_close", "on_cgroup_attach_task"]
+    public static let processPrograms: [AgentProbes.Program] = [.on_exec, .on_fork, .on_exit, .flow_tcp_close, .on_cgroup_attach_task]
     /// Attached only while at least one session exists.
-    public static let syscallPrograms = [
-        "on_openat_enter", "on_openat_exit", "on_openat2_enter", "on_openat2_exit",
-        "on_connect_enter", "on_connect_exit",
+    public static let syscallPrograms: [AgentProbes.Program] = [
+        .on_openat_enter, .on_openat_exit, .on_openat2_enter, .on_openat2_exit,
+        .on_connect_enter, .on_connect_exit,
     ]
 
     /// Attached when session-root patterns are configured: they find new roots at mkdir.
-    public static let rootPrograms = ["on_cgroup_mkdir", "on_cgroup_rmdir"]
+    public static let rootPrograms: [AgentProbes.Program] = [.on_cgroup_mkdir, .on_cgroup_rmdir]
 
     /// Attached to every session root: they run only for sockets of session processes.
-    public static let cgroupPrograms = ["flow_connect4", "flow_connect6", "flow_egress", "flow_ingress", "flow_release"]
+    public static let cgroupPrograms: [AgentProbes.Program] = [.flow_connect4, .flow_connect6, .flow_egress, .flow_ingress, .flow_release]
 
-    public let object: BPFObject
+    /// The programs' object through its generated skeleton: programs, maps and settings by name.
+    public let object: AgentProbes.Skeleton
     private let rootPaths: [String]
     private let hasPatterns: Bool
     /// The socket hooks of each root found through a pattern, by the root's cgroup id.
@@ -60,8 +61,7 @@ public final class Sensor {
 
     /// Opens and loads the embedded programs (or `objectBytes`) with `settings`.
     public init(settings: SensorSettings, objectBytes: [UInt8]? = nil) throws(BPFError) {
-        let bytes = objectBytes ?? AgentProbes.object()
-        object = try BPFObject(bytes: bytes, name: "agentwatch", btfPath: settings.btfPath)
+        object = try AgentProbes.Skeleton(bytes: objectBytes, btfPath: settings.btfPath)
         rootPaths = settings.rootPaths
         hasPatterns = !settings.patterns.isEmpty
         guard settings.roots.count <= Int(AGENT_MAX_ROOTS) else {
@@ -73,35 +73,33 @@ public final class Sensor {
             cgids[i] = root.cgid
             levels[i] = root.level
         }
-        try object.setGlobal("root_cgid", array: cgids)
-        try object.setGlobal("root_level", array: levels)
-        try object.setGlobal("nroots", UInt32(settings.roots.count))
+        object.rodata.root_cgid = cgids
+        object.rodata.root_level = levels
+        object.rodata.nroots = UInt32(settings.roots.count)
         guard settings.patterns.count <= Int(AGENT_MAX_PATTERNS) else {
             throw BPFError("more than \(AGENT_MAX_PATTERNS) session-root patterns", errno: EINVAL)
         }
-        var patternBytes: [UInt8] = []
-        for i in 0..<Int(AGENT_MAX_PATTERNS) {
-            patternBytes += i < settings.patterns.count ? settings.patterns[i].kernelBytes()
-                : [UInt8](repeating: 0, count: MemoryLayout<agent_pattern>.size)
+        object.rodata.patterns = (0..<Int(AGENT_MAX_PATTERNS)).map { i in
+            i < settings.patterns.count ? settings.patterns[i].kernelBytes().withUnsafeBytes { $0.loadUnaligned(as: agent_pattern.self) }
+                : agent_pattern()
         }
-        try object.setGlobal("patterns", bytes: patternBytes)
-        try object.setGlobal("npatterns", UInt32(settings.patterns.count))
+        object.rodata.npatterns = UInt32(settings.patterns.count)
         if !hasPatterns {
-            for name in Self.rootPrograms { try object.program(name).setAutoload(false) }
+            for p in Self.rootPrograms { try object.program(p).setAutoload(false) }
         }
-        try object.setGlobal("args_max", min(settings.argsMax, UInt32(AGENT_ARGS_MAX)))
-        try object.setGlobal("wakeup_bytes", settings.wakeupBytes)
-        try object.setGlobal("flow_report_bytes", settings.flowReportBytes)
-        try object.setGlobal("resolve_paths", UInt32(settings.resolvePaths ? 1 : 0))
-        try object.map("events").setMaxEntries(settings.ringBufferBytes)
+        object.rodata.args_max = min(settings.argsMax, UInt32(AGENT_ARGS_MAX))
+        object.rodata.wakeup_bytes = settings.wakeupBytes
+        object.rodata.flow_report_bytes = settings.flowReportBytes
+        object.rodata.resolve_paths = settings.resolvePaths ? 1 : 0
+        try object.map(.events).setMaxEntries(settings.ringBufferBytes)
         try object.load()
     }
 
     /// Attaches the process hooks and starts reading the ring buffer into `handler`.
     public func start(handler: @escaping RingBuffer.Handler) throws(BPFError) {
-        ring = try RingBuffer(map: object.map("events"), handler: handler)
-        for name in Self.processPrograms + (hasPatterns ? Self.rootPrograms : []) {
-            processLinks.append(try object.program(name).attach())
+        ring = try RingBuffer(map: object.map(.events), handler: handler)
+        for p in Self.processPrograms + (hasPatterns ? Self.rootPrograms : []) {
+            processLinks.append(try object.program(p).attach())
         }
         for path in rootPaths {
             processLinks += try attachCgroupPrograms(path)
@@ -113,8 +111,8 @@ public final class Sensor {
         guard fd >= 0 else { throw BPFError("open(\(path))", errno: errno) }
         defer { close(fd) }
         var links: [BPFLink] = []
-        for name in Self.cgroupPrograms {
-            links.append(try object.program(name).attachCgroup(fd: fd, path: path))
+        for p in Self.cgroupPrograms {
+            links.append(try object.program(p).attachCgroup(fd: fd, path: path))
         }
         return links
     }
@@ -122,7 +120,7 @@ public final class Sensor {
     /// A root found through pattern `pattern`: into the gate (the kernel may have put it there
     /// at mkdir already), and the socket hooks onto its directory.
     public func addRoot(cgid: UInt64, path: String, pattern: Int) throws(BPFError) {
-        try object.map("dyn_roots").update(key: cgid, value: UInt32(pattern))
+        try object.map(.dyn_roots).update(key: cgid, value: UInt32(pattern))
         try bumpRootsGeneration()
         if rootLinks[cgid] == nil {
             rootLinks[cgid] = try attachCgroupPrograms(path)
@@ -131,7 +129,7 @@ public final class Sensor {
 
     /// A root found through a pattern went: out of the gate, its hooks released.
     public func removeRoot(cgid: UInt64) {
-        try? object.map("dyn_roots").delete(key: cgid)
+        try? object.map(.dyn_roots).delete(key: cgid)
         try? bumpRootsGeneration()
         rootLinks[cgid] = nil
     }
@@ -142,14 +140,14 @@ public final class Sensor {
     /// kernel increment between the read and the write is overtaken, not undone), so no answer
     /// stamped before a root change can match again.
     private func bumpRootsGeneration() throws(BPFError) {
-        let map = try object.map("roots_gen")
+        let map = object.map(.roots_gen)
         let before = map.lookup(key: UInt32(0), as: UInt64.self) ?? 0
         try map.update(key: UInt32(0), value: before &+ (1 << 32))
     }
 
     /// Whether the kernel gate holds `cgid` as a root found through a pattern.
     public func gateHoldsRoot(cgid: UInt64) -> Bool {
-        (try? object.map("dyn_roots").lookup(key: cgid, as: UInt32.self)) != nil
+        object.map(.dyn_roots).lookup(key: cgid, as: UInt32.self) != nil
     }
 
     public var syscallHooksAttached: Bool { !syscallLinks.isEmpty }
@@ -157,8 +155,8 @@ public final class Sensor {
     public func attachSyscallHooks() throws(BPFError) {
         guard syscallLinks.isEmpty else { return }
         var links: [BPFLink] = []
-        for name in Self.syscallPrograms {
-            links.append(try object.program(name).attach())
+        for p in Self.syscallPrograms {
+            links.append(try object.program(p).attach())
         }
         syscallLinks = links
     }
@@ -176,7 +174,7 @@ public final class Sensor {
 
     /// Every process on the host with its exact start time, from the task iterator.
     public func taskStartTimes() throws(BPFError) -> [UInt32: UInt64] {
-        let bytes = try object.program("task_starts").readIterator()
+        let bytes = try object.program(.task_starts).readIterator()
         let size = MemoryLayout<agent_task_start>.size
         var starts: [UInt32: UInt64] = [:]
         starts.reserveCapacity(bytes.count / size)
@@ -202,7 +200,7 @@ public final class Sensor {
     /// CPUs; also the total ever dropped.
     public func lossCounters() throws(BPFError) -> (unreported: [UInt64], dropped: [UInt64]) {
         let size = MemoryLayout<agent_loss_counters>.size
-        let perCPU = try object.map("loss_counters").lookupPerCPU(key: 0, valueSize: size)
+        let perCPU = try object.map(.loss_counters).lookupPerCPU(key: 0, valueSize: size)
         let kinds = Int(AGENT_KIND_COUNT.rawValue)
         var unreported = [UInt64](repeating: 0, count: kinds)
         var dropped = [UInt64](repeating: 0, count: kinds)
