@@ -81,7 +81,7 @@ let package = Package(
         .plugin(name: "BPFBuild", capability: .buildTool(), dependencies: ["bpf-skeleton"]),
         .testTarget(
             name: "AgentCoreTests",
-            dependencies: ["AgentCore", "CAgentEvents"]
+            dependencies: ["AgentCore", "CAgentEvents", "AgentProbes", "BPFKit"]
         ),
         .testTarget(
             name: "KernelTests",

@@ -117,14 +117,28 @@ static __always_inline void bump_roots_gen(void)
 /* Room to build one variable-size record before copying it into the ring. Each program that
  * builds one asserts that its largest fits (process.bpf.c, file.bpf.c). */
 #define SCRATCH_SIZE 32768
-struct scratch_buf {
+/*
+ * The scratch area's value names every record that crosses the ring (and the iterator's), so
+ * the object's BTF, which keeps the types of maps and globals but not of locals, carries the
+ * layout each was compiled with: RecordLayoutTests compares Swift's with it.
+ */
+union scratch_buf {
 	__u8 bytes[SCRATCH_SIZE];
+	struct agent_exec exec;
+	struct agent_open open;
+	struct agent_fork fork;
+	struct agent_exit exit;
+	struct agent_connect connect;
+	struct agent_flow flow;
+	struct agent_loss loss;
+	struct agent_cgroup cgroup;
+	struct agent_task_start task_start;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct scratch_buf);
+	__type(value, union scratch_buf);
 } scratch SEC(".maps") __weak;
 
 static __always_inline void *scratch_area(void)
