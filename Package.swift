@@ -7,7 +7,7 @@ let package = Package(
     products: [
         .executable(name: "agentwatch", targets: ["agentwatch"]),
         // For bench/micro, which drives the pipeline without the kernel.
-        .library(name: "AgentCore", targets: ["AgentCore"]),
+        .library(name: "AgentPipeline", targets: ["AgentPipeline"]),
     ],
     dependencies: [
         // Commands, flags and help text: the field's standard.
@@ -59,20 +59,74 @@ let package = Package(
             name: "bpf-skeleton",
             dependencies: ["BPFKit"]
         ),
+        // The daemon's own targets, lowest first. Each depends only on targets above it in
+        // this list (docs/architecture.md draws the arrows; .ci/arrows.py checks them).
+        // Errors, clocks, trusted directories, socket addresses, log escaping, the version.
         .target(
-            name: "AgentCore",
+            name: "AgentSupport",
+            dependencies: ["CSupport", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The record format: record types, the JSON writer and reader, the hash chain, the
+        // names of a rotated file set, the sink protocol.
+        .target(
+            name: "AgentRecords",
+            dependencies: ["AgentSupport", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // The kernel side as the daemon sees it: the BPF object, its ring buffer, the decoder.
+        .target(
+            name: "AgentSensor",
+            dependencies: ["AgentSupport", "AgentProbes", "BPFKit", "CAgentEvents", "CLibbpf"]
+        ),
+        // Sessions: session roots and patterns, cgroupfs, the registry.
+        .target(
+            name: "AgentSessions",
+            dependencies: ["AgentSupport", "AgentRecords", "CAgentEvents", "CLibbpf"]
+        ),
+        // Detection rules: loading, conditions, globs, the detector and its alerts.
+        .target(
+            name: "AgentDetector",
             dependencies: [
-                "BPFKit", "CAgentEvents", "CLibbpf", "CSupport", "AgentProbes", "COpenSSL", "CZlib",
+                "AgentSupport", "AgentRecords",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The live pipeline: decode, the process table, rule input, the recorder.
+        .target(
+            name: "AgentPipeline",
+            dependencies: ["AgentSupport", "AgentRecords", "AgentSensor", "AgentSessions", "AgentDetector", "CAgentEvents", "CSupport"]
+        ),
+        // Where records go: the output worker and queue, file, syslog, and the ECS/OCSF formats.
+        .target(
+            name: "AgentOutputs",
+            dependencies: [
+                "AgentSupport", "AgentRecords", "COpenSSL", "CSupport", "CZlib",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // Reading captures back: replay (with rules again) and verify.
+        .target(
+            name: "AgentReplay",
+            dependencies: ["AgentSupport", "AgentRecords", "AgentDetector", "CZlib"]
+        ),
+        // The daemon: its services, config, reload, control socket and metrics.
+        .target(
+            name: "AgentDaemon",
+            dependencies: [
+                "AgentSupport", "AgentRecords", "AgentSensor", "AgentSessions", "AgentDetector",
+                "AgentPipeline", "AgentOutputs", "AgentReplay",
+                "BPFKit", "CAgentEvents", "CLibbpf", "CSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(
             name: "agentwatch",
             dependencies: [
-                "AgentCore", "CSupport",
+                "AgentSupport", "AgentRecords", "AgentSessions", "AgentDetector", "AgentOutputs",
+                "AgentReplay", "AgentDaemon", "CSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -81,11 +135,11 @@ let package = Package(
         .plugin(name: "BPFBuild", capability: .buildTool(), dependencies: ["bpf-skeleton"]),
         .testTarget(
             name: "AgentCoreTests",
-            dependencies: ["AgentCore", "CAgentEvents", "AgentProbes", "BPFKit"]
+            dependencies: ["AgentSupport", "AgentRecords", "AgentSensor", "AgentSessions", "AgentDetector", "AgentPipeline", "AgentOutputs", "AgentReplay", "AgentDaemon", "AgentProbes", "BPFKit", "CAgentEvents", "CSupport"]
         ),
         .testTarget(
             name: "KernelTests",
-            dependencies: ["AgentCore", "CAgentEvents", "BPFKit"]
+            dependencies: ["AgentSupport", "AgentRecords", "AgentSensor", "AgentSessions", "AgentDetector", "AgentPipeline", "AgentOutputs", "AgentReplay", "AgentDaemon", "CAgentEvents", "BPFKit"]
         ),
     ]
 )

@@ -1,4 +1,5 @@
-import AgentCore
+import AgentDaemon
+import AgentSupport
 import ArgumentParser
 import Foundation
 import Glibc

@@ -1,6 +1,9 @@
-import AgentCore
-import CSupport
+import AgentDaemon
+import AgentDetector
+import AgentOutputs
+import AgentSupport
 import ArgumentParser
+import CSupport
 import Glibc
 import Logging
 import ServiceLifecycle

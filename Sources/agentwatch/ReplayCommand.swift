@@ -1,4 +1,5 @@
-import AgentCore
+import AgentDetector
+import AgentReplay
 import ArgumentParser
 import Glibc
 

@@ -1,4 +1,4 @@
-import AgentCore
+import AgentDetector
 import ArgumentParser
 
 /// `agentwatch rules check|test`: validate rule files, run their fixtures.

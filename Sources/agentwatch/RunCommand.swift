@@ -1,4 +1,6 @@
-import AgentCore
+import AgentDaemon
+import AgentSessions
+import AgentSupport
 import ArgumentParser
 import Foundation
 import Glibc

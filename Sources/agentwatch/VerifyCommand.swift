@@ -1,4 +1,4 @@
-import AgentCore
+import AgentReplay
 import ArgumentParser
 
 /// `agentwatch verify FILE...`: checks the hash chain, `seq` gaps, restarts and loss markers of

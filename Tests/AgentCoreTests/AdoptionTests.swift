@@ -1,7 +1,9 @@
+@testable import AgentOutputs
+@testable import AgentPipeline
+@testable import AgentSessions
 import CAgentEvents
 import Glibc
 import Testing
-@testable import AgentCore
 
 /// Processes found running at startup and the exec records that race with reading them.
 @Suite("Adoption")
@@ -30,7 +32,7 @@ struct AdoptionTests {
     }
 
     func run(execAtOffset offset: Int64) -> (lines: [String], table: ProcessTable) {
-        let sink = MemorySink()
+        let sink = MemoryOutput()
         let sessions = OneSession()
         let pipeline = Pipeline(recorder: Recorder(sink: sink, host: HostIdentity.current()), sessions: sessions)
         let adopted = pipeline.table.adopt(pid: UInt32(getpid()), startNs: 0, session: 77, clock: pipeline.clock)

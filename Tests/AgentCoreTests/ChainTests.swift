@@ -1,7 +1,11 @@
+@testable import AgentOutputs
+@testable import AgentPipeline
+@testable import AgentRecords
+@testable import AgentReplay
+@testable import AgentSupport
 import Foundation
 import Logging
 import Testing
-@testable import AgentCore
 
 /// The record hash chain: what the Recorder writes, and what the verifier accepts and rejects.
 @Suite("chain")
@@ -40,7 +44,7 @@ struct ChainTests {
     }
 
     static func lines(count: Int = 20) -> [String] {
-        let sink = MemorySink()
+        let sink = MemoryOutput()
         write(Recorder(sink: sink, host: host), count: count)
         return sink.lines
     }
@@ -405,7 +409,7 @@ struct UncleanStopChainTests {
         #expect(v.failure?.description == "mem:9: seq 1: the chain starts afresh after seq 8, which is not an agent.stop: nothing vouches for the records before it (the set may have been cut here and continued)")
         #expect(v.exitStatus == 1)
 
-        let sink = MemorySink()
+        let sink = MemoryOutput()
         let r = Recorder(sink: sink, host: C.host)
         C.write(r, count: 2)
         r.agentRecord(.agentStop, unixNs: 1_700_000_002_000_000_000) { j in j.key("version"); j.string("test") }
@@ -426,11 +430,11 @@ struct UncleanStopChainTests {
         edited[3] = edited[3].replacingOccurrences(of: "\"note\":\"", with: "\"note\":\"x")
         #expect(C.verify(edited).exitStatus == 1)
         // A killed run then a restart continuing its chain: 2; with a gap after it too: 1.
-        let sink = MemorySink()
+        let sink = MemoryOutput()
         let first = Recorder(sink: sink, host: C.host)
         C.write(first, count: 3)
         let killed = sink.lines
-        let restarted = MemorySink()
+        let restarted = MemoryOutput()
         let second = Recorder(sink: ChainedMemory(restarted, tail: first), host: C.host)
         C.write(second, count: 4)
         let both = killed + restarted.lines
@@ -441,11 +445,11 @@ struct UncleanStopChainTests {
     }
 
     /// A memory sink that says it holds what `tail` wrote last, as a file sink does after a run.
-    final class ChainedMemory: RecordSink {
-        let inner: MemorySink
+    final class ChainedMemory: RecordOutput {
+        let inner: MemoryOutput
         let chainTail: RecordTail?
         var description: String { "memory" }
-        init(_ inner: MemorySink, tail: Recorder) {
+        init(_ inner: MemoryOutput, tail: Recorder) {
             self.inner = inner
             var t = RecordTail()
             t.empty = false
@@ -466,7 +470,7 @@ struct UncleanStopChainTests {
         try (lines[..<10].joined(separator: "\n") + "\n").write(toFile: x1, atomically: false, encoding: .utf8)
         try (lines[10..<20].joined(separator: "\n") + "\n").write(toFile: x2, atomically: false, encoding: .utf8)
         try (lines[20...].joined(separator: "\n") + "\n").write(toFile: live, atomically: false, encoding: .utf8)
-        _ = FileDestination.gzip(try TrustedDirectory(dir, purpose: "test"), TrustedDirectory.split(x1).name)
+        _ = FileTransport.gzip(try TrustedDirectory(dir, purpose: "test"), TrustedDirectory.split(x1).name)
         return (x1, x2, live, lines)
     }
 
@@ -475,7 +479,7 @@ struct UncleanStopChainTests {
     static func gzipKeepingPlain(_ path: String) throws -> Data {
         let plain = try String(contentsOfFile: path, encoding: .utf8)
         let (dir, name) = TrustedDirectory.split(path)
-        _ = FileDestination.gzip(try TrustedDirectory(dir, purpose: "test"), name)
+        _ = FileTransport.gzip(try TrustedDirectory(dir, purpose: "test"), name)
         try plain.write(toFile: path, atomically: false, encoding: .utf8)
         return try #require(FileManager.default.contents(atPath: path + ".gz"))
     }

@@ -1,5 +1,7 @@
+import AgentDaemon
+import AgentOutputs
+import AgentSupport
 import Foundation
-import AgentCore
 import Glibc
 import Testing
 

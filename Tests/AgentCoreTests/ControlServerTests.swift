@@ -1,10 +1,11 @@
+@testable import AgentDaemon
+@testable import AgentSupport
 import CSupport
 import Foundation
 import Glibc
 import Logging
 import Synchronization
 import Testing
-@testable import AgentCore
 
 /// The control server's own rules, on a real socket in this process with a handler that answers
 /// at once (or, for `start`, after a wait like the daemon's): deadlines, bounds, no SIGPIPE, and

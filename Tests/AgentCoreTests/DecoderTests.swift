@@ -1,4 +1,4 @@
-@testable import AgentCore
+@testable import AgentSensor
 import CAgentEvents
 import Testing
 

@@ -1,4 +1,5 @@
-@testable import AgentCore
+@testable import AgentDetector
+@testable import AgentSessions
 import Testing
 
 @Suite("Detector conditions")

@@ -1,4 +1,5 @@
-@testable import AgentCore
+@testable import AgentDetector
+@testable import AgentSessions
 import Foundation
 import Testing
 
@@ -146,7 +147,7 @@ struct DetectorFixtureTests {
     @Test func dictRecordFromNDJSON() throws {
         let line = #"{"v":1,"seq":42,"time":"2026-11-21T17:40:00.123456789Z","type":"file.open","host":{"name":"h","id":""},"session":{"id":"s9","cgroup":"agentwatch/s9","labels":{"agent":"claude"}},"process":{"pid":7,"exe":"/usr/bin/cat","argv":["cat","/etc/shadow"],"argv_truncated":false},"file":{"path":"/etc/shadow","flags":["O_RDONLY"],"mode":0,"result":3}}"#
         let dict = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        let r = DictRecord(dict, homes: ["/root"])
+        let r = CapturedRuleInput(dict, homes: ["/root"])
         #expect(r.seq == 42)
         #expect(r.typeName == "file.open")
         #expect(r.sessionID == "s9")
@@ -170,7 +171,7 @@ struct DetectorFixtureTests {
     @Test func jsonBooleansAndNumbersStayApart() throws {
         let line = #"{"type":"net.flow","seq":1,"net":{"final":1,"bytes_sent":true,"dport":443,"daddr":7}}"#
         let dict = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        let r = DictRecord(dict, homes: [])
+        let r = CapturedRuleInput(dict, homes: [])
         #expect(r.value(Field.named("net.final")!) == nil)
         #expect(r.value(Field.named("net.bytes_sent")!) == nil)
         #expect(r.value(Field.named("net.dport")!) == .int(443))
@@ -180,12 +181,12 @@ struct DetectorFixtureTests {
     }
 
     @Test func timestamps() {
-        #expect(DictRecord.parseTimestamp("1970-01-01T00:00:00.000000000Z") == 0)
-        #expect(DictRecord.parseTimestamp("1970-01-01T00:00:01Z") == 1_000_000_000)
-        #expect(DictRecord.parseTimestamp("2000-03-01T00:00:00.5Z") == 951_868_800_500_000_000)
-        #expect(DictRecord.parseTimestamp("2000-03-01T01:00:00+01:00") == 951_868_800_000_000_000)
-        #expect(DictRecord.parseTimestamp("2000-13-01T00:00:00Z") == nil)
-        #expect(DictRecord.parseTimestamp("yesterday") == nil)
+        #expect(CapturedRuleInput.parseTimestamp("1970-01-01T00:00:00.000000000Z") == 0)
+        #expect(CapturedRuleInput.parseTimestamp("1970-01-01T00:00:01Z") == 1_000_000_000)
+        #expect(CapturedRuleInput.parseTimestamp("2000-03-01T00:00:00.5Z") == 951_868_800_500_000_000)
+        #expect(CapturedRuleInput.parseTimestamp("2000-03-01T01:00:00+01:00") == 951_868_800_000_000_000)
+        #expect(CapturedRuleInput.parseTimestamp("2000-13-01T00:00:00Z") == nil)
+        #expect(CapturedRuleInput.parseTimestamp("yesterday") == nil)
     }
 
     @Test func catalogueLookups() {

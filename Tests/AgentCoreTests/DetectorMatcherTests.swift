@@ -1,4 +1,4 @@
-@testable import AgentCore
+@testable import AgentDetector
 import Testing
 
 @Suite("Detector glob and CIDR matchers")

@@ -1,4 +1,5 @@
-@testable import AgentCore
+@testable import AgentDetector
+@testable import AgentSessions
 import Testing
 
 @Suite("Detector sequences, thresholds and suppression")
@@ -161,7 +162,7 @@ struct DetectorStatefulTests {
         """
     }
 
-    func flow(_ bytes: Int, seq: UInt64, at: Int64, to: String = "203.0.113.9") -> DictRecord {
+    func flow(_ bytes: Int, seq: UInt64, at: Int64, to: String = "203.0.113.9") -> CapturedRuleInput {
         DT.record("net.flow", ["net.daddr": to, "net.bytes_sent_delta": bytes], seq: seq, at: at)
     }
 

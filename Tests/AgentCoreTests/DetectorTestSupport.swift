@@ -1,4 +1,4 @@
-@testable import AgentCore
+@testable import AgentDetector
 import Glibc
 import Testing
 
@@ -10,12 +10,12 @@ enum DT {
 
     /// A record from dotted keys: `["file.path": "/x"]` becomes `{"file": {"path": "/x"}}`.
     static func record(_ type: String, _ fields: [String: Any] = [:], seq: UInt64 = 1, at: Int64 = 0,
-                       session: String = "s1", homes: [String] = [home]) -> DictRecord {
+                       session: String = "s1", homes: [String] = [home]) -> CapturedRuleInput {
         var dict: [String: Any] = ["type": type, "seq": Int(seq), "session": ["id": session]]
         for (path, value) in fields {
             insert(&dict, path.split(separator: ".").map(String.init)[...], value)
         }
-        return DictRecord(dict, homes: homes, timeNs: t0 + at)
+        return CapturedRuleInput(dict, homes: homes, timeNs: t0 + at)
     }
 
     private static func insert(_ dict: inout [String: Any], _ path: ArraySlice<String>, _ value: Any) {
@@ -50,7 +50,7 @@ enum DT {
         """
     }
 
-    static func alerts(_ set: RuleSet, _ records: [DictRecord]) -> [Alert] {
+    static func alerts(_ set: RuleSet, _ records: [CapturedRuleInput]) -> [Alert] {
         let d = Detector(rules: set)
         var out: [Alert] = []
         for r in records { d.evaluate(r) { out.append($0) } }

@@ -1,4 +1,7 @@
-import AgentCore
+import AgentDetector
+import AgentOutputs
+import AgentSessions
+import AgentSupport
 import Logging
 import Synchronization
 import Testing

@@ -1,7 +1,7 @@
+@testable import AgentOutputs
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 /// Cost of rendering one record in each output format, over the sample stream (every record
 /// type, awkward bytes included). Run on a release build:

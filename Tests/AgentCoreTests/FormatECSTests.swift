@@ -1,6 +1,8 @@
+@testable import AgentOutputs
+@testable import AgentRecords
+@testable import AgentSupport
 import Foundation
 import Testing
-@testable import AgentCore
 
 /// The `ecs` output format: real native records of every type rendered, every emitted field
 /// checked against the ECS 9.4.0 field table (Tests/FormatTables/ecs-9.4.0-fields.json, taken
@@ -279,7 +281,7 @@ struct FormatECSTests {
         #expect((Self.value(end.doc, "event.duration") as? Int ?? 0) > 0)
         #expect((Self.value(end.doc, "agentwatch.session.counts") as? [String: Int])?["file.open"] == 6)
         let agentStart = try #require(rendered.first { $0.type == "agent.start" }).doc
-        #expect(Self.value(agentStart, "agent.version") as? String == Daemon.version)
+        #expect(Self.value(agentStart, "agent.version") as? String == AgentVersion.string)
         #expect(Self.value(agentStart, "agentwatch.agent.kernel") as? String == "6.8.0")
         let reload = try #require(rendered.first { $0.type == "agent.reload" }).doc
         #expect(Self.value(reload, "event.outcome") as? String == "failure")

@@ -1,6 +1,7 @@
+@testable import AgentDetector
+@testable import AgentOutputs
 import Foundation
 import Testing
-@testable import AgentCore
 
 /// Native lines are untrusted input to the ECS and OCSF formatters (a capture replayed into a
 /// sink, a damaged file): whatever they hold, a formatter declines the line or writes valid JSON,

@@ -1,6 +1,7 @@
+@testable import AgentOutputs
+@testable import AgentRecords
 import Foundation
 import Testing
-@testable import AgentCore
 
 /// The `ocsf` output format: real native records of every type rendered and each event checked
 /// against the OCSF 1.8.0 class and object definitions (Tests/FormatTables/ocsf-1.8.0-classes.json,

@@ -1,7 +1,11 @@
+@testable import AgentDetector
+@testable import AgentOutputs
+@testable import AgentPipeline
+@testable import AgentSessions
+@testable import AgentSupport
 import CAgentEvents
 import Foundation
 import Testing
-@testable import AgentCore
 
 /// Native records of every type for the format tests, written by the real Recorder: kernel
 /// records (built as the BPF programs build them) go through the real Pipeline, with a rule
@@ -39,7 +43,7 @@ enum FormatSamples {
     /// control characters in argv and paths, failed opens, refused and in-progress connects,
     /// unix sockets, a flow, exits by code and by signal, alerts with and without a process.
     static func lines() throws -> [[UInt8]] {
-        let sink = MemorySink()
+        let sink = MemoryOutput()
         let recorder = Recorder(sink: sink, host: HostIdentity(name: "devbox", id: "0123456789abcdef0123456789abcdef"))
         let labels: [(key: String, value: String)] = [("ticket", "OPS-1"), ("team.name", "a\"b\u{1}"), ("agent", "claude")]
         let session = Session(id: "sess-1", path: "", cgroup: "/agentwatch/sess-1", cgid: cgid, uid: 1000,
@@ -51,7 +55,7 @@ enum FormatSamples {
         session.startNs = t0
 
         recorder.agentRecord(.agentStart, unixNs: t0) { j in
-            j.key("version"); j.string(Daemon.version)
+            j.key("version"); j.string(AgentVersion.string)
             j.raw(","); j.key("pid"); j.uint(4242)
             j.raw(","); j.key("kernel"); j.string("6.8.0")
             j.raw(","); j.key("output"); j.string("file:/var/log/agentwatch/records.ndjson")
@@ -105,7 +109,7 @@ enum FormatSamples {
             j.raw(","); j.key("error"); j.string("rules/x.yaml:3:1: bad")
         }
         recorder.agentRecord(.agentStop, unixNs: t0 + 13) { j in
-            j.key("version"); j.string(Daemon.version)
+            j.key("version"); j.string(AgentVersion.string)
             j.raw(","); j.key("records"); j.uint(40)
             j.raw(","); j.key("kernel_dropped"); j.uint(4)
             j.raw(","); j.key("decode_rejected"); j.uint(0)
@@ -412,7 +416,7 @@ func isInteger(_ v: Any) -> Bool {
     return n.doubleValue.rounded() == n.doubleValue
 }
 
-/// JSONSerialization gives `true` as an NSNumber of ObjC type "c" (as DictRecord reads it).
+/// JSONSerialization gives `true` as an NSNumber of ObjC type "c" (as CapturedRuleInput reads it).
 func isBool(_ v: Any) -> Bool {
     if type(of: v) == Bool.self { return true }
     if let n = v as? NSNumber { return String(cString: n.objCType) == "c" }

@@ -1,4 +1,4 @@
-import AgentCore
+import AgentRecords
 import Foundation
 import Glibc
 import Testing

@@ -1,7 +1,7 @@
+@testable import AgentReplay
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 /// The HTML report in a real browser: headless Chromium (Debian package `chromium`) loads a
 /// replay of 10,000 records, runs its script, and the DOM it dumps shows the session's alerts

@@ -1,7 +1,8 @@
+@testable import AgentDetector
+@testable import AgentReplay
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 /// Captures are untrusted: every kind of bad line gets `FILE:LINE: what`, is skipped, and the
 /// records after it are still read — in every format, with rules run again.

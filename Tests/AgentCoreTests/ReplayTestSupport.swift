@@ -1,7 +1,10 @@
+@testable import AgentDetector
+@testable import AgentRecords
+@testable import AgentReplay
+@testable import AgentSessions
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 /// Builds capture files as the daemon writes them: numbered, stamped, hash-chained lines.
 /// With `rules`, it also plays the daemon's Detector: each session record is evaluated as it is
@@ -45,7 +48,7 @@ struct CaptureBuilder {
             let dict = ChainVerifier.parse(Array(lines.last!.utf8))!
             let session = (dict["session"] as? [String: Any])?["id"] as? String ?? ""
             var alerts: [Alert] = []
-            detector.evaluate(DictRecord(dict, homes: homes[session] ?? [])) { alerts.append($0) }
+            detector.evaluate(CapturedRuleInput(dict, homes: homes[session] ?? [])) { alerts.append($0) }
             for a in alerts { alert(a, trigger: lines.last!) }
         }
         return seq

@@ -1,7 +1,8 @@
+@testable import AgentDetector
+@testable import AgentReplay
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 /// `agentwatch replay` over crafted captures: the rebuilt trees and timeline, the filters,
 /// gaps and loss where they happened, rules run again, and hostile text made harmless.
@@ -198,7 +199,7 @@ struct ReplayTests {
         var direct: [String] = []
         for d in c.lines.compactMap({ ChainVerifier.parse(Array($0.utf8)) }) where
             ["process.exec", "process.exit", "file.open", "net.connect", "net.flow"].contains(d["type"] as? String ?? "") {
-            detector.evaluate(DictRecord(d, homes: [CaptureBuilder.home])) { direct.append("\($0.rule.id) \($0.evidence.map { Int($0) })") }
+            detector.evaluate(CapturedRuleInput(d, homes: [CaptureBuilder.home])) { direct.append("\($0.rule.id) \($0.evidence.map { Int($0) })") }
         }
         #expect(direct == live)
     }

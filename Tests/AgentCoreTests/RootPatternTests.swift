@@ -1,7 +1,8 @@
+@testable import AgentDaemon
+@testable import AgentSessions
 import CAgentEvents
 import Foundation
 import Testing
-@testable import AgentCore
 
 @Suite("session-root patterns")
 struct RootPatternTests {

@@ -1,4 +1,4 @@
-@testable import AgentCore
+@testable import AgentOutputs
 import Foundation
 import Glibc
 

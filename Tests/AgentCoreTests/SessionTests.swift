@@ -1,4 +1,4 @@
-import AgentCore
+import AgentSessions
 import Testing
 
 @Suite("Session metadata and ids")

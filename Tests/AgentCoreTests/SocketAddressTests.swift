@@ -1,4 +1,5 @@
-@testable import AgentCore
+@testable import AgentPipeline
+@testable import AgentRecords
 import Foundation
 import Glibc
 import Testing

@@ -1,13 +1,16 @@
+@testable import AgentOutputs
+@testable import AgentPipeline
+@testable import AgentRecords
+@testable import AgentSupport
 import Foundation
 import Glibc
 import Logging
 import Synchronization
 import Testing
-@testable import AgentCore
 
 /// A receiver that can be taken down and brought back, and that keeps what it got: the worker's
 /// spooling and ordering without a network. (The rsyslog tests do the same against a real one.)
-final class SwitchableDestination: RecordDestination, @unchecked Sendable {
+final class SwitchableDestination: OutputTransport, @unchecked Sendable {
     let up = Atomic<Bool>(true)
     /// Fail a delivery part way: after this many lines (once).
     let failAfterLines = Atomic<Int>(-1)
@@ -47,7 +50,7 @@ struct SpoolTests {
     static func worker(_ d: SwitchableDestination, spool: String?, queueBytes: Int = 16 << 20, spoolBytes: Int = 64 << 20) throws -> (Outputs, Recorder) {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let w = try SinkWorker(name: "rx", destination: d, filter: .all, queueBytes: queueBytes,
+        let w = try OutputWorker(name: "rx", destination: d, filter: .all, queueBytes: queueBytes,
                                spoolDirectory: spool, spoolBytes: spoolBytes, flushIntervalMs: 0, logger: logger)
         let outputs = Outputs(workers: [w])
         outputs.start()
@@ -116,7 +119,7 @@ struct SpoolTests {
         let (outputs, recorder) = try Self.worker(d, spool: dir + "/spool", queueBytes: 64 << 10, spoolBytes: 256 << 10)
         FileSinkTests.stream(recorder, count: 5_000) { _ in usleep(20_000) }
         _ = waitFor(timeout: 5) { outputs.workers[0].backlogBytes == 0 }
-        let drops = outputs.takeDrops().first?.drops ?? SinkDrops()
+        let drops = outputs.takeDrops().first?.drops ?? OutputDrops()
         d.up.store(true, ordering: .releasing)
         let kept = 5_000 - Int(drops.records)
         let arrived = waitFor(timeout: 10) { d.seqs.count == kept }

@@ -1,4 +1,5 @@
-@testable import AgentCore
+@testable import AgentOutputs
+@testable import AgentSupport
 import Foundation
 import Glibc
 import Testing
@@ -26,7 +27,7 @@ func sampleRecord(seq: Int, type: String = "file.open", time: String = "2026-11-
 func syslogMessage(_ line: String, _ configure: (inout SyslogSettings) -> Void = { _ in }) -> String {
     var settings = SyslogSettings()
     configure(&settings)
-    var w = SyslogMessageWriter(settings: settings, facility: SyslogDestination.facilityCode(settings.facility)!,
+    var w = SyslogMessageWriter(settings: settings, facility: SyslogTransport.facilityCode(settings.facility)!,
                                 formatter: NativeFormatter(), procID: 4242)
     var out: [UInt8] = []
     var l = line
@@ -128,14 +129,14 @@ struct SyslogFormatTests {
             "local0": 16, "local1": 17, "local2": 18, "local3": 19, "local4": 20, "local5": 21, "local6": 22, "local7": 23,
             "LOCAL7": 23,
         ]
-        for (name, code) in expected { #expect(SyslogDestination.facilityCode(name) == code, "\(name)") }
-        for bad in ["", "local8", "authpriv ", "kernel", "10"] { #expect(SyslogDestination.facilityCode(bad) == nil, "\(bad)") }
+        for (name, code) in expected { #expect(SyslogTransport.facilityCode(name) == code, "\(name)") }
+        for bad in ["", "local8", "authpriv ", "kernel", "10"] { #expect(SyslogTransport.facilityCode(bad) == nil, "\(bad)") }
     }
 
     @Test func unknownFacilityFailsOpen() {
         var settings = SyslogSettings()
         settings.facility = "local9"
-        let d = SyslogDestination(settings: settings, formatter: NativeFormatter())
+        let d = SyslogTransport(settings: settings, formatter: NativeFormatter())
         #expect(throws: AgentError.self) { try d.open() }
         do { try d.open() } catch { #expect(error.message.contains("unknown facility 'local9'")) }
     }
@@ -235,7 +236,7 @@ struct SyslogFormatTests {
         defer { unlink(path) }
         var settings = SyslogSettings()
         settings.address = path
-        let d = SyslogDestination(settings: settings, formatter: NoLossFormatter())
+        let d = SyslogTransport(settings: settings, formatter: NoLossFormatter())
         try d.open()
         var lines = [sampleRecord(seq: 1), sampleRecord(seq: 2, type: "agent.loss", session: nil), sampleRecord(seq: 3)]
             .joined(separator: "\n") + "\n\n"
@@ -263,13 +264,13 @@ struct SyslogFormatTests {
 
     @Test func descriptions() {
         var s = SyslogSettings()
-        #expect(SyslogDestination(settings: s, formatter: NativeFormatter()).description == "syslog+unix:///dev/log")
+        #expect(SyslogTransport(settings: s, formatter: NativeFormatter()).description == "syslog+unix:///dev/log")
         s.transport = .tls
         s.address = "::1"
-        #expect(SyslogDestination(settings: s, formatter: NativeFormatter()).description == "syslog+tls://[::1]:6514")
+        #expect(SyslogTransport(settings: s, formatter: NativeFormatter()).description == "syslog+tls://[::1]:6514")
         s.transport = .udp
         s.address = "loghost"
-        #expect(SyslogDestination(settings: s, formatter: NativeFormatter()).description == "syslog+udp://loghost:514")
+        #expect(SyslogTransport(settings: s, formatter: NativeFormatter()).description == "syslog+udp://loghost:514")
     }
 }
 

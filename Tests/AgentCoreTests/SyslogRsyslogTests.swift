@@ -1,4 +1,6 @@
-@testable import AgentCore
+@testable import AgentDetector
+@testable import AgentOutputs
+@testable import AgentSupport
 import Foundation
 import Glibc
 import Testing
@@ -17,7 +19,7 @@ func syslogTestLines(_ range: ClosedRange<Int>) -> [String] {
 }
 
 /// Hands `lines` to the destination `per` lines at a time, as a sink's worker does.
-func deliverLines(_ d: SyslogDestination, _ lines: [String], per: Int = 100) throws {
+func deliverLines(_ d: SyslogTransport, _ lines: [String], per: Int = 100) throws {
     for start in stride(from: 0, to: lines.count, by: per) {
         var chunk = lines[start..<min(start + per, lines.count)].joined(separator: "\n") + "\n"
         try chunk.withUTF8 { try d.deliver(UnsafeRawBufferPointer($0)) }
@@ -86,7 +88,7 @@ struct SyslogRsyslogTests {
         let rs = try RsyslogHarness()
         var settings = rs.settings(input)
         if input == .tls { settings.serverName = nil } // the certificate's IP SAN, 127.0.0.1
-        let d = SyslogDestination(settings: settings, formatter: NativeFormatter())
+        let d = SyslogTransport(settings: settings, formatter: NativeFormatter())
         try d.open()
         let n = 2000
         try deliverLines(d, syslogTestLines(1...n))
@@ -103,7 +105,7 @@ struct SyslogRsyslogTests {
         let rs = try RsyslogHarness()
         var settings = rs.settings(.unix)
         settings.framing = .rfc3164
-        let d = SyslogDestination(settings: settings, formatter: NativeFormatter())
+        let d = SyslogTransport(settings: settings, formatter: NativeFormatter())
         try d.open()
         try deliverLines(d, syslogTestLines(1...300))
         let got = rs.waitFor(.unix, count: 300)
@@ -116,7 +118,7 @@ struct SyslogRsyslogTests {
         let rs = try RsyslogHarness()
         var settings = rs.settings(.tcp)
         settings.maxMessageBytes = 8096
-        let d = SyslogDestination(settings: settings, formatter: NativeFormatter())
+        let d = SyslogTransport(settings: settings, formatter: NativeFormatter())
         try d.open()
         let long = sampleRecord(seq: 2, path: "/" + String(repeating: "é", count: 10_000))
         try deliverLines(d, [sampleRecord(seq: 1), long, sampleRecord(seq: 3)])
@@ -133,7 +135,7 @@ struct SyslogRsyslogTests {
         let rs = try RsyslogHarness()
         var settings = rs.settings(.tls)
         settings.serverName = "wrong.example"
-        let d = SyslogDestination(settings: settings, formatter: NativeFormatter())
+        let d = SyslogTransport(settings: settings, formatter: NativeFormatter())
         let error = #expect(throws: AgentError.self) { try d.open() }
         #expect(error?.message.contains("certificate verify failed") == true, "\(error?.message ?? "")")
         #expect(error?.message.contains("hostname mismatch") == true, "\(error?.message ?? "")")
@@ -143,7 +145,7 @@ struct SyslogRsyslogTests {
         let rs = try RsyslogHarness()
         var settings = rs.settings(.tls)
         settings.caFile = rs.otherCAFile
-        let d = SyslogDestination(settings: settings, formatter: NativeFormatter())
+        let d = SyslogTransport(settings: settings, formatter: NativeFormatter())
         let error = #expect(throws: AgentError.self) { try d.open() }
         #expect(error?.message.contains("certificate verify failed") == true, "\(error?.message ?? "")")
         // The chain rsyslog sends ends in a CA we do not trust.
@@ -157,7 +159,7 @@ struct SyslogRsyslogTests {
         var settings = rs.settings(.tls)
         settings.port = rs.tcpPort
         settings.timeoutS = 1
-        let d = SyslogDestination(settings: settings, formatter: NativeFormatter())
+        let d = SyslogTransport(settings: settings, formatter: NativeFormatter())
         let start = Date()
         let error = #expect(throws: AgentError.self) { try d.open() }
         #expect(error?.message.contains("handshake with 127.0.0.1:\(rs.tcpPort) timed out after 1 s") == true, "\(error?.message ?? "")")
@@ -169,14 +171,14 @@ struct SyslogRsyslogTests {
         settings.transport = .tcp
         settings.address = "127.0.0.1"
         settings.port = try RsyslogHarness.freePort(datagram: false)
-        let tcp = SyslogDestination(settings: settings, formatter: NativeFormatter())
+        let tcp = SyslogTransport(settings: settings, formatter: NativeFormatter())
         let error = #expect(throws: AgentError.self) { try tcp.open() }
         #expect(error?.message == "syslog tcp: connect refused to 127.0.0.1:\(settings.port!)")
 
         // UDP: the ICMP port unreachable answering the first datagram fails the next send.
         settings.transport = .udp
         settings.port = try RsyslogHarness.freePort(datagram: true)
-        let udp = SyslogDestination(settings: settings, formatter: NativeFormatter())
+        let udp = SyslogTransport(settings: settings, formatter: NativeFormatter())
         try udp.open()
         var lines = syslogTestLines(1...10).joined(separator: "\n") + "\n"
         // The answer to the first datagram may come after the first batch: two batches.
@@ -195,7 +197,7 @@ struct SyslogRsyslogTests {
 
         settings.transport = .unix
         settings.address = "/nonexistent/agentwatch.sock"
-        let unix = SyslogDestination(settings: settings, formatter: NativeFormatter())
+        let unix = SyslogTransport(settings: settings, formatter: NativeFormatter())
         let unixError = #expect(throws: AgentError.self) { try unix.open() }
         #expect(unixError?.message == "syslog unix: cannot connect to /nonexistent/agentwatch.sock: No such file or directory")
     }
@@ -204,7 +206,7 @@ struct SyslogRsyslogTests {
     /// 10 s timeout: the send waits for room and goes on; every record arrives once, in order.
     @Test func tcpReceiverStoppedWithinTimeout() throws {
         let rs = try RsyslogHarness()
-        let d = SyslogDestination(settings: rs.settings(.tcp), formatter: NativeFormatter())
+        let d = SyslogTransport(settings: rs.settings(.tcp), formatter: NativeFormatter())
         try d.open()
         var seq = 0
         var longest = 0.0
@@ -233,7 +235,7 @@ struct SyslogRsyslogTests {
         let rs = try RsyslogHarness()
         var settings = rs.settings(.tcp)
         settings.timeoutS = 1
-        let d = SyslogDestination(settings: settings, formatter: NativeFormatter())
+        let d = SyslogTransport(settings: settings, formatter: NativeFormatter())
         try d.open()
         var pending: [String] = []
         var seq = 0
@@ -291,7 +293,7 @@ struct SyslogRsyslogTests {
     @Test(arguments: [RsyslogHarness.Input.tcp, .tls])
     func closedConnectionIsNoticed(input: RsyslogHarness.Input) throws {
         let rs = try RsyslogHarness()
-        let d = SyslogDestination(settings: rs.settings(input), formatter: NativeFormatter())
+        let d = SyslogTransport(settings: rs.settings(input), formatter: NativeFormatter())
         try d.open()
         try deliverLines(d, syslogTestLines(1...100))
         #expect(rs.waitFor(input, count: 100).count == 100)
@@ -318,7 +320,7 @@ private func seqOf(_ line: String) -> Int {
     return Int(String(decoding: s.dropFirst(6), as: UTF8.self))!
 }
 
-/// Messages per second through `SyslogDestination` over TCP (release build, AGENTWATCH_BENCH=1):
+/// Messages per second through `SyslogTransport` over TCP (release build, AGENTWATCH_BENCH=1):
 /// to a loopback reader that only counts bytes (our side's cost, one thread; its CPU time is
 /// measured too), and to the real rsyslog (plain TCP and TLS) writing to a file.
 @Suite("Syslog benchmark", .enabled(if: getenv("AGENTWATCH_BENCH") != nil, "set AGENTWATCH_BENCH=1 (release build) to run"), .serialized)
@@ -359,7 +361,7 @@ struct SyslogBenchmarkTests {
     }
 
     /// 1,000 distinct records (about 600 bytes each), delivered `rounds` times in batches of 1,000.
-    static func run(_ d: SyslogDestination, rounds: Int) throws -> (wall: Double, cpu: Double) {
+    static func run(_ d: SyslogTransport, rounds: Int) throws -> (wall: Double, cpu: Double) {
         var batch = syslogTestLines(1...1000).joined(separator: "\n") + "\n"
         let start = Date(), cpu = threadCPUSeconds()
         for _ in 0..<rounds {
@@ -376,7 +378,7 @@ struct SyslogBenchmarkTests {
         settings.transport = .tcp
         settings.address = "127.0.0.1"
         settings.port = reader.port
-        let d = SyslogDestination(settings: settings, formatter: NativeFormatter())
+        let d = SyslogTransport(settings: settings, formatter: NativeFormatter())
         try d.open()
         let rounds = 1000
         let t = try Self.run(d, rounds: rounds)
@@ -389,7 +391,7 @@ struct SyslogBenchmarkTests {
     @Test(arguments: [RsyslogHarness.Input.tcp, .tls])
     func toRsyslog(input: RsyslogHarness.Input) throws {
         let rs = try RsyslogHarness()
-        let d = SyslogDestination(settings: rs.settings(input), formatter: NativeFormatter())
+        let d = SyslogTransport(settings: rs.settings(input), formatter: NativeFormatter())
         try d.open()
         let rounds = 200
         let start = Date()

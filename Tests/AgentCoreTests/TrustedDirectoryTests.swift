@@ -1,7 +1,7 @@
+@testable import AgentSupport
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 /// What a planted symbolic link points at: content, mode and owner, to show it was not touched.
 struct Victim: Equatable {

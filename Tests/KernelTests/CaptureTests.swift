@@ -1,8 +1,10 @@
+@testable import AgentDaemon
+@testable import AgentSensor
+@testable import AgentSessions
 import BPFKit
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 extension KernelSuite {
     /// The daemon against the real kernel: real programs, real cgroups, real commands.

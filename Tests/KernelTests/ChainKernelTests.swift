@@ -1,7 +1,8 @@
+@testable import AgentDaemon
+@testable import AgentReplay
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 extension KernelSuite {
     /// The hash chain across a real daemon restart on one output file.

@@ -1,7 +1,9 @@
+@testable import AgentPipeline
+@testable import AgentSessions
+@testable import AgentSupport
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 /// The built `agentwatch` executable, as a person runs it.
 enum Executable {

@@ -1,7 +1,9 @@
+@testable import AgentDaemon
+@testable import AgentSessions
+@testable import AgentSupport
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 extension KernelSuite {
     /// The control socket against hostile clients: an ordinary user in the agentwatch group who

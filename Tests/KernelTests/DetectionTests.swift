@@ -1,7 +1,10 @@
+@testable import AgentDaemon
+@testable import AgentDetector
+@testable import AgentRecords
+@testable import AgentSessions
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 extension KernelSuite {
     /// The default rule pack against real commands in real sessions: each attack raises its
@@ -62,7 +65,6 @@ extension KernelSuite {
                 try? FileManager.default.removeItem(atPath: dir)
             }
         }
-
 
         /// Runs `script` with bash in a fresh session whose home is `home`, and returns the
         /// session's alerts once its shell has exited and everything is written.
@@ -129,11 +131,11 @@ extension KernelSuite {
                 guard let type = r.string("type"), let session = r.string("session.id") else { continue }
                 if type == "session.start" { homes[session] = r[path: "session.homes"] as? [String] ?? [] }
                 if type == "session.end" {
-                    detector.endSession(session, timeNs: DictRecord(r, homes: []).timeNs, emit: note)
+                    detector.endSession(session, timeNs: CapturedRuleInput(r, homes: []).timeNs, emit: note)
                     continue
                 }
                 if type == "alert" || type.hasPrefix("session.") { continue }
-                detector.evaluate(DictRecord(r, homes: homes[session] ?? []), emit: note)
+                detector.evaluate(CapturedRuleInput(r, homes: homes[session] ?? []), emit: note)
             }
             return out
         }

@@ -1,7 +1,7 @@
+@testable import AgentDaemon
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 extension KernelSuite {
     /// Records name the right process and the real file: paths resolved by the kernel, exec images,

@@ -1,8 +1,13 @@
+@testable import AgentDaemon
+@testable import AgentDetector
+@testable import AgentOutputs
+@testable import AgentPipeline
+@testable import AgentSessions
+@testable import AgentSupport
 import Foundation
 import Glibc
 import Logging
 import Testing
-@testable import AgentCore
 
 /// Whether kernel tests can run here, and whether they must (CI sets AGENTWATCH_REQUIRE_KERNEL=1,
 /// which turns "cannot run" into a failure instead of a skip).

@@ -1,7 +1,8 @@
+@testable import AgentDaemon
+@testable import AgentSupport
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 extension KernelSuite {
     /// A burst larger than the ring buffer: every open is either captured or counted as lost.

@@ -1,7 +1,7 @@
+@testable import AgentDaemon
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 extension KernelSuite {
     @Suite("connect and identity")

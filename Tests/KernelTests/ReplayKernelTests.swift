@@ -1,7 +1,9 @@
+@testable import AgentDaemon
+@testable import AgentDetector
+@testable import AgentReplay
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 extension KernelSuite {
     /// `agentwatch replay` on a capture the real daemon wrote: a scripted agent session (a fake

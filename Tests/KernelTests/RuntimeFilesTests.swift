@@ -1,7 +1,8 @@
+@testable import AgentDaemon
+@testable import AgentSupport
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 extension KernelSuite {
     /// Files the daemon writes as root outside its outputs: the pid file in runtime_dir and the

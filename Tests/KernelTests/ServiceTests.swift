@@ -1,7 +1,9 @@
+@testable import AgentDaemon
+@testable import AgentRecords
+@testable import AgentSupport
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 extension KernelSuite {
     /// The daemon as a service: reloading its config while it captures.

@@ -1,7 +1,10 @@
+@testable import AgentDaemon
+@testable import AgentOutputs
+@testable import AgentReplay
+@testable import AgentSessions
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 extension KernelSuite {
     /// What the watched agent names and does to the daemon's view of it: directories below a

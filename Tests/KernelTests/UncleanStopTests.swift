@@ -1,7 +1,8 @@
+@testable import AgentDaemon
+@testable import AgentSessions
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 extension KernelSuite {
     /// The real daemon killed mid-stream (issue 12, item 6, repro a): the records it had not

@@ -1,7 +1,8 @@
+@testable import AgentDaemon
+@testable import AgentSessions
 import Foundation
 import Glibc
 import Testing
-@testable import AgentCore
 
 extension KernelSuite {
     /// Sessions under systemd user scopes, found through a session-root pattern.

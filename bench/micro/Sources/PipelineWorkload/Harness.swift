@@ -3,7 +3,7 @@ import CAgentEvents
 import Glibc
 
 /// Discards record lines: the full pipeline without the cost of write(2).
-public final class DiscardSink: RecordSink {
+public final class DiscardSink: RecordOutput {
     public private(set) var bytes = 0
     public private(set) var batches = 0
     public let description = "discard"
@@ -17,8 +17,8 @@ public final class DiscardSink: RecordSink {
 
 /// The file output's destination driven on the pipeline's own thread (the daemon hands it to a
 /// sink thread): pipeline plus write(2), one core.
-public final class DirectFileSink: RecordSink {
-    public let destination: FileDestination
+public final class DirectFileSink: RecordOutput {
+    public let destination: FileTransport
     public private(set) var bytesWritten: UInt64 = 0
     public var description: String { destination.description }
     public init(path: String) throws {
@@ -26,7 +26,7 @@ public final class DirectFileSink: RecordSink {
         s.rotateBytes = 0
         s.rotateIntervalS = 0
         s.group = nil
-        destination = try FileDestination(settings: s)
+        destination = try FileTransport(settings: s)
         try destination.open()
     }
     public func write(_ lines: UnsafeRawBufferPointer) {
@@ -37,7 +37,7 @@ public final class DirectFileSink: RecordSink {
 }
 
 /// Keeps every line written: real record lines for the sink benchmarks.
-public final class CaptureSink: RecordSink {
+public final class CaptureSink: RecordOutput {
     public private(set) var bytes: [UInt8] = []
     public let description = "capture"
     public init() {}
@@ -113,7 +113,7 @@ public final class Harness {
         self.stages = stages
         self.workload = workload
         self.outputPath = outputPath
-        let sink: RecordSink
+        let sink: RecordOutput
         if stages == .pipelineFile {
             unlink(outputPath)
             let f = try DirectFileSink(path: outputPath)

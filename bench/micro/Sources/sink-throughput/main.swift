@@ -51,7 +51,7 @@ switch mode {
 case "file":
     let path = args.count > 3 ? args[3] : "/tmp/agentwatch-sink-bench.ndjson"
     unlink(path)
-    for old in FileDestination.rotatedFiles(of: path) { unlink(old) }
+    for old in FileTransport.rotatedFiles(of: path) { unlink(old) }
     var f = FileSettings(path: path)
     f.compress = false
     f.group = nil

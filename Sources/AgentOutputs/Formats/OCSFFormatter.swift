@@ -1,0 +1,406 @@
+/// Renders native v1 records as OCSF 1.8.0 events: `process.exec`/`process.exit` as Process
+/// Activity (1007), `file.open` as File System Activity (1001), `net.connect`/`net.flow` as
+/// Network Activity (4001), `alert` as Detection Finding (2004), `agent.start`/`agent.stop` as
+/// Event Log Activity (1008: agentwatch is the event logging service). Native fields OCSF has no
+/// attribute for go under `unmapped`. docs/formats.md has the mapping table.
+///
+/// Not rendered (`render` returns false): `session.start`, `session.end`, `agent.heartbeat`,
+/// `agent.reload` and `agent.loss` — no OCSF 1.8.0 class describes a watched session's cgroup
+/// appearing or going, a liveness beat, a rules reload or lost records.
+import AgentRecords
+import AgentSupport
+
+package struct OCSFFormatter: RecordFormatter {
+    package static let schemaVersion: StaticString = "1.8.0"
+
+    var line = NativeLine()
+    var w = FormatWriter()
+    var text: [UInt8] = []
+
+    package init() {
+        text.reserveCapacity(4096)
+    }
+
+    package mutating func render(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+        guard line.read(bytes), let type = line.type, let event = OCSFEvent(type, line) else { return false }
+        w.ocsfRecord(event, type, &line, &text)
+        out.append(contentsOf: w.j.written)
+        return true
+    }
+}
+
+/// The class and activity a native record becomes.
+struct OCSFEvent {
+    var classUID: UInt64
+    var className: StaticString
+    var categoryUID: UInt64
+    var categoryName: StaticString
+    var activityID: UInt64
+    var activityName: StaticString
+    package var typeName: StaticString
+
+    init?(_ type: RecordType, _ line: NativeLine) {
+        switch type {
+        case .processExec:
+            self.init(1007, "Process Activity", 1, "System Activity", 1, "Launch", "Process Activity: Launch")
+        case .processExit:
+            self.init(1007, "Process Activity", 1, "System Activity", 2, "Terminate", "Process Activity: Terminate")
+        case .fileOpen:
+            self.init(1001, "File System Activity", 1, "System Activity", 14, "Open", "File System Activity: Open")
+        case .netConnect:
+            if line.int(.netResult) == 0 || line.equals(.netError, "EINPROGRESS") {
+                self.init(4001, "Network Activity", 4, "Network Activity", 1, "Open", "Network Activity: Open")
+            } else if line.equals(.netError, "ECONNREFUSED") {
+                self.init(4001, "Network Activity", 4, "Network Activity", 5, "Refuse", "Network Activity: Refuse")
+            } else {
+                self.init(4001, "Network Activity", 4, "Network Activity", 4, "Fail", "Network Activity: Fail")
+            }
+        case .netFlow:
+            if line.bool(.netFinal) == true {
+                self.init(4001, "Network Activity", 4, "Network Activity", 2, "Close", "Network Activity: Close")
+            } else {
+                self.init(4001, "Network Activity", 4, "Network Activity", 6, "Traffic", "Network Activity: Traffic")
+            }
+        case .alert:
+            self.init(2004, "Detection Finding", 2, "Findings", 1, "Create", "Detection Finding: Create")
+        case .agentStart:
+            self.init(1008, "Event Log Activity", 1, "System Activity", 6, "Start", "Event Log Activity: Start")
+        case .agentStop:
+            self.init(1008, "Event Log Activity", 1, "System Activity", 7, "Stop", "Event Log Activity: Stop")
+        case .sessionStart, .sessionEnd, .agentHeartbeat, .agentReload, .agentLoss:
+            return nil
+        }
+    }
+
+    private init(_ classUID: UInt64, _ className: StaticString, _ categoryUID: UInt64, _ categoryName: StaticString,
+                 _ activityID: UInt64, _ activityName: StaticString, _ typeName: StaticString) {
+        self.classUID = classUID
+        self.className = className
+        self.categoryUID = categoryUID
+        self.categoryName = categoryName
+        self.activityID = activityID
+        self.activityName = activityName
+        self.typeName = typeName
+    }
+}
+
+extension FormatWriter {
+    fileprivate mutating func ocsfRecord(_ e: OCSFEvent, _ type: RecordType, _ line: inout NativeLine, _ text: inout [UInt8]) {
+        begin()
+        uint("class_uid", e.classUID)
+        string("class_name", e.className)
+        uint("category_uid", e.categoryUID)
+        string("category_name", e.categoryName)
+        uint("activity_id", e.activityID)
+        string("activity_name", e.activityName)
+        uint("type_uid", e.classUID * 100 + e.activityID)
+        string("type_name", e.typeName)
+        let severity = type == .alert ? FormatValues.severity(line) : 1
+        uint("severity_id", severity)
+        string("severity", Self.severityName(severity))
+        if let ns = line.unixNanoseconds(.time) { int("time", Self.milliseconds(ns)) }
+        ocsfStatus(type, &line)
+        copyString("message", &line, .message)
+        ocsfMetadata(type, &line)
+        open("device")
+        uint("type_id", 0)
+        string("type", "Unknown")
+        copyString("hostname", &line, .hostName)
+        if line.value(.hostID).end - line.value(.hostID).start > 2 { copyString("uid", &line, .hostID) }
+        close()
+        switch type {
+        case .processExec, .processExit:
+            ocsfProcessActivity(type, &line, &text)
+        case .fileOpen:
+            open("actor")
+            ocsfProcess("process", &line, &text)
+            ocsfUser(&line)
+            close()
+            ocsfFile(&line, &text)
+        case .netConnect, .netFlow:
+            open("actor")
+            ocsfProcess("process", &line, &text)
+            ocsfUser(&line)
+            close()
+            ocsfNetwork(&line)
+        case .alert:
+            ocsfFinding(&line, &text)
+        case .agentStart, .agentStop:
+            string("log_provider", "agentwatch")
+            copyString("log_name", &line, .agentOutput)
+        default:
+            break
+        }
+        ocsfUnmapped(&line)
+        end()
+    }
+
+    fileprivate static func severityName(_ id: UInt64) -> StaticString {
+        switch id {
+        case 1: "Informational"
+        case 2: "Low"
+        case 3: "Medium"
+        case 4: "High"
+        case 5: "Critical"
+        default: "Unknown"
+        }
+    }
+
+    /// OCSF `timestamp_t`: milliseconds since the epoch.
+    fileprivate static func milliseconds(_ ns: Int64) -> Int64 {
+        ns >= 0 ? ns / 1_000_000 : (ns - 999_999) / 1_000_000
+    }
+
+    private mutating func ocsfTime(_ name: StaticString, _ line: NativeLine, _ f: NativeField) {
+        if let ns = line.unixNanoseconds(f) { int(name, Self.milliseconds(ns)) }
+    }
+
+    private mutating func ocsfStatus(_ type: RecordType, _ line: inout NativeLine) {
+        switch type {
+        case .processExec:
+            uint("status_id", 1); string("status", "Success")
+        case .fileOpen:
+            if (line.int(.fileResult) ?? -1) >= 0 {
+                uint("status_id", 1); string("status", "Success")
+            } else {
+                uint("status_id", 2); string("status", "Failure")
+                copyString("status_code", &line, .fileError)
+            }
+        case .netConnect:
+            if line.int(.netResult) == 0 {
+                uint("status_id", 1); string("status", "Success")
+            } else if line.equals(.netError, "EINPROGRESS") {
+                // Non-blocking: the connection was still being made when connect returned.
+                uint("status_id", 0); string("status", "Unknown")
+                copyString("status_code", &line, .netError)
+            } else {
+                uint("status_id", 2); string("status", "Failure")
+                copyString("status_code", &line, .netError)
+            }
+        case .alert:
+            uint("status_id", 1); string("status", "New")
+        default:
+            break
+        }
+    }
+
+    private mutating func ocsfMetadata(_ type: RecordType, _ line: inout NativeLine) {
+        open("metadata")
+        string("version", OCSFFormatter.schemaVersion)
+        open("product")
+        string("name", "agentwatch")
+        string("vendor_name", "agentwatch")
+        key("version")
+        j.string(AgentVersion.string)
+        close()
+        // The network classes take actor and device from the host profile.
+        if type == .netConnect || type == .netFlow {
+            array("profiles")
+            element()
+            j.raw("\"host\"")
+            arrayEnd()
+        }
+        copyString("uid", &line, .chain)
+        copy("sequence", &line, .seq)
+        copyString("original_time", &line, .time)
+        copyString("correlation_uid", &line, .sessionID)
+        close()
+    }
+
+    private mutating func ocsfProcessActivity(_ type: RecordType, _ line: inout NativeLine, _ text: inout [UInt8]) {
+        open("actor")
+        if type == .processExec {
+            // Who launched the program: the parent (the exec itself keeps the pid).
+            ocsfParent("process", &line)
+        } else {
+            // A process that exits ends itself.
+            open("process")
+            ocsfProcessIdentity(&line)
+            close()
+        }
+        close()
+        ocsfProcess("process", &line, &text)
+        if type == .processExec, line.equals(.processSource, "kernel") {
+            uint("launch_type_id", 3)
+            string("launch_type", "Exec")
+        }
+        if type == .processExit {
+            copy("exit_code", &line, .exitCode)
+            if let ns = line.uint(.durationNs) { uint("duration", ns / 1_000_000) }
+        }
+    }
+
+    /// pid, uid (the entity id), name and path of the record's process.
+    private mutating func ocsfProcessIdentity(_ line: inout NativeLine) {
+        copy("pid", &line, .pid)
+        copyString("uid", &line, .processEntityID)
+        line.withString(.exe) { exe in
+            guard !exe.isEmpty else { return }
+            let name = FormatValues.baseName(exe)
+            if !name.isEmpty { string("name", bytes: name) }
+            string("path", bytes: exe)
+        }
+    }
+
+    private mutating func ocsfParent(_ name: StaticString, _ line: inout NativeLine) {
+        open(name)
+        if line.has(.parentPID) { copy("pid", &line, .parentPID) } else { copy("pid", &line, .ppid) }
+        copyString("uid", &line, .parentEntityID)
+        line.withString(.parentExe) { exe in
+            guard !exe.isEmpty else { return }
+            let name = FormatValues.baseName(exe)
+            if !name.isEmpty { string("name", bytes: name) }
+            string("path", bytes: exe)
+        }
+        close()
+    }
+
+    private mutating func ocsfProcess(_ name: StaticString, _ line: inout NativeLine, _ text: inout [UInt8]) {
+        open(name)
+        ocsfProcessIdentity(&line)
+        if line.has(.argv) {
+            FormatValues.commandLine(line, into: &text)
+            text.withUnsafeBytes { string("cmd_line", bytes: $0) }
+        }
+        ocsfTime("created_time", line, .processStartTime)
+        copyString("working_directory", &line, .cwd)
+        copy("ptid", &line, .tid)
+        open("user")
+        copyNumberString("uid", line, .euid)
+        close()
+        ocsfParent("parent_process", &line)
+        if line.type == .processExit { ocsfTime("terminated_time", line, .time) }
+        close()
+    }
+
+    private mutating func ocsfUser(_ line: inout NativeLine) {
+        open("user")
+        copyNumberString("uid", line, .euid)
+        close()
+    }
+
+    private mutating func ocsfFile(_ line: inout NativeLine, _ text: inout [UInt8]) {
+        open("file")
+        text.removeAll(keepingCapacity: true)
+        NativeLine.appendDecoded(line.value(.filePath), in: line.bytes, to: &text)
+        let ok = (line.int(.fileResult) ?? -1) >= 0
+        text.withUnsafeBytes { path in
+            let name = FormatValues.baseName(path)
+            // name is required: the root directory is named by its path.
+            string("name", bytes: name.isEmpty ? path : name)
+            string("path", bytes: path)
+            if let dir = FormatValues.directory(path) { string("parent_folder", bytes: dir) }
+            if let ext = FormatValues.fileExtension(name) { string("ext", bytes: ext) }
+        }
+        // O_DIRECTORY succeeds on directories only; otherwise the kind is not known.
+        if ok && line.contains(.fileFlags, "O_DIRECTORY") {
+            uint("type_id", 2); string("type", "Folder")
+        } else {
+            uint("type_id", 0); string("type", "Unknown")
+        }
+        close()
+    }
+
+    private mutating func ocsfNetwork(_ line: inout NativeLine) {
+        let ip = line.equals(.netFamily, "ipv4") || line.equals(.netFamily, "ipv6")
+        // The connecting end is this host.
+        open("src_endpoint")
+        copyString("hostname", &line, .hostName)
+        ocsfIP(&line, .netSaddr)
+        copy("port", &line, .netSport)
+        close()
+        open("dst_endpoint")
+        ocsfIP(&line, .netDaddr)
+        copy("port", &line, .netDport)
+        // A unix socket is known by its path only.
+        copyString("name", &line, .netPath)
+        close()
+        open("connection_info")
+        let scope = line.withString(.netDaddr) { FormatValues.addressScope($0) } ?? .invalid
+        switch scope {
+        case _ where line.equals(.netFamily, "unix"), .loopback:
+            uint("direction_id", 4); string("direction", "Local")
+        case .privateNetwork:
+            uint("direction_id", 3); string("direction", "Lateral")
+        case .other:
+            uint("direction_id", 2); string("direction", "Outbound")
+        case .invalid:
+            uint("direction_id", 0); string("direction", "Unknown")
+        }
+        if ip, let proto = FormatValues.ipProtocol(line) {
+            string("protocol_name", proto.name)
+            uint("protocol_num", proto.number)
+        }
+        if line.equals(.netFamily, "ipv4") {
+            uint("protocol_ver_id", 4); string("protocol_ver", "Internet Protocol version 4 (IPv4)")
+        } else if line.equals(.netFamily, "ipv6") {
+            uint("protocol_ver_id", 6); string("protocol_ver", "Internet Protocol version 6 (IPv6)")
+        }
+        close()
+        // traffic: since this socket's previous record; cumulative_traffic: since it opened.
+        ocsfTraffic("traffic", line, out: .netBytesSentDelta, in: .netBytesReceivedDelta)
+        ocsfTraffic("cumulative_traffic", line, out: .netBytesSent, in: .netBytesReceived)
+    }
+
+    private mutating func ocsfTraffic(_ name: StaticString, _ line: NativeLine, out: NativeField, in: NativeField) {
+        guard let o = line.uint(out), let i = line.uint(`in`) else { return }
+        open(name)
+        uint("bytes_out", o)
+        uint("bytes_in", i)
+        let (sum, overflow) = o.addingReportingOverflow(i)
+        if !overflow { uint("bytes", sum) }
+        close()
+    }
+
+    private mutating func ocsfIP(_ line: inout NativeLine, _ f: NativeField) {
+        let valid = line.withString(f) { FormatValues.addressScope($0) != .invalid } ?? false
+        if valid { copyString("ip", &line, f) }
+    }
+
+    private mutating func ocsfFinding(_ line: inout NativeLine, _ text: inout [UInt8]) {
+        bool("is_alert", true)
+        open("finding_info")
+        copyString("uid", &line, .chain)
+        copyString("title", &line, .ruleTitle)
+        copyString("desc", &line, .message)
+        ocsfTime("created_time", line, .time)
+        var evidence: UInt64 = 0
+        line.forEach(.evidence) { _, _ in evidence += 1 }
+        if evidence > 0 { uint("related_events_count", evidence) }
+        open("analytic")
+        copyString("uid", &line, .ruleID)
+        copyString("name", &line, .ruleTitle)
+        uint("type_id", 1)
+        string("type", "Rule")
+        close()
+        close()
+        if line.has(.process) {
+            array("evidences")
+            elementObject()
+            ocsfProcess("process", &line, &text)
+            close()
+            arrayEnd()
+        }
+    }
+
+    /// `unmapped`: the native fields OCSF has no attribute for, under their native paths.
+    private mutating func ocsfUnmapped(_ line: inout NativeLine) {
+        open("unmapped")
+        copy("process", &line, Self.unmappedProcess)
+        copy("session", &line, Self.unmappedSession)
+        copy("file", &line, NativeField.openDetails)
+        copy("net", &line, Self.unmappedNet)
+        copy("rule", &line, Self.unmappedRule)
+        copy(&line, NativeField.alertDetails)
+        copy("agent", &line, .agent)
+        close()
+    }
+
+    private static let unmappedProcess: [NativeField] = [
+        .uid, .gid, .auid, .auditSessionID, .comm, .argv, .argvTruncated, .argc, .processSource, .previousExe, .filename,
+        .signal, .coreDumped, .durationNs, .stdin, .stdout, .stderr,
+    ]
+    private static let unmappedSession: [NativeField] = [.sessionCgroup, .sessionLabels]
+    private static let unmappedRule: [NativeField] = [.ruleSeverity, .ruleTags, .ruleSource, .ruleAuthor]
+    private static let unmappedNet: [NativeField] = [.netFamily, .netV4Mapped, .netTransport, .netAbstract, .netFD, .netResult, .netFinal]
+}

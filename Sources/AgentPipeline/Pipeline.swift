@@ -1,0 +1,130 @@
+import AgentDetector
+import AgentRecords
+import AgentSensor
+import AgentSessions
+import AgentSupport
+import CAgentEvents
+
+/// Finds the session a kernel record belongs to, by the session's cgroup id.
+package protocol SessionSource: AnyObject {
+    func session(for cgid: UInt64) -> Session
+    /// The kernel saw a session root or a session directory made below a pattern's root.
+    func cgroupMade(_ notice: agent_cgroup)
+}
+
+extension SessionSource {
+    package func cgroupMade(_ notice: agent_cgroup) {}
+}
+
+/// What happens to each kernel record: decode it in place, keep the process table right, and
+/// write its NDJSON line. The daemon drives it from the ring buffer; the micro-benchmark drives
+/// it from synthetic records.
+package final class Pipeline {
+    package let recorder: Recorder
+    package let table: ProcessTable
+    package internal(set) var decoder = RecordDecoder()
+    package var clock = WallClock()
+    /// Kernel drops reported in the stream so far, by kind.
+    package var kernelDropped = [UInt64](repeating: 0, count: Int(AGENT_KIND_COUNT.rawValue))
+    unowned let sessions: SessionSource
+    /// The rules, when any are loaded: every session record is evaluated right after it is
+    /// written (its seq is then known), and alerts follow their last evidence.
+    package var detector: Detector?
+    /// Connects whose sockets the kernel counts bytes for, by socket cookie: a net.flow record
+    /// carries the connect's addresses. Bounded: a socket whose release was never reported
+    /// (the kernel map is LRU too) cannot grow it without end.
+    private var flows: [UInt64: agent_connect] = [:]
+    static let maxFlows = 65536
+
+    package init(recorder: Recorder, sessions: SessionSource, table: ProcessTable = ProcessTable()) {
+        self.recorder = recorder
+        self.sessions = sessions
+        self.table = table
+    }
+
+    /// One ring buffer record. `raw` is only valid during the call.
+    package func handle(_ raw: UnsafeRawBufferPointer) {
+        guard let record = decoder.decode(raw) else { return }
+        let hdr = record.header
+        let unixNs = clock.wall(bootNs: hdr.ktime_ns)
+        if case .loss(let l) = record {
+            let dropped = withUnsafeBytes(of: l.dropped) { Array($0.bindMemory(to: UInt64.self)) }
+            for (k, v) in dropped.enumerated() { kernelDropped[k] += v }
+            recorder.agentLoss(kernelDropped: dropped, queueDropped: 0, cpuReported: true, unixNs: unixNs)
+            return
+        }
+        if case .cgroup(let c) = record {
+            sessions.cgroupMade(c)
+            return
+        }
+        let s = sessions.session(for: hdr.session_cgid)
+        let type: RecordType
+        let p: ProcessInfo
+        let detail: LiveRuleInput.Detail
+        switch record {
+        case .exec(let e, let filename, let exe, let cwd, let args):
+            let previous: [UInt8]?
+            let shownByAdoption: Bool
+            (p, previous, shownByAdoption) = table.exec(e, exe: exe.isEmpty ? filename : exe, cwd: cwd, args: args, clock: clock)
+            // The exec happened during the startup scan, before this process was read from /proc:
+            // its procfs record already shows the new image. The table now has the kernel's exact
+            // values; a second record would count one exec twice.
+            if shownByAdoption { return }
+            let shownFilename = filename.elementsEqual(p.exe) ? nil : filename
+            let stdio = StdioInfo(e)
+            recorder.processExec(s, p, tid: hdr.tid, previousExe: previous, argc: e.argc,
+                                 filename: shownFilename, stdio: stdio, unixNs: unixNs)
+            type = .processExec
+            detail = .exec(stdio: stdio, previousExe: previous, filename: shownFilename)
+        case .fork(let f):
+            table.fork(f, clock: clock)
+            return
+        case .exit(let x):
+            p = table.process(pid: hdr.pid, startNs: x.proc.start_ns, session: s.cgid, clock: clock)
+            let duration = hdr.ktime_ns >= p.startNs ? hdr.ktime_ns - p.startNs : 0
+            recorder.processExit(s, p, tid: hdr.tid, status: x.exit_code, durationNs: duration, unixNs: unixNs)
+            table.remove(pid: hdr.pid)
+            type = .processExit
+            detail = .exit(status: x.exit_code, durationNs: duration)
+        case .open(let o, let requested, let resolved):
+            p = table.process(pid: hdr.pid, startNs: o.start_ns, session: s.cgid, clock: clock)
+            recorder.fileOpen(s, p, o, requested: requested, resolved: resolved, unixNs: unixNs)
+            type = .fileOpen
+            detail = .open(o, requested: requested, resolved: resolved)
+        case .connect(let c):
+            p = table.process(pid: hdr.pid, startNs: c.start_ns, session: s.cgid, clock: clock)
+            recorder.netConnect(s, p, c, unixNs: unixNs)
+            if c.cookie != 0 {
+                if flows.count >= Self.maxFlows, let any = flows.keys.first { flows[any] = nil }
+                flows[c.cookie] = c
+            }
+            type = .netConnect
+            detail = .connect(c)
+        case .flow(let f):
+            p = table.process(pid: hdr.pid, startNs: f.start_ns, session: s.cgid, clock: clock)
+            let connect = flows[f.cookie]
+            recorder.netFlow(s, p, f, connect: connect, unixNs: unixNs)
+            if f.final != 0 { flows[f.cookie] = nil }
+            type = .netFlow
+            detail = .flow(f, connect: connect)
+        case .loss, .cgroup:
+            return
+        }
+        s.counts[Int(type.rawValue)] &+= 1
+        if let detector {
+            let live = LiveRuleInput(type: type, seq: recorder.seq, timeNs: unixNs, session: s, process: p, tid: hdr.tid, detail: detail)
+            detector.evaluate(live) { alert in
+                recorder.alert(alert, s, p, tid: hdr.tid, unixNs: unixNs)
+                s.counts[Int(RecordType.alert.rawValue)] &+= 1
+            }
+        }
+    }
+
+    /// A session ended: alerts its rules still owe (suppressed matches), before `session.end`.
+    package func endSession(_ s: Session, unixNs: Int64) {
+        detector?.endSession(s.id, timeNs: unixNs) { alert in
+            recorder.alert(alert, s, nil, tid: 0, unixNs: unixNs)
+            s.counts[Int(RecordType.alert.rawValue)] &+= 1
+        }
+    }
+}

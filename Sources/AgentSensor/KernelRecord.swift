@@ -1,0 +1,135 @@
+import CAgentEvents
+
+/// A record from the kernel, decoded in place: the byte views point into the ring buffer and
+/// are valid only while the ring buffer callback runs.
+package enum KernelRecord {
+    case exec(agent_exec, filename: UnsafeRawBufferPointer, exe: UnsafeRawBufferPointer, cwd: UnsafeRawBufferPointer, args: UnsafeRawBufferPointer)
+    case fork(agent_fork)
+    case exit(agent_exit)
+    case open(agent_open, requested: UnsafeRawBufferPointer, resolved: UnsafeRawBufferPointer)
+    case connect(agent_connect)
+    case flow(agent_flow)
+    case loss(agent_loss)
+    /// Not a record of the stream: a cgroup the daemon must look at now.
+    case cgroup(agent_cgroup)
+
+    package var header: agent_hdr {
+        switch self {
+        case .exec(let e, _, _, _, _): e.hdr
+        case .fork(let f): f.hdr
+        case .exit(let x): x.hdr
+        case .open(let o, _, _): o.hdr
+        case .connect(let c): c.hdr
+        case .flow(let f): f.hdr
+        case .loss(let l): l.hdr
+        case .cgroup(let c): c.hdr
+        }
+    }
+}
+
+/// What the decoder refused, by reason: every record is either decoded or counted here.
+package struct DecodeCounters: Sendable, Equatable {
+    package var decoded: UInt64 = 0
+    package var truncated: UInt64 = 0
+    package var unknownKind: UInt64 = 0
+
+    package var rejected: UInt64 { truncated + unknownKind }
+}
+
+/// Turns ring buffer bytes into `KernelRecord`s. Checks every length before it reads, so a
+/// short, oversized or unknown record is counted and skipped, never a crash.
+package struct RecordDecoder {
+    package private(set) var counters = DecodeCounters()
+
+    package init() {}
+
+    package mutating func decode(_ raw: UnsafeRawBufferPointer) -> KernelRecord? {
+        guard raw.count >= MemoryLayout<agent_hdr>.size else {
+            counters.truncated += 1
+            return nil
+        }
+        let hdr = raw.loadUnaligned(as: agent_hdr.self)
+        // The record must be as long as it says it is; the ring may round its size up.
+        guard Int(hdr.size) >= MemoryLayout<agent_hdr>.size, Int(hdr.size) <= raw.count else {
+            counters.truncated += 1
+            return nil
+        }
+        let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<Int(hdr.size)])
+        let record: KernelRecord?
+        switch UInt32(hdr.kind) {
+        case AGENT_KIND_EXEC.rawValue: record = Self.exec(bytes)
+        case AGENT_KIND_FORK.rawValue: record = Self.fixed(bytes, agent_fork.self).map { .fork($0) }
+        case AGENT_KIND_EXIT.rawValue: record = Self.fixed(bytes, agent_exit.self).map { .exit($0) }
+        case AGENT_KIND_OPEN.rawValue: record = Self.open(bytes)
+        case AGENT_KIND_CONNECT.rawValue: record = Self.fixed(bytes, agent_connect.self).map { .connect($0) }
+        case AGENT_KIND_FLOW.rawValue: record = Self.fixed(bytes, agent_flow.self).map { .flow($0) }
+        case AGENT_KIND_LOSS.rawValue: record = Self.fixed(bytes, agent_loss.self).map { .loss($0) }
+        case AGENT_KIND_CGROUP.rawValue: record = Self.fixed(bytes, agent_cgroup.self).map { .cgroup($0) }
+        default:
+            counters.unknownKind += 1
+            return nil
+        }
+        if record == nil { counters.truncated += 1 } else { counters.decoded += 1 }
+        return record
+    }
+
+    private static func fixed<T>(_ b: UnsafeRawBufferPointer, _: T.Type) -> T? {
+        b.count >= MemoryLayout<T>.size ? b.loadUnaligned(as: T.self) : nil
+    }
+
+    /// The tail slice [offset, offset+count), or nil when it runs past the record.
+    private static func tail(_ b: UnsafeRawBufferPointer, _ offset: Int, _ count: Int) -> UnsafeRawBufferPointer? {
+        guard offset >= 0, count >= 0, offset + count <= b.count else { return nil }
+        return UnsafeRawBufferPointer(rebasing: b[offset..<(offset + count)])
+    }
+
+    private static func exec(_ b: UnsafeRawBufferPointer) -> KernelRecord? {
+        guard let e = fixed(b, agent_exec.self) else { return nil }
+        var at = MemoryLayout<agent_exec>.size
+        guard let filename = tail(b, at, Int(e.filename_len)) else { return nil }
+        at += Int(e.filename_len)
+        guard let exe = tail(b, at, Int(e.exe_len)) else { return nil }
+        at += Int(e.exe_len)
+        guard let cwd = tail(b, at, Int(e.cwd_len)) else { return nil }
+        at += Int(e.cwd_len)
+        guard let args = tail(b, at, Int(e.args_len)) else { return nil }
+        return .exec(e, filename: filename, exe: exe, cwd: cwd, args: args)
+    }
+
+    private static func open(_ b: UnsafeRawBufferPointer) -> KernelRecord? {
+        guard let o = fixed(b, agent_open.self) else { return nil }
+        let at = MemoryLayout<agent_open>.size
+        guard let requested = tail(b, at, Int(o.requested_len)),
+              let resolved = tail(b, at + Int(o.requested_len), Int(o.path_len)) else { return nil }
+        return .open(o, requested: requested, resolved: resolved)
+    }
+}
+
+/// The name of a kind in `agent.loss` counts.
+package func kindName(_ kind: Int) -> StaticString {
+    switch UInt32(kind) {
+    case AGENT_KIND_EXEC.rawValue: "exec"
+    case AGENT_KIND_FORK.rawValue: "fork"
+    case AGENT_KIND_EXIT.rawValue: "exit"
+    case AGENT_KIND_OPEN.rawValue: "open"
+    case AGENT_KIND_CONNECT.rawValue: "connect"
+    case AGENT_KIND_LOSS.rawValue: "loss"
+    case AGENT_KIND_FLOW.rawValue: "flow"
+    case AGENT_KIND_CGROUP.rawValue: "cgroup"
+    default: "unknown"
+    }
+}
+
+extension agent_cgroup {
+    /// `name` as text: the directory's name, or the path a process was moved to.
+    package var nameText: String { String(decoding: nameBytes, as: UTF8.self) }
+
+    /// The name as the kernel gave it (any bytes but '/' and NUL).
+    package var nameBytes: [UInt8] {
+        let count = min(Int(name_len), Int(AGENT_CGROUP_NAME))
+        return withUnsafeBytes(of: name) { Array($0.prefix(count)) }
+    }
+
+    /// The name or path was longer than the notice holds.
+    package var nameTruncated: Bool { hdr.flags & UInt8(AGENT_F_PATH_TRUNCATED.rawValue) != 0 }
+}

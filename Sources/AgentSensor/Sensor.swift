@@ -1,0 +1,225 @@
+import AgentProbes
+import BPFKit
+import CAgentEvents
+import CLibbpf
+import Glibc
+
+/// Settings the kernel programs are loaded with.
+package struct SensorSettings: Sendable {
+    /// (cgroup id, level) of each session root, at most AGENT_MAX_ROOTS.
+    package var roots: [(cgid: UInt64, level: UInt32)]
+    package var ringBufferBytes: UInt32
+    package var argsMax: UInt32
+    package var wakeupBytes: UInt64
+    /// Kernel BTF to relocate against, when not /sys/kernel/btf/vmlinux.
+    package var btfPath: String?
+    /// Session root directories: the byte-counting cgroup programs attach to each.
+    package var rootPaths: [String] = []
+    /// A flow record each time a socket has sent this many more bytes.
+    package var flowReportBytes: UInt64 = 1 << 20
+    /// Resolve open paths in the kernel (off only to measure what resolution costs).
+    package var resolvePaths = true
+    /// Session-root patterns, each as the kernel reads it (`struct agent_pattern`): roots
+    /// matching them are added at run time (`addRoot`).
+    package var patterns: [[UInt8]] = []
+
+    package init(roots: [(cgid: UInt64, level: UInt32)], ringBufferBytes: UInt32, argsMax: UInt32, wakeupBytes: UInt64, btfPath: String? = nil) {
+        self.btfPath = btfPath
+        self.roots = roots
+        self.ringBufferBytes = ringBufferBytes
+        self.argsMax = argsMax
+        self.wakeupBytes = wakeupBytes
+    }
+}
+
+/// The kernel side as the daemon sees it: the loaded programs, their attachments, the ring
+/// buffer and the loss counters. Process hooks stay attached; syscall hooks are attached only
+/// while a session exists, because a syscall tracepoint slows every task on the host.
+package final class Sensor {
+    /// Always attached: scheduler tracepoints, no syscall slow path.
+    package static let processPrograms: [AgentProbes.Program] = [.on_exec, .on_fork, .on_exit, .flow_tcp_close, .on_cgroup_attach_task]
+    /// Attached only while at least one session exists.
+    package static let syscallPrograms: [AgentProbes.Program] = [
+        .on_openat_enter, .on_openat_exit, .on_openat2_enter, .on_openat2_exit,
+        .on_connect_enter, .on_connect_exit,
+    ]
+
+    /// Attached when session-root patterns are configured: they find new roots at mkdir.
+    package static let rootPrograms: [AgentProbes.Program] = [.on_cgroup_mkdir, .on_cgroup_rmdir]
+
+    /// Attached to every session root: they run only for sockets of session processes.
+    package static let cgroupPrograms: [AgentProbes.Program] = [.flow_connect4, .flow_connect6, .flow_egress, .flow_ingress, .flow_release]
+
+    /// The programs' object through its generated skeleton: programs, maps and settings by name.
+    package let object: AgentProbes.Skeleton
+    private let rootPaths: [String]
+    private let hasPatterns: Bool
+    /// The socket hooks of each root found through a pattern, by the root's cgroup id.
+    private var rootLinks: [UInt64: [BPFLink]] = [:]
+    private var processLinks: [BPFLink] = []
+    private var syscallLinks: [BPFLink] = []
+    private var ring: RingBuffer?
+
+    /// Opens and loads the embedded programs (or `objectBytes`) with `settings`.
+    package init(settings: SensorSettings, objectBytes: [UInt8]? = nil) throws(BPFError) {
+        object = try AgentProbes.Skeleton(bytes: objectBytes, btfPath: settings.btfPath)
+        rootPaths = settings.rootPaths
+        hasPatterns = !settings.patterns.isEmpty
+        guard settings.roots.count <= Int(AGENT_MAX_ROOTS) else {
+            throw BPFError("more than \(AGENT_MAX_ROOTS) session roots", errno: EINVAL)
+        }
+        var cgids = [UInt64](repeating: 0, count: Int(AGENT_MAX_ROOTS))
+        var levels = [UInt32](repeating: 0, count: Int(AGENT_MAX_ROOTS))
+        for (i, root) in settings.roots.enumerated() {
+            cgids[i] = root.cgid
+            levels[i] = root.level
+        }
+        object.rodata.root_cgid = cgids
+        object.rodata.root_level = levels
+        object.rodata.nroots = UInt32(settings.roots.count)
+        guard settings.patterns.count <= Int(AGENT_MAX_PATTERNS) else {
+            throw BPFError("more than \(AGENT_MAX_PATTERNS) session-root patterns", errno: EINVAL)
+        }
+        guard settings.patterns.allSatisfy({ $0.count == MemoryLayout<agent_pattern>.size }) else {
+            throw BPFError("a session-root pattern is not \(MemoryLayout<agent_pattern>.size) bytes", errno: EINVAL)
+        }
+        object.rodata.patterns = (0..<Int(AGENT_MAX_PATTERNS)).map { i in
+            i < settings.patterns.count ? settings.patterns[i].withUnsafeBytes { $0.loadUnaligned(as: agent_pattern.self) } : agent_pattern()
+        }
+        object.rodata.npatterns = UInt32(settings.patterns.count)
+        if !hasPatterns {
+            for p in Self.rootPrograms { try object.program(p).setAutoload(false) }
+        }
+        object.rodata.args_max = min(settings.argsMax, UInt32(AGENT_ARGS_MAX))
+        object.rodata.wakeup_bytes = settings.wakeupBytes
+        object.rodata.flow_report_bytes = settings.flowReportBytes
+        object.rodata.resolve_paths = settings.resolvePaths ? 1 : 0
+        try object.map(.events).setMaxEntries(settings.ringBufferBytes)
+        try object.load()
+    }
+
+    /// Attaches the process hooks and starts reading the ring buffer into `handler`.
+    package func start(handler: @escaping RingBuffer.Handler) throws(BPFError) {
+        ring = try RingBuffer(map: object.map(.events), handler: handler)
+        for p in Self.processPrograms + (hasPatterns ? Self.rootPrograms : []) {
+            processLinks.append(try object.program(p).attach())
+        }
+        for path in rootPaths {
+            processLinks += try attachCgroupPrograms(path)
+        }
+    }
+
+    private func attachCgroupPrograms(_ path: String) throws(BPFError) -> [BPFLink] {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw BPFError("open(\(path))", errno: errno) }
+        defer { close(fd) }
+        var links: [BPFLink] = []
+        for p in Self.cgroupPrograms {
+            links.append(try object.program(p).attachCgroup(fd: fd, path: path))
+        }
+        return links
+    }
+
+    /// A root found through pattern `pattern`: into the gate (the kernel may have put it there
+    /// at mkdir already), and the socket hooks onto its directory.
+    package func addRoot(cgid: UInt64, path: String, pattern: Int) throws(BPFError) {
+        try object.map(.dyn_roots).update(key: cgid, value: UInt32(pattern))
+        try bumpRootsGeneration()
+        if rootLinks[cgid] == nil {
+            rootLinks[cgid] = try attachCgroupPrograms(path)
+        }
+    }
+
+    /// A root found through a pattern went: out of the gate, its hooks released.
+    package func removeRoot(cgid: UInt64) {
+        try? object.map(.dyn_roots).delete(key: cgid)
+        try? bumpRootsGeneration()
+        rootLinks[cgid] = nil
+    }
+
+    /// The gate's per-CPU answers were computed with the old roots: make them misses. The
+    /// kernel adds 1 at each mkdir and rmdir of a root; this adds 2^32 to what it read, after
+    /// the map change. The counter only grows, each write gives a value never seen before (a
+    /// kernel increment between the read and the write is overtaken, not undone), so no answer
+    /// stamped before a root change can match again.
+    private func bumpRootsGeneration() throws(BPFError) {
+        let map = object.map(.roots_gen)
+        let before = map.lookup(key: UInt32(0), as: UInt64.self) ?? 0
+        try map.update(key: UInt32(0), value: before &+ (1 << 32))
+    }
+
+    /// Whether the kernel gate holds `cgid` as a root found through a pattern.
+    package func gateHoldsRoot(cgid: UInt64) -> Bool {
+        object.map(.dyn_roots).lookup(key: cgid, as: UInt32.self) != nil
+    }
+
+    package var syscallHooksAttached: Bool { !syscallLinks.isEmpty }
+
+    package func attachSyscallHooks() throws(BPFError) {
+        guard syscallLinks.isEmpty else { return }
+        var links: [BPFLink] = []
+        for p in Self.syscallPrograms {
+            links.append(try object.program(p).attach())
+        }
+        syscallLinks = links
+    }
+
+    package func detachSyscallHooks() {
+        syscallLinks.removeAll()
+    }
+
+    /// Detaches every hook; records already in the ring can still be consumed.
+    package func detachAll() {
+        syscallLinks.removeAll()
+        processLinks.removeAll()
+        rootLinks.removeAll()
+    }
+
+    /// Every process on the host with its exact start time, from the task iterator.
+    package func taskStartTimes() throws(BPFError) -> [UInt32: UInt64] {
+        let bytes = try object.program(.task_starts).readIterator()
+        let size = MemoryLayout<agent_task_start>.size
+        var starts: [UInt32: UInt64] = [:]
+        starts.reserveCapacity(bytes.count / size)
+        bytes.withUnsafeBytes { raw in
+            var at = 0
+            while at + size <= raw.count {
+                let t = raw.loadUnaligned(fromByteOffset: at, as: agent_task_start.self)
+                starts[t.pid] = t.start_ns
+                at += size
+            }
+        }
+        return starts
+    }
+
+    package var ringEpollFD: Int32 { ring?.epollFD ?? -1 }
+
+    @discardableResult
+    package func consume() throws(BPFError) -> Int {
+        try ring?.consume() ?? 0
+    }
+
+    /// Drops counted in the kernel and not yet reported in the stream, per kind, summed over
+    /// CPUs; also the total ever dropped.
+    package func lossCounters() throws(BPFError) -> (unreported: [UInt64], dropped: [UInt64]) {
+        let size = MemoryLayout<agent_loss_counters>.size
+        let perCPU = try object.map(.loss_counters).lookupPerCPU(key: 0, valueSize: size)
+        let kinds = Int(AGENT_KIND_COUNT.rawValue)
+        var unreported = [UInt64](repeating: 0, count: kinds)
+        var dropped = [UInt64](repeating: 0, count: kinds)
+        for cpu in perCPU {
+            let c = cpu.withUnsafeBytes { $0.loadUnaligned(as: agent_loss_counters.self) }
+            withUnsafeBytes(of: c.dropped) { d in
+                withUnsafeBytes(of: c.reported) { r in
+                    for k in 0..<kinds {
+                        let dv = d.loadUnaligned(fromByteOffset: k * 8, as: UInt64.self)
+                        let rv = r.loadUnaligned(fromByteOffset: k * 8, as: UInt64.self)
+                        dropped[k] += dv
+                        unreported[k] += dv &- rv
+                    }
+                }
+            }
+        }
+        return (unreported, dropped)
+    }
+}
