@@ -51,13 +51,8 @@ let package = Package(
         ),
         .target(
             name: "AgentProbes",
-            dependencies: ["BPFKit", "CAgentEvents"],
+            dependencies: ["CAgentEvents"],
             plugins: ["BPFBuild"]
-        ),
-        // Writes the BPF object's Swift skeleton at build time (run by the BPFBuild plugin).
-        .executableTarget(
-            name: "bpf-skeleton",
-            dependencies: ["BPFKit"]
         ),
         // The daemon's own targets, lowest first. Each depends only on targets above it in
         // this list (docs/architecture.md draws the arrows; .ci/arrows.py checks them).
@@ -132,7 +127,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .plugin(name: "BPFBuild", capability: .buildTool(), dependencies: ["bpf-skeleton"]),
+        .plugin(name: "BPFBuild", capability: .buildTool()),
         .testTarget(
             name: "AgentCoreTests",
             dependencies: ["AgentSupport", "AgentRecords", "AgentSensor", "AgentSessions", "AgentDetector", "AgentPipeline", "AgentOutputs", "AgentReplay", "AgentDaemon", "AgentProbes", "BPFKit", "CAgentEvents", "CSupport"]

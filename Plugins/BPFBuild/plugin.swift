@@ -3,7 +3,8 @@ import PackagePlugin
 
 /// Compiles bpf/*.bpf.c into one BPF object on every build whose inputs changed, and embeds it
 /// in the target as a generated Swift source, so the daemon carries its programs inside itself;
-/// bpf-skeleton writes the object's skeleton beside it (AgentProbes.Program, Map, Rodata).
+/// bpf/tools/bpf-skeleton.c writes the object's skeleton beside it (AgentProbes.Program, Map,
+/// Rodata).
 @main
 struct BPFBuild: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
@@ -13,9 +14,8 @@ struct BPFBuild: BuildToolPlugin {
         let work = context.pluginWorkDirectoryURL
         let output = work.appending(path: "EmbeddedBPFObject.swift")
         let skeleton = work.appending(path: "AgentProbes+Skeleton.swift")
-        let generator = try context.tool(named: "bpf-skeleton").url
 
-        var inputs = [bpf.appending(path: "build.sh"), header, generator]
+        var inputs = [bpf.appending(path: "build.sh"), bpf.appending(path: "tools/bpf-skeleton.c"), header]
         for dir in [bpf, bpf.appending(path: "lib")] {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
             for name in names.sorted() where name.hasSuffix(".bpf.c") || name.hasSuffix(".bpf.h") || name == "vmlinux.h" {
@@ -28,7 +28,7 @@ struct BPFBuild: BuildToolPlugin {
                 displayName: "Compiling BPF programs (bpf/*.bpf.c)",
                 executable: URL(filePath: "/bin/sh"),
                 arguments: [bpf.appending(path: "build.sh").path, clang.path, work.appending(path: "obj").path, output.path,
-                            generator.path, skeleton.path],
+                            skeleton.path],
                 inputFiles: inputs,
                 outputFiles: [output, skeleton]
             )

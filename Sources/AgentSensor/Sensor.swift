@@ -51,7 +51,7 @@ package final class Sensor {
     package static let cgroupPrograms: [AgentProbes.Program] = [.flow_connect4, .flow_connect6, .flow_egress, .flow_ingress, .flow_release]
 
     /// The programs' object through its generated skeleton: programs, maps and settings by name.
-    package let object: AgentProbes.Skeleton
+    package let object: ProbeSkeleton
     private let rootPaths: [String]
     private let hasPatterns: Bool
     /// The socket hooks of each root found through a pattern, by the root's cgroup id.
@@ -62,20 +62,16 @@ package final class Sensor {
 
     /// Opens and loads the embedded programs (or `objectBytes`) with `settings`.
     package init(settings: SensorSettings, objectBytes: [UInt8]? = nil) throws(BPFError) {
-        object = try AgentProbes.Skeleton(bytes: objectBytes, btfPath: settings.btfPath)
+        object = try ProbeSkeleton(bytes: objectBytes, btfPath: settings.btfPath)
         rootPaths = settings.rootPaths
         hasPatterns = !settings.patterns.isEmpty
         guard settings.roots.count <= Int(AGENT_MAX_ROOTS) else {
             throw BPFError("more than \(AGENT_MAX_ROOTS) session roots", errno: EINVAL)
         }
-        var cgids = [UInt64](repeating: 0, count: Int(AGENT_MAX_ROOTS))
-        var levels = [UInt32](repeating: 0, count: Int(AGENT_MAX_ROOTS))
         for (i, root) in settings.roots.enumerated() {
-            cgids[i] = root.cgid
-            levels[i] = root.level
+            object.rodata.root_cgid[i] = root.cgid
+            object.rodata.root_level[i] = root.level
         }
-        object.rodata.root_cgid = cgids
-        object.rodata.root_level = levels
         object.rodata.nroots = UInt32(settings.roots.count)
         guard settings.patterns.count <= Int(AGENT_MAX_PATTERNS) else {
             throw BPFError("more than \(AGENT_MAX_PATTERNS) session-root patterns", errno: EINVAL)
@@ -83,8 +79,8 @@ package final class Sensor {
         guard settings.patterns.allSatisfy({ $0.count == MemoryLayout<agent_pattern>.size }) else {
             throw BPFError("a session-root pattern is not \(MemoryLayout<agent_pattern>.size) bytes", errno: EINVAL)
         }
-        object.rodata.patterns = (0..<Int(AGENT_MAX_PATTERNS)).map { i in
-            i < settings.patterns.count ? settings.patterns[i].withUnsafeBytes { $0.loadUnaligned(as: agent_pattern.self) } : agent_pattern()
+        for (i, pattern) in settings.patterns.enumerated() {
+            object.rodata.patterns[i] = pattern.withUnsafeBytes { $0.loadUnaligned(as: agent_pattern.self) }
         }
         object.rodata.npatterns = UInt32(settings.patterns.count)
         if !hasPatterns {

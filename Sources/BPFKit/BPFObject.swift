@@ -46,7 +46,7 @@ public final class BPFObject {
     }
 
     /// The program named `name` (its C function name). The daemon names programs through the
-    /// generated skeleton (AgentProbes.Skeleton), which looks each up once, when it opens.
+    /// generated skeleton (ProbeSkeleton in AgentSensor), which looks each up once, at open.
     public func program(_ name: String) throws(BPFError) -> BPFProgram {
         let p = try check(bpf_object__find_program_by_name(handle, name), "bpf_object__find_program_by_name(\(name))")
         return BPFProgram(handle: p, owner: self)
@@ -58,25 +58,19 @@ public final class BPFObject {
         return BPFMap(handle: m, owner: self)
     }
 
-    /// Every program of the object, in the object's order.
-    public var programs: [BPFProgram] {
-        Self.walk { bpf_object__next_program(handle, $0) }.map { BPFProgram(handle: $0, owner: self) }
-    }
-
-    /// Every map of the object (the data sections' internal maps included), in the object's order.
-    public var maps: [BPFMap] {
-        Self.walk { bpf_object__next_map(handle, $0) }.map { BPFMap(handle: $0, owner: self) }
-    }
-
-    /// libbpf's iteration: `next(nil)` is the first, `next(last)` nil after the last.
-    private static func walk(_ next: (OpaquePointer?) -> OpaquePointer?) -> [OpaquePointer] {
-        var all: [OpaquePointer] = []
-        var at = next(nil)
-        while let item = at {
-            all.append(item)
-            at = next(item)
+    /// The bytes of data section `name` (".rodata") as they will be loaded, writable until
+    /// `load()`; the object owns them. `size`: what a skeleton was generated for, so an object
+    /// whose section differs is refused rather than written at the wrong offsets.
+    public func dataSection(_ name: String, size: Int) throws(BPFError) -> UnsafeMutableRawBufferPointer {
+        let map = try self.map(name)
+        var actual = 0
+        guard let data = bpf_map__initial_value(map.handle, &actual) else {
+            throw BPFError("bpf_map__initial_value(\(name))", errno: ENOENT)
         }
-        return all
+        guard actual == size else {
+            throw BPFError("\(name) is \(actual) bytes in this object, the skeleton was generated for \(size)", errno: EINVAL)
+        }
+        return UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(mutating: data), count: actual)
     }
 }
 
@@ -86,8 +80,6 @@ public struct BPFProgram {
     let owner: BPFObject
 
     public var name: String { String(cString: bpf_program__name(handle)) }
-    /// The ELF section it was compiled into (SEC("...")), which says where it attaches.
-    public var sectionName: String { String(cString: bpf_program__section_name(handle)) }
     public var fd: Int32 { bpf_program__fd(handle) }
 
     /// Whether the program is loaded with the object (set before load).
@@ -167,9 +159,6 @@ public struct BPFMap {
     let owner: BPFObject
 
     public var name: String { String(cString: bpf_map__name(handle)) }
-    /// Whether libbpf made it for a data section (.rodata, .bss, .data) rather than the
-    /// programs declaring it in .maps.
-    public var isInternal: Bool { bpf_map__is_internal(handle) }
     public var fd: Int32 { bpf_map__fd(handle) }
 
     public func setMaxEntries(_ n: UInt32) throws(BPFError) {

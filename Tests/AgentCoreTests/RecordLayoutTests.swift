@@ -156,18 +156,21 @@ struct RecordLayoutTests {
         ])
     }
 
-    /// The settings the skeleton was generated for are where the object has them: the
-    /// generated offsets are the object's BTF's, and its element types Swift's.
+    /// The settings the skeleton was generated for are where the object has them: its
+    /// offsets are the object's BTF's, and Swift's types for them the object's sizes.
     @Test func settingsSection() throws {
-        let variables = try object().btfVariables(inSection: ".rodata")
+        #expect(AgentProbes.Rodata.layoutMismatch == nil)
+        let object = try object()
+        let variables = try object.btfVariables(inSection: ".rodata")
         let patterns = try #require(variables.first { $0.name == "patterns" })
-        #expect(patterns.type == .array(of: .structure(name: "agent_pattern", bytes: MemoryLayout<agent_pattern>.stride), count: Int(AGENT_MAX_PATTERNS)))
-        let skeleton = try AgentProbes.Skeleton()
-        #expect(skeleton.rodata.patterns.count == Int(AGENT_MAX_PATTERNS))
-        #expect(skeleton.rodata.args_max == 4096, "args_max's initializer in common.bpf.h, read back through the skeleton's offset")
-        #expect(skeleton.rodata.wakeup_bytes == 64 * 1024)
-        #expect(skeleton.rodata.flow_report_bytes == 1 << 20)
-        #expect(skeleton.rodata.resolve_paths == 1)
+        #expect(patterns.type == .array(of: .structure(name: "agent_pattern", bytes: MemoryLayout<agent_pattern>.size), count: Int(AGENT_MAX_PATTERNS)))
+        let rodata = AgentProbes.Rodata(UnsafeRawBufferPointer(try object.dataSection(".rodata", size: AgentProbes.Rodata.size)))
+        // The initializers in common.bpf.h, read back at the generated offsets.
+        #expect(rodata.args_max == 4096)
+        #expect(rodata.wakeup_bytes == 64 * 1024)
+        #expect(rodata.flow_report_bytes == 1 << 20)
+        #expect(rodata.resolve_paths == 1)
+        #expect(rodata.nroots == 0 && rodata.npatterns == 0)
     }
 
     @Test func kindValuesAreTheWireValues() {
