@@ -7,6 +7,12 @@
  * is resolved at load, so the branch for the other layout is dead code the verifier never
  * walks. Spelling every layout as a flavour keeps this building against any kernel's vmlinux.h.
  *
+ * A helper that reads a field some kernels lack is __noinline: inlined into a caller's loop,
+ * the compiler hoists the field's offset (a constant to it) out of the loop, above the
+ * bpf_core_field_exists test, and on a kernel without the field libbpf's poisoned stand-in
+ * for that offset is then reached and the program refused (CoreFixesTests caught exactly
+ * that in roots.bpf.c's pattern loop).
+ *
  * Checked and needing nothing here (the programs do not read the field, or it changed before
  * 5.15, or CO-RE matches it by name as it is):
  * - task_struct::state became __state in 2f064a59a11f "sched: Change task_struct::state"
@@ -44,7 +50,7 @@ struct cgroup___ancestor_ids {
 #define CGROUP_WALK_MAX 16
 
 /* The ancestor of cgrp at level (cgrp itself at its own level); NULL past its depth. */
-static __always_inline struct cgroup *core_cgroup_ancestor(struct cgroup *cgrp, __u32 level)
+static __noinline struct cgroup *core_cgroup_ancestor(struct cgroup *cgrp, __u32 level)
 {
 	__u32 at = BPF_CORE_READ(cgrp, level);
 	struct cgroup *anc = NULL;
@@ -69,7 +75,7 @@ static __always_inline struct cgroup *core_cgroup_ancestor(struct cgroup *cgrp, 
 }
 
 /* The id of the ancestor of cgrp at level (its kernfs node id); 0 past its depth. */
-static __always_inline __u64 core_cgroup_ancestor_id(struct cgroup *cgrp, __u32 level)
+static __noinline __u64 core_cgroup_ancestor_id(struct cgroup *cgrp, __u32 level)
 {
 	if (bpf_core_field_exists(struct cgroup___ancestor_ids, ancestor_ids)) {
 		__u64 id = 0;
