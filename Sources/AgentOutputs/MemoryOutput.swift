@@ -14,6 +14,9 @@ package final class MemoryOutput: RecordOutput, Sendable {
 
     package func flush() {}
 
+    /// Every byte written so far.
+    package var bytes: [UInt8] { data.withLock { $0 } }
+
     /// Every complete line written so far.
     package var lines: [String] {
         data.withLock { String(decoding: $0, as: UTF8.self).split(separator: "\n").map(String.init) }

@@ -7,6 +7,9 @@ package struct WallClock {
 
     package init() { refresh() }
 
+    /// A clock whose boot time 0 is `offsetNs` in Unix time: replays and tests that must repeat.
+    package init(offsetNs: Int64) { self.offsetNs = offsetNs }
+
     package mutating func refresh() {
         var real = timespec(), boot = timespec()
         clock_gettime(CLOCK_REALTIME, &real)

@@ -1,5 +1,6 @@
 @testable import AgentPipeline
 @testable import AgentReplay
+import CAgentEvents
 import Foundation
 import Glibc
 import Testing
@@ -16,30 +17,35 @@ struct ReplayFuzzTests {
     static let hangSeconds = 20.0
 
     /// Small valid captures the mutations start from: a session with alerts, loss, a restart,
-    /// escaped and non-ASCII text, members of odd types.
+    /// escaped and non-ASCII text, written by the real pipeline; and one with members of odd
+    /// types, which the recorder never writes, crafted by hand.
     static func bases() -> [[UInt8]] {
-        var a = CaptureBuilder(rules: ReplayTests.rules)
-        a.sessionStart("s")
-        a.exec("s", 10, ppid: 1, exe: "/usr/bin/cat", argv: ["cat", "/home/dev/.aws/credentials"])
-        a.open("s", 10, ppid: 1, exe: "/usr/bin/cat", path: "/home/dev/.aws/credentials")
-        a.exit("s", 10, ppid: 1, exe: "/usr/bin/cat")
-        a.sessionEnd("s")
+        let a = RecordedCapture(rules: ReplayTests.rules)
+        a.sessionStart("s", cgid: 0x51)
+        a.exec(session: 0x51, pid: 10, ppid: 1, exe: "/usr/bin/cat", argv: ["cat", "/home/dev/.aws/credentials"])
+        a.open(session: 0x51, pid: 10, requested: "/home/dev/.aws/credentials", resolved: "/home/dev/.aws/credentials")
+        a.exit(session: 0x51, pid: 10, ppid: 1, comm: "cat", status: 0)
+        a.sessionEnd(0x51)
 
-        var b = CaptureBuilder()
-        b.sessionStart("t")
-        b.connect("t", 20, ppid: 1, exe: "/usr/bin/bash", daddr: "203.0.113.9", dport: 4444)
-        b.kernelLoss(open: 3)
-        b.flow("t", 20, ppid: 1, exe: "/usr/bin/bash", daddr: "203.0.113.9", dport: 4444, sent: 1 << 24, delta: 1 << 24, final: true)
-        b.sinkLoss(sink: "siem", first: 2, last: 3)
+        let b = RecordedCapture()
+        b.sessionStart("t", cgid: 0x52)
+        b.connect(session: 0x52, pid: 20, daddr: "203.0.113.9", dport: 4444, cookie: 9)
+        b.kernelLoss(AGENT_KIND_OPEN, count: 3)
+        b.flow(session: 0x52, pid: 20, cookie: 9, sent: 1 << 24, received: 10, sentDelta: 1 << 24, final: true)
+        b.outputLoss("siem", first: 2, last: 3)
         b.restart()
-        b.add("agent.heartbeat", #""agent":{}"#)
+        b.heartbeat()
+
+        let u = RecordedCapture()
+        u.sessionStart("u\u{1B}", cgid: 0x53, labels: [("k\n", "v\u{1B}")])
+        u.exec(session: 0x53, pid: 30, ppid: 30, exe: "/bin/\u{1B}[31m\u{202E}", argv: ["a\"b", "ü€𝄞", ""])
+        u.open(session: 0x53, pid: 30, requested: "/t/\\x\u{7F}", resolved: nil, result: -13)
 
         var c = CaptureBuilder(start: false)
         c.add("session.start", #""session":{"id":"u","homes":["/h\udcff"],"labels":{"k\n":"v\u001b"}}"#)
-        c.open("u", 30, ppid: 30, exe: "/bin/\u{1B}[31m\u{202E}", argv: ["a\"b", "ü€𝄞", ""], path: "/t/\\x\u{7F}")
         c.add("process.exit", #""session":{"id":"u"},"process":{"entity_id":[],"pid":1e2,"signal":9,"core_dumped":true,"duration_ns":1.5}"#)
         c.add("alert", #""session":{"id":"u"},"rule":{"id":"x","severity":"high"},"message":"m","evidence":[1,2,99999999999999999999]"#)
-        return [a.bytes, b.bytes, c.bytes]
+        return [a.bytes, b.bytes, u.bytes, c.bytes]
     }
 
     /// One mutation of `bytes`, chosen by `rng`; `other` is another capture to splice from.

@@ -8,18 +8,17 @@ import Testing
 /// records after it are still read — in every format, with rules run again.
 @Suite("replay malformed input")
 struct ReplayMalformedTests {
-    /// A capture of 8 good records with `bad` put in as line 4.
+    /// A capture of 6 good records, written by the real pipeline, with `bad` put in as line 4.
     static func capture(with bad: [UInt8]) -> [UInt8] {
-        var c = CaptureBuilder()
-        c.sessionStart("s")
-        c.exec("s", 10, ppid: 1, exe: "/usr/bin/cat", argv: ["cat", "/home/dev/.ssh/id_ed25519"])
-        let good = c.lines
-        var d = c
-        d.open("s", 10, ppid: 1, exe: "/usr/bin/cat", path: "/home/dev/.ssh/id_ed25519")
-        d.exit("s", 10, ppid: 1, exe: "/usr/bin/cat")
-        d.sessionEnd("s")
-        let rest = d.lines[good.count...]
-        return Array(good.map { $0 + "\n" }.joined().utf8) + bad + [0x0A] + Array(rest.map { $0 + "\n" }.joined().utf8)
+        let c = RecordedCapture()
+        c.sessionStart("s", cgid: 0x51)
+        c.exec(session: 0x51, pid: 10, ppid: 1, exe: "/usr/bin/cat", argv: ["cat", "/home/dev/.ssh/id_ed25519"])
+        let good = c.bytes
+        c.open(session: 0x51, pid: 10, requested: "/home/dev/.ssh/id_ed25519", resolved: "/home/dev/.ssh/id_ed25519")
+        c.exit(session: 0x51, pid: 10, ppid: 1, comm: "cat", status: 0)
+        c.sessionEnd(0x51)
+        let rest = c.bytes[good.count...]
+        return good + bad + [0x0A] + rest
     }
 
     /// Replays `bytes` in every format, with the default rules; returns the findings of one
@@ -47,7 +46,7 @@ struct ReplayMalformedTests {
 
     @Test("a line cut short (a truncated write) in the middle of a file")
     func truncatedLine() {
-        let whole = Array(CaptureBuilder().lines[0].utf8)
+        let whole = Array(RecordedCapture().lines[0].utf8)
         Self.check(Array(whole.prefix(40)), "malformed record: the line ends inside")
         Self.check(Array(whole.prefix(whole.count - 1)), "malformed record: the line ends inside an object (truncated?)")
     }
@@ -73,7 +72,7 @@ struct ReplayMalformedTests {
 
     @Test("bytes that are not UTF-8, inside a string and outside")
     func invalidUTF8() {
-        var line = Array(CaptureBuilder().lines[0].utf8)
+        var line = Array(RecordedCapture().lines[0].utf8)
         line[line.firstIndex(of: UInt8(ascii: "t"))!] = 0xFF
         Self.check(line, "malformed record: invalid UTF-8 in a string")
         Self.check([0xC3, 0x28, 0xFF, 0xFE], "malformed record: unexpected byte 0xc3 where a value should be")
@@ -103,10 +102,10 @@ struct ReplayMalformedTests {
 
     @Test("a repeated record and a seq that goes back are reported and skipped")
     func repeatedSeq() {
-        var c = CaptureBuilder()
-        c.sessionStart("s")
-        c.exec("s", 10, ppid: 1, exe: "/usr/bin/cat", argv: ["cat"])
-        c.open("s", 10, ppid: 1, exe: "/usr/bin/cat", path: "/etc/hosts")
+        let c = RecordedCapture()
+        c.sessionStart("s", cgid: 0x51)
+        c.exec(session: 0x51, pid: 10, ppid: 1, exe: "/usr/bin/cat", argv: ["cat"])
+        c.open(session: 0x51, pid: 10, requested: "/etc/hosts", resolved: "/etc/hosts")
         var lines = c.lines
         lines.insert(lines[2], at: 3)
         lines.append(lines[1])
@@ -117,6 +116,8 @@ struct ReplayMalformedTests {
         #expect(r.summary.records == 4)
     }
 
+    /// Members of types the recorder never writes: crafted by hand (CaptureBuilder), since
+    /// the real pipeline cannot produce them.
     @Test("members of the wrong type are shown as they are, never trusted, never a crash")
     func wrongTypes() {
         var c = CaptureBuilder()
@@ -138,16 +139,17 @@ struct ReplayMalformedTests {
 
     @Test("a parent cycle and a very deep process chain: trees stay finite")
     func hostileTrees() {
-        var c = CaptureBuilder()
-        c.sessionStart("s")
+        let c = RecordedCapture()
+        c.sessionStart("s", cgid: 0x51)
         // 10 and 11 each claim the other as parent; 12 claims itself.
-        c.exec("s", 10, ppid: 11, exe: "/usr/bin/a", argv: ["a"])
-        c.exec("s", 11, ppid: 10, exe: "/usr/bin/b", argv: ["b"])
-        c.exec("s", 12, ppid: 12, exe: "/usr/bin/c", argv: ["c"])
-        for pid in 100..<2_100 { c.exec("s", pid, ppid: pid + 1, exe: "/usr/bin/d", argv: ["d"]) }
+        c.exec(session: 0x51, pid: 10, ppid: 11, exe: "/usr/bin/a", argv: ["a"])
+        c.exec(session: 0x51, pid: 11, ppid: 10, exe: "/usr/bin/b", argv: ["b"])
+        c.exec(session: 0x51, pid: 12, ppid: 12, exe: "/usr/bin/c", argv: ["c"])
+        for pid in UInt32(100)..<2_100 { c.exec(session: 0x51, pid: pid, ppid: pid + 1, exe: "/usr/bin/d", argv: ["d"]) }
+        let records = c.lines.count
         for format in [ReplayOptions.Format.tree, .html] {
-            let r = replay(c) { $0.format = format }
-            #expect(r.summary.intact && r.summary.records == c.seq)
+            let r = replay([("cap.ndjson", c.bytes)]) { $0.format = format }
+            #expect(r.summary.intact && r.summary.records == records)
             #expect(r.report.contains("a[10]") && r.report.contains("b[11]") && r.report.contains("c[12]"), "\(format)")
             #expect(r.report.contains("children deeper than 200 levels not shown"), "\(format)")
         }
