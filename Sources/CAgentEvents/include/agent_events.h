@@ -4,7 +4,8 @@
  * Every record that crosses the ring buffer is defined here, once. The BPF side includes this
  * header after vmlinux.h; Swift imports it as the module CAgentEvents. Fixed-width types,
  * explicit padding and static size asserts keep both sides in agreement; a Swift test checks
- * sizes and field offsets (Tests/AgentCoreTests/RecordLayoutTests.swift).
+ * Swift's sizes and field offsets against the built object's BTF, the layout the programs were
+ * compiled with (Tests/AgentCoreTests/RecordLayoutTests.swift).
  *
  * Every record starts with struct agent_hdr; hdr.kind picks the decoder and hdr.size is the
  * whole record, variable tail included. Variable tails are raw bytes, not NUL-terminated;
