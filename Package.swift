@@ -52,6 +52,7 @@ let package = Package(
         ),
         .target(
             name: "AgentProbes",
+            dependencies: ["CAgentEvents"],
             plugins: ["BPFBuild"]
         ),
         // The daemon's own targets, lowest first. Each depends only on targets above it in
@@ -130,7 +131,7 @@ let package = Package(
         .plugin(name: "BPFBuild", capability: .buildTool()),
         .testTarget(
             name: "AgentCoreTests",
-            dependencies: ["AgentSupport", "AgentRecords", "AgentSensor", "AgentSessions", "AgentDetector", "AgentPipeline", "AgentOutputs", "AgentReplay", "AgentDaemon", "CAgentEvents", "CSupport"]
+            dependencies: ["AgentSupport", "AgentRecords", "AgentSensor", "AgentSessions", "AgentDetector", "AgentPipeline", "AgentOutputs", "AgentReplay", "AgentDaemon", "AgentProbes", "BPFKit", "CAgentEvents", "CSupport"]
         ),
         .testTarget(
             name: "KernelTests",

@@ -1,7 +1,9 @@
 #!/bin/sh
-# Compiles the kernel programs into one BPF object and embeds it in a Swift source file.
-# Run by the BPFBuild package plugin on every `swift build` whose inputs changed; by hand:
-#   bpf/build.sh CLANG OUT_DIR OUT_SWIFT
+# Compiles the kernel programs into one BPF object, embeds it in a Swift source file and, given
+# OUT_SKELETON_SWIFT, writes the object's Swift skeleton there (its programs, maps and settings
+# by name, offsets from its BTF: bpf/tools/bpf-skeleton.c, built here for this machine). Run by
+# the BPFBuild package plugin on every `swift build` whose inputs changed; by hand:
+#   bpf/build.sh CLANG OUT_DIR OUT_SWIFT [OUT_SKELETON_SWIFT]
 # vmlinux.h: bpf/vmlinux.h when present (committed for a machine without BTF), otherwise
 # generated here from the running kernel's BTF ($AGENTWATCH_BTF, default /sys/kernel/btf/vmlinux)
 # with bpftool. CO-RE relocations make the object run on other kernels than the one it was built on.
@@ -10,6 +12,7 @@ set -eu
 clang=$1
 out=$2
 swift_out=$3
+skeleton_out=${4:-}
 src=$(cd "$(dirname "$0")" && pwd)
 pkg=$(dirname "$src")
 mkdir -p "$out"
@@ -62,3 +65,10 @@ done
 	echo "}"
 } > "$swift_out.tmp"
 mv "$swift_out.tmp" "$swift_out"
+
+if [ -n "$skeleton_out" ]; then
+	# shellcheck disable=SC2046
+	"$clang" -O1 -Wall -Werror -o "$out/bpf-skeleton" "$src/tools/bpf-skeleton.c" \
+		$(pkg-config --cflags --libs libbpf 2>/dev/null || echo -lbpf)
+	"$out/bpf-skeleton" "$out/agentwatch.bpf.o" "$skeleton_out"
+fi

@@ -4,6 +4,12 @@
 #include "lib/task.bpf.h"
 #include "lib/path.bpf.h"
 
+/* The open tail (requested | path) as the verifier sees it at most: the requested path is
+ * read with its NUL, the resolved one is written after it. */
+#define OPEN_RECORD_MAX (sizeof(struct agent_open) + 2 * AGENT_PATH_MAX)
+_Static_assert(OPEN_RECORD_MAX <= SCRATCH_SIZE, "the largest open record fits the scratch area");
+_Static_assert(OPEN_RECORD_MAX <= AGENT_RECORD_SIZE_MAX, "the largest open record's size fits hdr.size");
+
 struct open_args {
 	__u64 path;  /* user pointer to the path */
 	__u64 flags;
@@ -79,10 +85,10 @@ static __always_inline int emit_open(__u64 session, long ret)
 		/* A failed relative open: the directory it was relative to, so the daemon can show
 		 * the path made absolute as well as can be done. */
 		struct task_struct *task = bpf_get_current_task_btf();
-		struct file *f = a.dfd == -100 ? NULL : current_file(a.dfd);
+		struct file *f = a.dfd == AT_FDCWD ? NULL : current_file(a.dfd);
 		if (f)
 			plen = path_to_string(&f->f_path, o->data + len, &cut);
-		else if (a.dfd == -100)
+		else if (a.dfd == AT_FDCWD)
 			plen = path_to_string(&task->fs->pwd, o->data + len, &cut);
 		if (plen)
 			o->hdr.flags |= AGENT_F_PATH_IS_BASE;

@@ -10,10 +10,14 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define AF_INET 2
-#define AF_INET6 10
-#define IPPROTO_TCP 6
-#define IPPROTO_UDP 17
+/* Where parse_packet finds what it reads: wire formats, the same on every kernel. The TCP data
+ * offset is the high nibble of the byte after ack_seq (a bitfield, so no offsetof). */
+#define IPV4_PROTOCOL_AT __builtin_offsetof(struct iphdr, protocol)
+#define IPV6_NEXTHDR_AT __builtin_offsetof(struct ipv6hdr, nexthdr)
+#define IPV6_HEADER_SIZE sizeof(struct ipv6hdr)
+#define TCP_SEQ_AT __builtin_offsetof(struct tcphdr, seq)
+#define TCP_DOFF_AT (__builtin_offsetof(struct tcphdr, ack_seq) + sizeof(__be32))
+#define UDP_HEADER_SIZE sizeof(struct udphdr)
 
 /* Generates the socket's cookie during connect(2), so the syscall exit hook can key the flow. */
 SEC("cgroup/connect4")
@@ -42,14 +46,15 @@ static __always_inline bool parse_packet(struct __sk_buff *skb, struct packet *p
 {
 	__u32 hdr = 0;
 	__u8 proto = 0;
-	if (skb->protocol == bpf_htons(0x0800)) {
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		__u8 vihl;
-		if (bpf_skb_load_bytes(skb, 0, &vihl, 1) || bpf_skb_load_bytes(skb, 9, &proto, 1))
+		if (bpf_skb_load_bytes(skb, 0, &vihl, 1) || bpf_skb_load_bytes(skb, IPV4_PROTOCOL_AT, &proto, 1))
 			return false;
+		/* The header length, in 32-bit words, is the low nibble of the first byte. */
 		hdr = (vihl & 0x0f) * 4;
-	} else if (skb->protocol == bpf_htons(0x86DD)) {
-		hdr = 40;
-		if (bpf_skb_load_bytes(skb, 6, &proto, 1))
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		hdr = IPV6_HEADER_SIZE;
+		if (bpf_skb_load_bytes(skb, IPV6_NEXTHDR_AT, &proto, 1))
 			return false;
 	} else {
 		return false;
@@ -58,12 +63,14 @@ static __always_inline bool parse_packet(struct __sk_buff *skb, struct packet *p
 	if (p->tcp) {
 		__u8 doff;
 		__be32 seq;
-		if (bpf_skb_load_bytes(skb, hdr + 4, &seq, 4) || bpf_skb_load_bytes(skb, hdr + 12, &doff, 1))
+		if (bpf_skb_load_bytes(skb, hdr + TCP_SEQ_AT, &seq, sizeof(seq)) ||
+		    bpf_skb_load_bytes(skb, hdr + TCP_DOFF_AT, &doff, 1))
 			return false;
 		p->seq = bpf_ntohl(seq);
+		/* The data offset, in 32-bit words. */
 		hdr += (doff >> 4) * 4;
 	} else if (proto == IPPROTO_UDP) {
-		hdr += 8;
+		hdr += UDP_HEADER_SIZE;
 	}
 	p->payload = skb->len > hdr ? skb->len - hdr : 0;
 	return true;
@@ -91,22 +98,14 @@ static __always_inline __u64 new_bytes(struct packet *p, __u32 *next, __u8 *seen
 	return (__u64)(__u32)ahead;
 }
 
+/* Runs in socket programs, where there is no current task: the header names the process that
+ * connected, as the flow state keeps it. */
 static __always_inline void emit_flow(__u64 cookie, struct flow_state *f, bool final)
 {
-	struct agent_flow *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count_drop(AGENT_KIND_FLOW);
+	struct agent_flow *r = reserve_record(sizeof(*r), AGENT_KIND_FLOW);
+	if (!r)
 		return;
-	}
-	r->hdr.kind = AGENT_KIND_FLOW;
-	r->hdr.flags = 0;
-	r->hdr.size = sizeof(*r);
-	r->hdr.pid = f->pid;
-	r->hdr.tid = f->tid;
-	r->hdr._pad0 = 0;
-	r->hdr.ktime_ns = bpf_ktime_get_boot_ns();
-	r->hdr.session_cgid = f->session_cgid;
-	r->hdr.cgroup_id = f->cgroup_id;
+	fill_hdr_of(&r->hdr, AGENT_KIND_FLOW, sizeof(*r), f->pid, f->tid, f->session_cgid, f->cgroup_id);
 	r->cookie = cookie;
 	r->start_ns = f->start_ns;
 	__u64 sent = f->bytes_sent, received = f->bytes_received;
@@ -118,7 +117,7 @@ static __always_inline void emit_flow(__u64 cookie, struct flow_state *f, bool f
 	r->bytes_received = received;
 	r->final = final;
 	__builtin_memset(r->_pad0, 0, sizeof(r->_pad0));
-	bpf_ringbuf_submit(r, ring_flags());
+	submit_record(r);
 }
 
 SEC("cgroup_skb/egress")

@@ -4,10 +4,6 @@
 #include "lib/task.bpf.h"
 #include "lib/path.bpf.h"
 
-#define AF_UNIX 1
-#define AF_INET 2
-#define AF_INET6 10
-
 struct connect_args {
 	__u8 addr[AGENT_SOCKADDR_MAX];
 	__u32 addr_len; /* bytes the process passed */
@@ -83,7 +79,7 @@ static __always_inline __u16 local_address(struct sock *sk, __u8 *out)
 static __always_inline void register_flow(struct agent_connect *c, struct sock *sk)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if ((family != AF_INET && family != AF_INET6) || (c->ret != 0 && c->ret != -115 /* EINPROGRESS */))
+	if ((family != AF_INET && family != AF_INET6) || (c->ret != 0 && c->ret != -EINPROGRESS))
 		return;
 	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	if (!cookie)
@@ -134,8 +130,8 @@ int on_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	c->cookie = 0;
 	bpf_map_delete_elem(&connect_inflight, &tid);
 
-	/* -EBADF and -ENOTSOCK: fd names no socket, so there is nothing to read behind it. */
-	struct socket *sock = (c->ret == -9 || c->ret == -88) ? NULL : socket_of_fd(c->fd);
+	/* fd names no socket, so there is nothing to read behind it. */
+	struct socket *sock = (c->ret == -EBADF || c->ret == -ENOTSOCK) ? NULL : socket_of_fd(c->fd);
 	struct sock *sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
 	if (sk) {
 		c->sock_type = BPF_CORE_READ(sk, sk_type);

@@ -10,12 +10,21 @@ char LICENSE[] SEC("license") = "GPL";
 /* Keeps a length the verifier can see is within [0, max]. */
 #define BOUND(v, max) ((v) > (max) ? (max) : (v))
 
-/* File types of i_mode (include/uapi/linux/stat.h: macros, so not in vmlinux.h). */
-#define S_IFMT 00170000
-#define S_IFSOCK 0140000
-#define S_IFREG 0100000
-#define S_IFCHR 0020000
-#define S_IFIFO 0010000
+/*
+ * The exec tail (filename | exe | cwd | args) is built in the scratch area at offsets the
+ * verifier sees bounded by whole AGENT_PATH_MAXs; this is the most it can write there, and so
+ * the most hdr.size can be asked to hold.
+ */
+#define EXEC_RECORD_MAX (sizeof(struct agent_exec) + 3 * AGENT_PATH_MAX + AGENT_ARGS_MAX)
+_Static_assert(EXEC_RECORD_MAX <= SCRATCH_SIZE, "the largest exec record fits the scratch area");
+_Static_assert(EXEC_RECORD_MAX <= AGENT_RECORD_SIZE_MAX, "the largest exec record's size fits hdr.size");
+
+/* A terminal: the console and tty majors, or a pseudo-terminal's slave side. */
+static __always_inline bool is_tty_major(__u32 major)
+{
+	return major == TTY_MAJOR || major == TTYAUX_MAJOR ||
+	       (major >= UNIX98_PTY_SLAVE_MAJOR && major < UNIX98_PTY_SLAVE_MAJOR + UNIX98_PTY_MAJOR_COUNT);
+}
 
 /* Classifies standard descriptor fd of the current task; pipes and sockets also give their inode. */
 static __always_inline __u8 stdio_kind(int fd, __u64 *ino)
@@ -34,13 +43,10 @@ static __always_inline __u8 stdio_kind(int fd, __u64 *ino)
 	case S_IFSOCK:
 		*ino = BPF_CORE_READ(inode, i_ino);
 		return AGENT_STDIO_SOCKET;
-	case S_IFCHR: {
-		/* Majors 4 (tty), 5 (tty, console, ptmx) and 136-143 (pts). */
-		__u32 major = BPF_CORE_READ(inode, i_rdev) >> 20;
-		if (major == 4 || major == 5 || (major >= 136 && major <= 143))
+	case S_IFCHR:
+		if (is_tty_major(BPF_CORE_READ(inode, i_rdev) >> MINORBITS))
 			return AGENT_STDIO_TTY;
 		return AGENT_STDIO_CHAR;
-	}
 	default:
 		return AGENT_STDIO_OTHER;
 	}
@@ -94,7 +100,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	cwd_len = BOUND(cwd_len, AGENT_PATH_MAX - 1);
 	e->cwd_len = cwd_len;
 	off += cwd_len;
-	off = BOUND(off, 3 * AGENT_PATH_MAX);
+	off = BOUND(off, 3 * AGENT_PATH_MAX); /* so at most EXEC_RECORD_MAX below */
 	if (cut)
 		e->hdr.flags |= AGENT_F_PATH_TRUNCATED;
 

@@ -57,7 +57,7 @@ static __always_inline long read_ancestor_name(struct cgroup *cgrp, __u32 level)
 {
 	__u32 zero = 0;
 	struct name_buf *buf = bpf_map_lookup_elem(&root_name, &zero);
-	struct cgroup *anc = ancestor_cgroup(cgrp, level);
+	struct cgroup *anc = core_cgroup_ancestor(cgrp, level);
 	if (!buf || !anc)
 		return -1;
 	long n = bpf_probe_read_kernel_str(buf->b, NAME_BUF, BPF_CORE_READ(anc, kn, name));
@@ -68,11 +68,9 @@ static __always_inline long read_ancestor_name(struct cgroup *cgrp, __u32 level)
 static __always_inline void notify(__u32 op, struct cgroup *cgrp, const char *path, __u64 cgid, __u64 parent_cgid,
 				   __u32 pattern, __u32 moved_pid)
 {
-	struct agent_cgroup *c = bpf_ringbuf_reserve(&events, sizeof(*c), 0);
-	if (!c) {
-		count_drop(AGENT_KIND_CGROUP);
+	struct agent_cgroup *c = reserve_record(sizeof(*c), AGENT_KIND_CGROUP);
+	if (!c)
 		return;
-	}
 	fill_hdr(&c->hdr, AGENT_KIND_CGROUP, sizeof(*c), 0);
 	c->cgid = cgid;
 	c->parent_cgid = parent_cgid;
@@ -88,7 +86,10 @@ static __always_inline void notify(__u32 op, struct cgroup *cgrp, const char *pa
 	if (n == AGENT_CGROUP_NAME)
 		c->hdr.flags |= AGENT_F_PATH_TRUNCATED;
 	/* A root or session made: the daemon has a race to win, wake it now. A move can wait. */
-	bpf_ringbuf_submit(c, op == AGENT_CGROUP_MOVED ? ring_flags() : BPF_RB_FORCE_WAKEUP);
+	if (op == AGENT_CGROUP_MOVED)
+		submit_record(c);
+	else
+		submit_record_now(c);
 }
 
 /* Only the cgroup2 hierarchy (hierarchy id 0): a hybrid host mirrors the same tree in v1. */

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what building and testing agentwatch needs on Debian/Ubuntu, only what is missing.
-#   libbpf-dev, libelf-dev, zlib1g-dev: the libbpf the daemon links against
+#   libbpf-dev, libelf-dev, zlib1g-dev: the libbpf the daemon links against, and that the
+#     BPF skeleton generator (bpf/tools/bpf-skeleton.c, built by bpf/build.sh) uses
 #   bpftool: generates vmlinux.h from the kernel's BTF and links the BPF object at build time
 #   pkg-config: lets SwiftPM find libbpf, OpenSSL and zlib
 #   libssl-dev: TLS for the syslog sink

@@ -1,4 +1,6 @@
-/// The compiled kernel programs of agentwatch, embedded at build time by the BPFBuild plugin.
+/// The compiled kernel programs of agentwatch, embedded at build time by the BPFBuild plugin,
+/// with the names of their programs, maps and settings (Program, Map, Rodata: generated from
+/// the object, see bpf/tools/bpf-skeleton.c).
 public enum AgentProbes {
     /// The BPF object file (ELF) built from bpf/*.bpf.c.
     public static func object() -> [UInt8] {

@@ -37,20 +37,21 @@ package struct SensorSettings: Sendable {
 /// while a session exists, because a syscall tracepoint slows every task on the host.
 package final class Sensor {
     /// Always attached: scheduler tracepoints, no syscall slow path.
-    package static let processPrograms = ["on_exec", "on_fork", "on_exit", "flow_tcp_close", "on_cgroup_attach_task"]
+    package static let processPrograms: [AgentProbes.Program] = [.on_exec, .on_fork, .on_exit, .flow_tcp_close, .on_cgroup_attach_task]
     /// Attached only while at least one session exists.
-    package static let syscallPrograms = [
-        "on_openat_enter", "on_openat_exit", "on_openat2_enter", "on_openat2_exit",
-        "on_connect_enter", "on_connect_exit",
+    package static let syscallPrograms: [AgentProbes.Program] = [
+        .on_openat_enter, .on_openat_exit, .on_openat2_enter, .on_openat2_exit,
+        .on_connect_enter, .on_connect_exit,
     ]
 
     /// Attached when session-root patterns are configured: they find new roots at mkdir.
-    package static let rootPrograms = ["on_cgroup_mkdir", "on_cgroup_rmdir"]
+    package static let rootPrograms: [AgentProbes.Program] = [.on_cgroup_mkdir, .on_cgroup_rmdir]
 
     /// Attached to every session root: they run only for sockets of session processes.
-    package static let cgroupPrograms = ["flow_connect4", "flow_connect6", "flow_egress", "flow_ingress", "flow_release"]
+    package static let cgroupPrograms: [AgentProbes.Program] = [.flow_connect4, .flow_connect6, .flow_egress, .flow_ingress, .flow_release]
 
-    package let object: BPFObject
+    /// The programs' object through its generated skeleton: programs, maps and settings by name.
+    package let object: ProbeSkeleton
     private let rootPaths: [String]
     private let hasPatterns: Bool
     /// The socket hooks of each root found through a pattern, by the root's cgroup id.
@@ -61,48 +62,43 @@ package final class Sensor {
 
     /// Opens and loads the embedded programs (or `objectBytes`) with `settings`.
     package init(settings: SensorSettings, objectBytes: [UInt8]? = nil) throws(BPFError) {
-        let bytes = objectBytes ?? AgentProbes.object()
-        object = try BPFObject(bytes: bytes, name: "agentwatch", btfPath: settings.btfPath)
+        object = try ProbeSkeleton(bytes: objectBytes, btfPath: settings.btfPath)
         rootPaths = settings.rootPaths
         hasPatterns = !settings.patterns.isEmpty
         guard settings.roots.count <= Int(AGENT_MAX_ROOTS) else {
             throw BPFError("more than \(AGENT_MAX_ROOTS) session roots", errno: EINVAL)
         }
-        var cgids = [UInt64](repeating: 0, count: Int(AGENT_MAX_ROOTS))
-        var levels = [UInt32](repeating: 0, count: Int(AGENT_MAX_ROOTS))
         for (i, root) in settings.roots.enumerated() {
-            cgids[i] = root.cgid
-            levels[i] = root.level
+            object.rodata.root_cgid[i] = root.cgid
+            object.rodata.root_level[i] = root.level
         }
-        try object.setGlobal("root_cgid", array: cgids)
-        try object.setGlobal("root_level", array: levels)
-        try object.setGlobal("nroots", UInt32(settings.roots.count))
+        object.rodata.nroots = UInt32(settings.roots.count)
         guard settings.patterns.count <= Int(AGENT_MAX_PATTERNS) else {
             throw BPFError("more than \(AGENT_MAX_PATTERNS) session-root patterns", errno: EINVAL)
         }
-        var patternBytes: [UInt8] = []
-        for i in 0..<Int(AGENT_MAX_PATTERNS) {
-            patternBytes += i < settings.patterns.count ? settings.patterns[i]
-                : [UInt8](repeating: 0, count: MemoryLayout<agent_pattern>.size)
+        guard settings.patterns.allSatisfy({ $0.count == MemoryLayout<agent_pattern>.size }) else {
+            throw BPFError("a session-root pattern is not \(MemoryLayout<agent_pattern>.size) bytes", errno: EINVAL)
         }
-        try object.setGlobal("patterns", bytes: patternBytes)
-        try object.setGlobal("npatterns", UInt32(settings.patterns.count))
+        for (i, pattern) in settings.patterns.enumerated() {
+            object.rodata.patterns[i] = pattern.withUnsafeBytes { $0.loadUnaligned(as: agent_pattern.self) }
+        }
+        object.rodata.npatterns = UInt32(settings.patterns.count)
         if !hasPatterns {
-            for name in Self.rootPrograms { try object.program(name).setAutoload(false) }
+            for p in Self.rootPrograms { try object.program(p).setAutoload(false) }
         }
-        try object.setGlobal("args_max", min(settings.argsMax, UInt32(AGENT_ARGS_MAX)))
-        try object.setGlobal("wakeup_bytes", settings.wakeupBytes)
-        try object.setGlobal("flow_report_bytes", settings.flowReportBytes)
-        try object.setGlobal("resolve_paths", UInt32(settings.resolvePaths ? 1 : 0))
-        try object.map("events").setMaxEntries(settings.ringBufferBytes)
+        object.rodata.args_max = min(settings.argsMax, UInt32(AGENT_ARGS_MAX))
+        object.rodata.wakeup_bytes = settings.wakeupBytes
+        object.rodata.flow_report_bytes = settings.flowReportBytes
+        object.rodata.resolve_paths = settings.resolvePaths ? 1 : 0
+        try object.map(.events).setMaxEntries(settings.ringBufferBytes)
         try object.load()
     }
 
     /// Attaches the process hooks and starts reading the ring buffer into `handler`.
     package func start(handler: @escaping RingBuffer.Handler) throws(BPFError) {
-        ring = try RingBuffer(map: object.map("events"), handler: handler)
-        for name in Self.processPrograms + (hasPatterns ? Self.rootPrograms : []) {
-            processLinks.append(try object.program(name).attach())
+        ring = try RingBuffer(map: object.map(.events), handler: handler)
+        for p in Self.processPrograms + (hasPatterns ? Self.rootPrograms : []) {
+            processLinks.append(try object.program(p).attach())
         }
         for path in rootPaths {
             processLinks += try attachCgroupPrograms(path)
@@ -114,8 +110,8 @@ package final class Sensor {
         guard fd >= 0 else { throw BPFError("open(\(path))", errno: errno) }
         defer { close(fd) }
         var links: [BPFLink] = []
-        for name in Self.cgroupPrograms {
-            links.append(try object.program(name).attachCgroup(fd: fd, path: path))
+        for p in Self.cgroupPrograms {
+            links.append(try object.program(p).attachCgroup(fd: fd, path: path))
         }
         return links
     }
@@ -123,7 +119,7 @@ package final class Sensor {
     /// A root found through pattern `pattern`: into the gate (the kernel may have put it there
     /// at mkdir already), and the socket hooks onto its directory.
     package func addRoot(cgid: UInt64, path: String, pattern: Int) throws(BPFError) {
-        try object.map("dyn_roots").update(key: cgid, value: UInt32(pattern))
+        try object.map(.dyn_roots).update(key: cgid, value: UInt32(pattern))
         try bumpRootsGeneration()
         if rootLinks[cgid] == nil {
             rootLinks[cgid] = try attachCgroupPrograms(path)
@@ -132,7 +128,7 @@ package final class Sensor {
 
     /// A root found through a pattern went: out of the gate, its hooks released.
     package func removeRoot(cgid: UInt64) {
-        try? object.map("dyn_roots").delete(key: cgid)
+        try? object.map(.dyn_roots).delete(key: cgid)
         try? bumpRootsGeneration()
         rootLinks[cgid] = nil
     }
@@ -143,14 +139,14 @@ package final class Sensor {
     /// kernel increment between the read and the write is overtaken, not undone), so no answer
     /// stamped before a root change can match again.
     private func bumpRootsGeneration() throws(BPFError) {
-        let map = try object.map("roots_gen")
+        let map = object.map(.roots_gen)
         let before = map.lookup(key: UInt32(0), as: UInt64.self) ?? 0
         try map.update(key: UInt32(0), value: before &+ (1 << 32))
     }
 
     /// Whether the kernel gate holds `cgid` as a root found through a pattern.
     package func gateHoldsRoot(cgid: UInt64) -> Bool {
-        (try? object.map("dyn_roots").lookup(key: cgid, as: UInt32.self)) != nil
+        object.map(.dyn_roots).lookup(key: cgid, as: UInt32.self) != nil
     }
 
     package var syscallHooksAttached: Bool { !syscallLinks.isEmpty }
@@ -158,8 +154,8 @@ package final class Sensor {
     package func attachSyscallHooks() throws(BPFError) {
         guard syscallLinks.isEmpty else { return }
         var links: [BPFLink] = []
-        for name in Self.syscallPrograms {
-            links.append(try object.program(name).attach())
+        for p in Self.syscallPrograms {
+            links.append(try object.program(p).attach())
         }
         syscallLinks = links
     }
@@ -177,7 +173,7 @@ package final class Sensor {
 
     /// Every process on the host with its exact start time, from the task iterator.
     package func taskStartTimes() throws(BPFError) -> [UInt32: UInt64] {
-        let bytes = try object.program("task_starts").readIterator()
+        let bytes = try object.program(.task_starts).readIterator()
         let size = MemoryLayout<agent_task_start>.size
         var starts: [UInt32: UInt64] = [:]
         starts.reserveCapacity(bytes.count / size)
@@ -203,7 +199,7 @@ package final class Sensor {
     /// CPUs; also the total ever dropped.
     package func lossCounters() throws(BPFError) -> (unreported: [UInt64], dropped: [UInt64]) {
         let size = MemoryLayout<agent_loss_counters>.size
-        let perCPU = try object.map("loss_counters").lookupPerCPU(key: 0, valueSize: size)
+        let perCPU = try object.map(.loss_counters).lookupPerCPU(key: 0, valueSize: size)
         let kinds = Int(AGENT_KIND_COUNT.rawValue)
         var unreported = [UInt64](repeating: 0, count: kinds)
         var dropped = [UInt64](repeating: 0, count: kinds)

@@ -45,51 +45,32 @@ public final class BPFObject {
         try check(bpf_object__load(handle), "bpf_object__load")
     }
 
+    /// The program named `name` (its C function name). The daemon names programs through the
+    /// generated skeleton (ProbeSkeleton in AgentSensor), which looks each up once, at open.
     public func program(_ name: String) throws(BPFError) -> BPFProgram {
         let p = try check(bpf_object__find_program_by_name(handle, name), "bpf_object__find_program_by_name(\(name))")
         return BPFProgram(handle: p, owner: self)
     }
 
+    /// The map named `name`; a data section's map by the section's name (".rodata").
     public func map(_ name: String) throws(BPFError) -> BPFMap {
         let m = try check(bpf_object__find_map_by_name(handle, name), "bpf_object__find_map_by_name(\(name))")
         return BPFMap(handle: m, owner: self)
     }
 
-    /// Writes a `const volatile` global before load. `bytes` must match the variable's size.
-    public func setGlobal(_ name: String, bytes: [UInt8]) throws(BPFError) {
-        guard let btf = bpf_object__btf(handle) else { throw BPFError("bpf_object__btf", errno: ENOENT) }
-        let sec = btf__find_by_name_kind(btf, ".rodata", 15 /* BTF_KIND_DATASEC */)
-        guard sec > 0, let datasec = btf__type_by_id(btf, UInt32(sec)) else {
-            throw BPFError("btf__find_by_name_kind(.rodata)", errno: ENOENT)
+    /// The bytes of data section `name` (".rodata") as they will be loaded, writable until
+    /// `load()`; the object owns them. `size`: what a skeleton was generated for, so an object
+    /// whose section differs is refused rather than written at the wrong offsets.
+    public func dataSection(_ name: String, size: Int) throws(BPFError) -> UnsafeMutableRawBufferPointer {
+        let map = try self.map(name)
+        var actual = 0
+        guard let data = bpf_map__initial_value(map.handle, &actual) else {
+            throw BPFError("bpf_map__initial_value(\(name))", errno: ENOENT)
         }
-        let map = try self.map(".rodata")
-        var size = 0
-        guard let data = bpf_map__initial_value(map.handle, &size) else {
-            throw BPFError("bpf_map__initial_value(.rodata)", errno: ENOENT)
+        guard actual == size else {
+            throw BPFError("\(name) is \(actual) bytes in this object, the skeleton was generated for \(size)", errno: EINVAL)
         }
-        let vlen = Int(datasec.pointee.info & 0xffff)
-        let infos = UnsafeRawPointer(datasec.advanced(by: 1)).assumingMemoryBound(to: btf_var_secinfo.self)
-        for i in 0..<vlen {
-            let info = infos[i]
-            guard let v = btf__type_by_id(btf, info.type), let cname = btf__name_by_offset(btf, v.pointee.name_off),
-                  String(cString: cname) == name else { continue }
-            guard Int(info.size) == bytes.count, Int(info.offset) + bytes.count <= size else {
-                throw BPFError("setGlobal(\(name)): size \(bytes.count) != \(info.size)", errno: EINVAL)
-            }
-            bytes.withUnsafeBytes { UnsafeMutableRawPointer(mutating: data).advanced(by: Int(info.offset)).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            return
-        }
-        throw BPFError("setGlobal(\(name))", errno: ENOENT)
-    }
-
-    public func setGlobal<T: FixedWidthInteger>(_ name: String, _ value: T) throws(BPFError) {
-        try setGlobal(name, bytes: withUnsafeBytes(of: value.littleEndian) { Array($0) })
-    }
-
-    public func setGlobal<T: FixedWidthInteger>(_ name: String, array: [T]) throws(BPFError) {
-        var bytes = [UInt8]()
-        for v in array { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-        try setGlobal(name, bytes: bytes)
+        return UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(mutating: data), count: actual)
     }
 }
 

@@ -1,154 +1,176 @@
+import AgentProbes
+import BPFKit
 import CAgentEvents
 import Testing
 
-/// The record contract as Swift sees it must match the C header byte for byte: the daemon reads
-/// kernel records with `loadUnaligned(as:)`, so a field at a different offset reads garbage.
-/// Offsets are worked out by hand from agent_events.h; sizes match its `_Static_assert`s.
-@Suite("Record layout (agent_events.h)")
+/// The record contract as Swift imports it must match, byte for byte, the layout the kernel
+/// programs were compiled with: the daemon reads kernel records with `loadUnaligned(as:)`, so a
+/// field at another offset reads garbage. The kernel side is taken from the BTF of the built
+/// object (the one the daemon embeds), not worked out again from agent_events.h: a header the
+/// two compilers read differently (packing, a type that is another width for -target bpf, an
+/// object built from a stale header) fails here.
+@Suite("Record layout (agent_events.h against the built object's BTF)")
 struct RecordLayoutTests {
-    @Test func headerSizeAndOffsets() {
-        #expect(MemoryLayout<agent_hdr>.size == 40)
-        #expect(MemoryLayout<agent_hdr>.stride == 40)
-        #expect(MemoryLayout<agent_hdr>.alignment == 8)
-        #expect(MemoryLayout<agent_hdr>.offset(of: \.kind) == 0)
-        #expect(MemoryLayout<agent_hdr>.offset(of: \.flags) == 1)
-        #expect(MemoryLayout<agent_hdr>.offset(of: \.size) == 2)
-        #expect(MemoryLayout<agent_hdr>.offset(of: \.pid) == 4)
-        #expect(MemoryLayout<agent_hdr>.offset(of: \.tid) == 8)
-        #expect(MemoryLayout<agent_hdr>.offset(of: \._pad0) == 12)
-        #expect(MemoryLayout<agent_hdr>.offset(of: \.ktime_ns) == 16)
-        #expect(MemoryLayout<agent_hdr>.offset(of: \.session_cgid) == 24)
-        #expect(MemoryLayout<agent_hdr>.offset(of: \.cgroup_id) == 32)
+    /// A member of T as Swift lays it out, under the name the C header gives it.
+    struct Field<T> {
+        let name: String
+        let offset: Int?
+        let size: Int
+
+        init<V>(_ name: String, _ path: KeyPath<T, V>) {
+            self.name = name
+            offset = MemoryLayout<T>.offset(of: path)
+            size = MemoryLayout<V>.size
+        }
     }
 
-    @Test func procSizeAndOffsets() {
-        #expect(MemoryLayout<agent_proc>.size == 56)
-        #expect(MemoryLayout<agent_proc>.offset(of: \.start_ns) == 0)
-        #expect(MemoryLayout<agent_proc>.offset(of: \.parent_start_ns) == 8)
-        #expect(MemoryLayout<agent_proc>.offset(of: \.ppid) == 16)
-        #expect(MemoryLayout<agent_proc>.offset(of: \.uid) == 20)
-        #expect(MemoryLayout<agent_proc>.offset(of: \.gid) == 24)
-        #expect(MemoryLayout<agent_proc>.offset(of: \.euid) == 28)
-        #expect(MemoryLayout<agent_proc>.offset(of: \.loginuid) == 32)
-        #expect(MemoryLayout<agent_proc>.offset(of: \.sessionid) == 36)
-        #expect(MemoryLayout<agent_proc>.offset(of: \.comm) == 40)
-        #expect(MemoryLayout.size(ofValue: agent_proc().comm) == Int(AGENT_COMM_LEN))
+    /// The object the daemon embeds, opened (not loaded: no kernel needed).
+    func object() throws -> BPFObject {
+        try BPFObject(bytes: AgentProbes.object(), name: "agentwatch")
     }
 
-    @Test func execSizeAndOffsets() {
-        #expect(MemoryLayout<agent_exec>.size == 144)
-        #expect(MemoryLayout<agent_exec>.offset(of: \.hdr) == 0)
-        #expect(MemoryLayout<agent_exec>.offset(of: \.proc) == 40)
-        #expect(MemoryLayout<agent_exec>.offset(of: \.proc.comm) == 80)
-        #expect(MemoryLayout<agent_exec>.offset(of: \.old_tid) == 96)
-        #expect(MemoryLayout<agent_exec>.offset(of: \.filename_len) == 100)
-        #expect(MemoryLayout<agent_exec>.offset(of: \.exe_len) == 102)
-        #expect(MemoryLayout<agent_exec>.offset(of: \.cwd_len) == 104)
-        #expect(MemoryLayout<agent_exec>.offset(of: \._pad0) == 106)
-        #expect(MemoryLayout<agent_exec>.offset(of: \.args_len) == 108)
-        #expect(MemoryLayout<agent_exec>.offset(of: \.args_size) == 112)
-        #expect(MemoryLayout<agent_exec>.offset(of: \.argc) == 116)
-        #expect(MemoryLayout<agent_exec>.offset(of: \.stdio_type) == 120)
-        #expect(MemoryLayout<agent_exec>.offset(of: \._pad1) == 123)
-        #expect(MemoryLayout<agent_exec>.offset(of: \.stdin_ino) == 128)
-        #expect(MemoryLayout<agent_exec>.offset(of: \.stdout_ino) == 136)
+    /// Swift's view of struct `name` against the object's: size, and each member's name, offset
+    /// and size, in order. A flexible array member (a record's tail) has no Swift counterpart:
+    /// it must begin where Swift's struct ends, which is where the decoder reads the tail.
+    func expectLayout<T>(_: T.Type, _ name: String, _ fields: [Field<T>]) throws {
+        let btf = try object().btfStruct(name)
+        #expect(MemoryLayout<T>.size == btf.size, "\(name): \(MemoryLayout<T>.size) bytes in Swift, \(btf.size) in the object")
+        let tails = btf.members.filter { $0.size == 0 }
+        for tail in tails {
+            #expect(tail.offset == MemoryLayout<T>.size, "\(name).\(tail.name): the tail begins at \(tail.offset), Swift's struct ends at \(MemoryLayout<T>.size)")
+        }
+        let members = btf.members.filter { $0.size > 0 }
+        #expect(fields.map(\.name) == members.map(\.name), "\(name): the members Swift is checked for are not the object's")
+        for (field, member) in zip(fields, members) where field.name == member.name {
+            #expect(field.offset == member.offset, "\(name).\(field.name): at \(field.offset ?? -1) in Swift, \(member.offset) in the object")
+            #expect(field.size == member.size, "\(name).\(field.name): \(field.size) bytes in Swift, \(member.size) in the object")
+            #expect(member.bitfieldBits == nil, "\(name).\(field.name): a bitfield, which Swift cannot read in place")
+        }
+        // Swift's import of the struct has exactly the fields listed (none left unchecked).
+        let imported = Mirror(reflecting: zeroed(T.self)).children.compactMap(\.label)
+        #expect(imported == fields.map(\.name), "\(name): Swift imports \(imported)")
     }
 
-    @Test func forkSizeAndOffsets() {
-        #expect(MemoryLayout<agent_fork>.size == 112)
-        #expect(MemoryLayout<agent_fork>.offset(of: \.hdr) == 0)
-        #expect(MemoryLayout<agent_fork>.offset(of: \.proc) == 40)
-        #expect(MemoryLayout<agent_fork>.offset(of: \.child_start_ns) == 96)
-        #expect(MemoryLayout<agent_fork>.offset(of: \.child_pid) == 104)
-        #expect(MemoryLayout<agent_fork>.offset(of: \._pad0) == 108)
+    func zeroed<T>(_: T.Type) -> T {
+        withUnsafeTemporaryAllocation(byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment) { raw in
+            raw.initializeMemory(as: UInt8.self, repeating: 0)
+            return raw.baseAddress!.load(as: T.self)
+        }
     }
 
-    @Test func exitSizeAndOffsets() {
-        #expect(MemoryLayout<agent_exit>.size == 104)
-        #expect(MemoryLayout<agent_exit>.offset(of: \.hdr) == 0)
-        #expect(MemoryLayout<agent_exit>.offset(of: \.proc) == 40)
-        #expect(MemoryLayout<agent_exit>.offset(of: \.exit_code) == 96)
-        #expect(MemoryLayout<agent_exit>.offset(of: \._pad0) == 100)
+    @Test func header() throws {
+        try expectLayout(agent_hdr.self, "agent_hdr", [
+            .init("kind", \.kind), .init("flags", \.flags), .init("size", \.size), .init("pid", \.pid),
+            .init("tid", \.tid), .init("_pad0", \._pad0), .init("ktime_ns", \.ktime_ns),
+            .init("session_cgid", \.session_cgid), .init("cgroup_id", \.cgroup_id),
+        ])
     }
 
-    @Test func openSizeAndOffsets() {
-        #expect(MemoryLayout<agent_open>.size == 88)
-        #expect(MemoryLayout<agent_open>.offset(of: \.hdr) == 0)
-        #expect(MemoryLayout<agent_open>.offset(of: \.start_ns) == 40)
-        #expect(MemoryLayout<agent_open>.offset(of: \.uid) == 48)
-        #expect(MemoryLayout<agent_open>.offset(of: \.gid) == 52)
-        #expect(MemoryLayout<agent_open>.offset(of: \.ret) == 56)
-        #expect(MemoryLayout<agent_open>.offset(of: \.flags) == 64)
-        #expect(MemoryLayout<agent_open>.offset(of: \.mode) == 72)
-        #expect(MemoryLayout<agent_open>.offset(of: \.dfd) == 76)
-        #expect(MemoryLayout<agent_open>.offset(of: \.requested_len) == 80)
-        #expect(MemoryLayout<agent_open>.offset(of: \.path_len) == 82)
-        #expect(MemoryLayout<agent_open>.offset(of: \._pad0) == 84)
+    @Test func process() throws {
+        try expectLayout(agent_proc.self, "agent_proc", [
+            .init("start_ns", \.start_ns), .init("parent_start_ns", \.parent_start_ns), .init("ppid", \.ppid),
+            .init("uid", \.uid), .init("gid", \.gid), .init("euid", \.euid), .init("loginuid", \.loginuid),
+            .init("sessionid", \.sessionid), .init("comm", \.comm),
+        ])
     }
 
-    @Test func connectSizeAndOffsets() {
-        #expect(MemoryLayout<agent_connect>.size == 224)
-        #expect(MemoryLayout<agent_connect>.offset(of: \.hdr) == 0)
-        #expect(MemoryLayout<agent_connect>.offset(of: \.start_ns) == 40)
-        #expect(MemoryLayout<agent_connect>.offset(of: \.uid) == 48)
-        #expect(MemoryLayout<agent_connect>.offset(of: \.gid) == 52)
-        #expect(MemoryLayout<agent_connect>.offset(of: \.ret) == 56)
-        #expect(MemoryLayout<agent_connect>.offset(of: \.fd) == 60)
-        #expect(MemoryLayout<agent_connect>.offset(of: \.addr_len) == 64)
-        #expect(MemoryLayout<agent_connect>.offset(of: \.local_len) == 66)
-        #expect(MemoryLayout<agent_connect>.offset(of: \.sock_type) == 68)
-        #expect(MemoryLayout<agent_connect>.offset(of: \.`protocol`) == 70)
-        #expect(MemoryLayout<agent_connect>.offset(of: \.addr) == 72)
-        #expect(MemoryLayout<agent_connect>.offset(of: \.local) == 184)
-        #expect(MemoryLayout<agent_connect>.offset(of: \.cookie) == 216)
-        #expect(MemoryLayout.size(ofValue: agent_connect().addr) == Int(AGENT_SOCKADDR_MAX))
-        #expect(MemoryLayout.size(ofValue: agent_connect().local) == Int(AGENT_LOCAL_ADDR_MAX))
+    @Test func exec() throws {
+        try expectLayout(agent_exec.self, "agent_exec", [
+            .init("hdr", \.hdr), .init("proc", \.proc), .init("old_tid", \.old_tid),
+            .init("filename_len", \.filename_len), .init("exe_len", \.exe_len), .init("cwd_len", \.cwd_len),
+            .init("_pad0", \._pad0), .init("args_len", \.args_len), .init("args_size", \.args_size),
+            .init("argc", \.argc), .init("stdio_type", \.stdio_type), .init("_pad1", \._pad1),
+            .init("stdin_ino", \.stdin_ino), .init("stdout_ino", \.stdout_ino),
+        ])
     }
 
-    @Test func flowSizeAndOffsets() {
-        #expect(MemoryLayout<agent_flow>.size == 96)
-        #expect(MemoryLayout<agent_flow>.offset(of: \.hdr) == 0)
-        #expect(MemoryLayout<agent_flow>.offset(of: \.cookie) == 40)
-        #expect(MemoryLayout<agent_flow>.offset(of: \.start_ns) == 48)
-        #expect(MemoryLayout<agent_flow>.offset(of: \.bytes_sent) == 56)
-        #expect(MemoryLayout<agent_flow>.offset(of: \.bytes_received) == 64)
-        #expect(MemoryLayout<agent_flow>.offset(of: \.sent_delta) == 72)
-        #expect(MemoryLayout<agent_flow>.offset(of: \.received_delta) == 80)
-        #expect(MemoryLayout<agent_flow>.offset(of: \.final) == 88)
-        #expect(MemoryLayout<agent_flow>.offset(of: \._pad0) == 89)
+    @Test func fork() throws {
+        try expectLayout(agent_fork.self, "agent_fork", [
+            .init("hdr", \.hdr), .init("proc", \.proc), .init("child_start_ns", \.child_start_ns),
+            .init("child_pid", \.child_pid), .init("_pad0", \._pad0),
+        ])
     }
 
-    @Test func lossSizeAndOffsets() {
-        #expect(MemoryLayout<agent_loss>.size == 112)
-        #expect(MemoryLayout<agent_loss>.offset(of: \.hdr) == 0)
-        #expect(MemoryLayout<agent_loss>.offset(of: \.dropped) == 40)
-        #expect(MemoryLayout.size(ofValue: agent_loss().dropped) == 8 * Int(AGENT_KIND_COUNT.rawValue))
+    @Test func exit() throws {
+        try expectLayout(agent_exit.self, "agent_exit", [
+            .init("hdr", \.hdr), .init("proc", \.proc), .init("exit_code", \.exit_code), .init("_pad0", \._pad0),
+        ])
     }
 
-    @Test func cgroupNoticeSizeAndOffsets() {
-        #expect(MemoryLayout<agent_cgroup>.size == 352)
-        #expect(MemoryLayout<agent_cgroup>.offset(of: \.cgid) == 40)
-        #expect(MemoryLayout<agent_cgroup>.offset(of: \.parent_cgid) == 48)
-        #expect(MemoryLayout<agent_cgroup>.offset(of: \.op) == 56)
-        #expect(MemoryLayout<agent_cgroup>.offset(of: \.pattern) == 60)
-        #expect(MemoryLayout<agent_cgroup>.offset(of: \.uid) == 64)
-        #expect(MemoryLayout<agent_cgroup>.offset(of: \.moved_pid) == 68)
-        #expect(MemoryLayout<agent_cgroup>.offset(of: \.comm) == 72)
-        #expect(MemoryLayout<agent_cgroup>.offset(of: \.name_len) == 88)
-        #expect(MemoryLayout<agent_cgroup>.offset(of: \.name) == 96)
+    @Test func open() throws {
+        try expectLayout(agent_open.self, "agent_open", [
+            .init("hdr", \.hdr), .init("start_ns", \.start_ns), .init("uid", \.uid), .init("gid", \.gid),
+            .init("ret", \.ret), .init("flags", \.flags), .init("mode", \.mode), .init("dfd", \.dfd),
+            .init("requested_len", \.requested_len), .init("path_len", \.path_len), .init("_pad0", \._pad0),
+        ])
+    }
+
+    @Test func connect() throws {
+        try expectLayout(agent_connect.self, "agent_connect", [
+            .init("hdr", \.hdr), .init("start_ns", \.start_ns), .init("uid", \.uid), .init("gid", \.gid),
+            .init("ret", \.ret), .init("fd", \.fd), .init("addr_len", \.addr_len), .init("local_len", \.local_len),
+            .init("sock_type", \.sock_type), .init("protocol", \.`protocol`), .init("addr", \.addr),
+            .init("local", \.local), .init("cookie", \.cookie),
+        ])
+    }
+
+    @Test func flow() throws {
+        try expectLayout(agent_flow.self, "agent_flow", [
+            .init("hdr", \.hdr), .init("cookie", \.cookie), .init("start_ns", \.start_ns),
+            .init("bytes_sent", \.bytes_sent), .init("bytes_received", \.bytes_received),
+            .init("sent_delta", \.sent_delta), .init("received_delta", \.received_delta),
+            .init("final", \.final), .init("_pad0", \._pad0),
+        ])
+    }
+
+    @Test func loss() throws {
+        try expectLayout(agent_loss.self, "agent_loss", [.init("hdr", \.hdr), .init("dropped", \.dropped)])
+        try expectLayout(agent_loss_counters.self, "agent_loss_counters", [
+            .init("dropped", \.dropped), .init("reported", \.reported),
+        ])
+    }
+
+    @Test func cgroupNotice() throws {
+        try expectLayout(agent_cgroup.self, "agent_cgroup", [
+            .init("hdr", \.hdr), .init("cgid", \.cgid), .init("parent_cgid", \.parent_cgid), .init("op", \.op),
+            .init("pattern", \.pattern), .init("uid", \.uid), .init("moved_pid", \.moved_pid),
+            .init("comm", \.comm), .init("name_len", \.name_len), .init("_pad0", \._pad0), .init("name", \.name),
+        ])
     }
 
     /// The .rodata patterns the daemon writes and roots.bpf.c reads.
-    @Test func patternSizeAndOffsets() {
-        #expect(MemoryLayout<agent_pattern_part>.size == 136)
-        #expect(MemoryLayout<agent_pattern_part>.offset(of: \.prefix_len) == 0)
-        #expect(MemoryLayout<agent_pattern_part>.offset(of: \.suffix_len) == 1)
-        #expect(MemoryLayout<agent_pattern_part>.offset(of: \.wildcard) == 2)
-        #expect(MemoryLayout<agent_pattern_part>.offset(of: \.prefix) == 8)
-        #expect(MemoryLayout<agent_pattern_part>.offset(of: \.suffix) == 72)
-        #expect(MemoryLayout<agent_pattern>.size == 1096)
-        #expect(MemoryLayout<agent_pattern>.offset(of: \.depth) == 0)
-        #expect(MemoryLayout<agent_pattern>.offset(of: \.parts) == 8)
+    @Test func pattern() throws {
+        try expectLayout(agent_pattern_part.self, "agent_pattern_part", [
+            .init("prefix_len", \.prefix_len), .init("suffix_len", \.suffix_len), .init("wildcard", \.wildcard),
+            .init("_pad", \._pad), .init("prefix", \.prefix), .init("suffix", \.suffix),
+        ])
+        try expectLayout(agent_pattern.self, "agent_pattern", [
+            .init("depth", \.depth), .init("_pad", \._pad), .init("parts", \.parts),
+        ])
+    }
+
+    /// What the task iterator writes (not the ring buffer).
+    @Test func taskStart() throws {
+        try expectLayout(agent_task_start.self, "agent_task_start", [
+            .init("pid", \.pid), .init("ppid", \.ppid), .init("start_ns", \.start_ns),
+        ])
+    }
+
+    /// The settings the skeleton was generated for are where the object has them: its
+    /// offsets are the object's BTF's, and Swift's types for them the object's sizes.
+    @Test func settingsSection() throws {
+        #expect(AgentProbes.Rodata.layoutMismatch == nil)
+        let object = try object()
+        let variables = try object.btfVariables(inSection: ".rodata")
+        let patterns = try #require(variables.first { $0.name == "patterns" })
+        #expect(patterns.type == .array(of: .structure(name: "agent_pattern", bytes: MemoryLayout<agent_pattern>.size), count: Int(AGENT_MAX_PATTERNS)))
+        let rodata = AgentProbes.Rodata(UnsafeRawBufferPointer(try object.dataSection(".rodata", size: AgentProbes.Rodata.size)))
+        // The initializers in common.bpf.h, read back at the generated offsets.
+        #expect(rodata.args_max == 4096)
+        #expect(rodata.wakeup_bytes == 64 * 1024)
+        #expect(rodata.flow_report_bytes == 1 << 20)
+        #expect(rodata.resolve_paths == 1)
+        #expect(rodata.nroots == 0 && rodata.npatterns == 0)
     }
 
     @Test func kindValuesAreTheWireValues() {

@@ -7,6 +7,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "agent_events.h"
+#include "uapi.bpf.h"
 
 /*
  * Settings, written by the daemon before load (the object's .rodata). Defined __weak here so
@@ -113,16 +114,31 @@ static __always_inline void bump_roots_gen(void)
 		__sync_fetch_and_add(gen, 1);
 }
 
-/* Room to build one variable-size record before copying it into the ring. */
+/* Room to build one variable-size record before copying it into the ring. Each program that
+ * builds one asserts that its largest fits (process.bpf.c, file.bpf.c). */
 #define SCRATCH_SIZE 32768
-struct scratch_buf {
+/*
+ * The scratch area's value names every record that crosses the ring (and the iterator's), so
+ * the object's BTF, which keeps the types of maps and globals but not of locals, carries the
+ * layout each was compiled with: RecordLayoutTests compares Swift's with it.
+ */
+union scratch_buf {
 	__u8 bytes[SCRATCH_SIZE];
+	struct agent_exec exec;
+	struct agent_open open;
+	struct agent_fork fork;
+	struct agent_exit exit;
+	struct agent_connect connect;
+	struct agent_flow flow;
+	struct agent_loss loss;
+	struct agent_cgroup cgroup;
+	struct agent_task_start task_start;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct scratch_buf);
+	__type(value, union scratch_buf);
 } scratch SEC(".maps") __weak;
 
 static __always_inline void *scratch_area(void)
@@ -138,32 +154,74 @@ static __always_inline __u64 ring_flags(void)
 									      : BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline void fill_hdr(struct agent_hdr *h, __u8 kind, __u16 size, __u64 session)
+/* A record's header: about process pid (thread tid) in cgroup cgid of session; 0s for none. */
+static __always_inline void fill_hdr_of(struct agent_hdr *h, __u8 kind, __u16 size, __u32 pid, __u32 tid,
+					__u64 session, __u64 cgid)
 {
-	__u64 id = bpf_get_current_pid_tgid();
 	h->kind = kind;
 	h->flags = 0;
 	h->size = size;
-	h->pid = id >> 32;
-	h->tid = (__u32)id;
+	h->pid = pid;
+	h->tid = tid;
 	h->_pad0 = 0;
 	h->ktime_ns = bpf_ktime_get_boot_ns();
 	h->session_cgid = session;
-	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->cgroup_id = cgid;
 }
 
+/* A record's header about the current task. */
+static __always_inline void fill_hdr(struct agent_hdr *h, __u8 kind, __u16 size, __u64 session)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	fill_hdr_of(h, kind, size, id >> 32, (__u32)id, session, bpf_get_current_cgroup_id());
+}
+
+/*
+ * A record of kind could not be written. A loss record that could not be written loses nothing
+ * (what it would have said stays owed and the next one says it), so it is counted once until
+ * one is written: a full ring does not count each attempt to report into it.
+ */
 static __always_inline void count_drop(__u8 kind)
 {
 	__u32 zero = 0;
 	struct agent_loss_counters *c = bpf_map_lookup_elem(&loss_counters, &zero);
-	if (c && kind < AGENT_KIND_COUNT)
-		__sync_fetch_and_add(&c->dropped[kind], 1);
+	if (!c || kind >= AGENT_KIND_COUNT)
+		return;
+	if (kind == AGENT_KIND_LOSS && c->dropped[kind] != c->reported[kind])
+		return;
+	__sync_fetch_and_add(&c->dropped[kind], 1);
+}
+
+/*
+ * Room in the ring for a record of size bytes (a constant), or NULL. The one place the programs
+ * reserve ring space, so no reservation can fail uncounted.
+ */
+static __always_inline void *ring_reserve(__u64 size, __u8 kind)
+{
+	void *r = bpf_ringbuf_reserve(&events, size, 0);
+	if (!r)
+		count_drop(kind);
+	return r;
+}
+
+static __always_inline void submit_record(void *r)
+{
+	bpf_ringbuf_submit(r, ring_flags());
+}
+
+/* Submit and wake the reader now: for what the daemon has a race to win. */
+static __always_inline void submit_record_now(void *r)
+{
+	bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP);
 }
 
 /*
  * If this CPU dropped records since its last loss record, put a loss record into the stream
  * now, ahead of the record about to be written. Each kind's share is claimed with a
  * compare-and-swap so two programs interleaved on one CPU never report the same drop twice.
+ * It reserves through ring_reserve like any record, so a loss record that does not fit is
+ * counted (count_drop), and never through reserve_record, which would call back here. Its
+ * header names no process: it runs in socket programs too, which have no current task.
  */
 static __always_inline void report_loss(void)
 {
@@ -177,10 +235,10 @@ static __always_inline void report_loss(void)
 		pending |= c->dropped[k] != c->reported[k];
 	if (!pending)
 		return;
-	struct agent_loss *l = bpf_ringbuf_reserve(&events, sizeof(*l), 0);
+	struct agent_loss *l = ring_reserve(sizeof(*l), AGENT_KIND_LOSS);
 	if (!l)
 		return;
-	fill_hdr(&l->hdr, AGENT_KIND_LOSS, sizeof(*l), 0);
+	fill_hdr_of(&l->hdr, AGENT_KIND_LOSS, sizeof(*l), 0, 0, 0, 0);
 	l->dropped[0] = 0;
 #pragma unroll
 	for (int k = 1; k < AGENT_KIND_COUNT; k++) {
@@ -189,25 +247,20 @@ static __always_inline void report_loss(void)
 			delta = d - r;
 		l->dropped[k] = delta;
 	}
-	bpf_ringbuf_submit(l, ring_flags());
+	submit_record(l);
 }
 
-/* Reserve a fixed-size record; a failed reservation is counted, never silent. */
+/* Reserve a fixed-size record, after any loss record owed; a failed reservation is counted. */
 static __always_inline void *reserve_record(__u64 size, __u8 kind)
 {
 	report_loss();
-	void *r = bpf_ringbuf_reserve(&events, size, 0);
-	if (!r)
-		count_drop(kind);
-	return r;
+	return ring_reserve(size, kind);
 }
 
-static __always_inline void submit_record(void *r)
-{
-	bpf_ringbuf_submit(r, ring_flags());
-}
-
-/* Copy a record built in the scratch area into the ring: only its real size is used. */
+/*
+ * Copy a record built in the scratch area into the ring, after any loss record owed: only its
+ * real size is used. The one place the programs copy into the ring; a failure is counted.
+ */
 static __always_inline void output_record(void *buf, __u64 size, __u8 kind)
 {
 	report_loss();

@@ -3,26 +3,15 @@
 #define AGENTWATCH_SESSION_BPF_H
 
 #include "common.bpf.h"
+#include "core_fixes.bpf.h"
 
-/* The ancestor of cgrp at level (cgrp itself at its own level), or NULL past its depth. */
-static __always_inline struct cgroup *ancestor_cgroup(struct cgroup *cgrp, __u32 level)
-{
-	struct cgroup *anc = NULL;
-	if (level > (__u32)BPF_CORE_READ(cgrp, level))
-		return NULL;
-	void *slot = (void *)cgrp + bpf_core_field_offset(struct cgroup, ancestors) + level * sizeof(anc);
-	if (bpf_probe_read_kernel(&anc, sizeof(anc), slot))
-		return NULL;
-	return anc;
-}
-
-/* The id of that ancestor, 0 past its depth; cgrp NULL: of the current task (the helper). */
+/* The id of the ancestor of cgrp at level, 0 past its depth; cgrp NULL: of the current task
+ * (the helper, which needs no fix for the kernel's layout). */
 static __always_inline __u64 ancestor_id(struct cgroup *cgrp, __u32 level)
 {
 	if (!cgrp)
 		return bpf_get_current_ancestor_cgroup_id(level);
-	struct cgroup *anc = ancestor_cgroup(cgrp, level);
-	return anc ? BPF_CORE_READ(anc, kn, id) : 0;
+	return core_cgroup_ancestor_id(cgrp, level);
 }
 
 /*

@@ -25,8 +25,8 @@ static __always_inline void fill_proc(struct agent_proc *p, struct task_struct *
 		p->loginuid = BPF_CORE_READ(t, loginuid.val);
 		p->sessionid = BPF_CORE_READ(t, sessionid);
 	} else {
-		p->loginuid = (__u32)-1;
-		p->sessionid = (__u32)-1;
+		p->loginuid = AUDIT_UNSET;
+		p->sessionid = AUDIT_UNSET;
 	}
 	bpf_probe_read_kernel_str(p->comm, sizeof(p->comm), &t->comm);
 }

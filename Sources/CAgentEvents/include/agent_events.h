@@ -4,7 +4,8 @@
  * Every record that crosses the ring buffer is defined here, once. The BPF side includes this
  * header after vmlinux.h; Swift imports it as the module CAgentEvents. Fixed-width types,
  * explicit padding and static size asserts keep both sides in agreement; a Swift test checks
- * sizes and field offsets (Tests/AgentCoreTests/RecordLayoutTests.swift).
+ * Swift's sizes and field offsets against the built object's BTF, the layout the programs were
+ * compiled with (Tests/AgentCoreTests/RecordLayoutTests.swift).
  *
  * Every record starts with struct agent_hdr; hdr.kind picks the decoder and hdr.size is the
  * whole record, variable tail included. Variable tails are raw bytes, not NUL-terminated;
@@ -68,6 +69,12 @@ struct agent_hdr {
 	__u64 cgroup_id;    /* cgroup id of the task itself: the session or a cgroup nested in it */
 };
 _Static_assert(sizeof(struct agent_hdr) == 40, "abi: agent_hdr");
+
+/* The largest record there can be: the most hdr.size holds. A program that builds a record with
+ * a variable tail asserts that its largest is no larger. */
+#define AGENT_RECORD_SIZE_MAX 0xffff
+_Static_assert((__typeof__(((struct agent_hdr *)0)->size))~0 == AGENT_RECORD_SIZE_MAX,
+	       "abi: AGENT_RECORD_SIZE_MAX is the most hdr.size holds");
 
 /* Identity of a process, read from its task_struct. */
 struct agent_proc {
@@ -194,7 +201,9 @@ _Static_assert(sizeof(struct agent_flow) == 96, "abi: agent_flow");
 
 /*
  * Records this CPU could not reserve since its last loss record, per kind. Written into the
- * stream by the next record that fits, so the loss sits where it happened.
+ * stream by the next record that fits, so the loss sits where it happened. Its header names no
+ * process (pid, tid and cgroups 0). dropped[AGENT_KIND_LOSS] counts loss records that could not
+ * be written when due, once until one is: what they would have said is in this one.
  */
 struct agent_loss {
 	struct agent_hdr hdr;
