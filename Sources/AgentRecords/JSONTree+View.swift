@@ -11,9 +11,11 @@ extension JSONTree {
             self.nodes = nodes
         }
 
+        @inlinable
         package var isObject: Bool { !nodes.isEmpty && nodes[0].kind == .object }
 
         /// The value of member `key` of object `object` (the first, if a name repeats).
+        @inlinable
         package func member(_ object: Int?, _ key: StaticString) -> Int? {
             guard let object, nodes[object].kind == .object else { return nil }
             var k = object + 1
@@ -25,6 +27,7 @@ extension JSONTree {
         }
 
         /// A member two or three levels down: `at("process", "parent", "exe")`.
+        @inlinable
         package func at(_ a: StaticString, _ b: StaticString? = nil, _ c: StaticString? = nil) -> Int? {
             var i = member(0, a)
             if let b { i = member(i, b) }
@@ -33,6 +36,7 @@ extension JSONTree {
         }
 
         /// Calls `body` with the name and value of each member of an object, in order.
+        @inlinable
         package func forEachMember(_ object: Int?, _ body: (_ key: Int, _ value: Int) -> Void) {
             guard let object, nodes[object].kind == .object else { return }
             var k = object + 1
@@ -43,6 +47,7 @@ extension JSONTree {
         }
 
         /// Calls `body` with each element of an array, in order.
+        @inlinable
         package func forEachElement(_ array: Int?, _ body: (Int) -> Void) {
             guard let array, nodes[array].kind == .array else { return }
             var k = array + 1
@@ -53,6 +58,7 @@ extension JSONTree {
         }
 
         /// The elements of an array, in order.
+        @inlinable
         package func elements(_ array: Int?) -> [Int] {
             guard let array, nodes[array].kind == .array else { return [] }
             var out: [Int] = []
@@ -65,9 +71,11 @@ extension JSONTree {
             return out
         }
 
+        @inlinable
         package func kind(_ i: Int?) -> JSONKind? { i.map { nodes[$0].kind } }
 
         /// Whether string node `k` is exactly `key`.
+        @inlinable
         package func keyEquals(_ k: Int, _ key: StaticString) -> Bool {
             let node = nodes[k]
             let len = Int(node.end - node.start)
@@ -85,6 +93,7 @@ extension JSONTree {
         }
 
         /// Whether string node `i` holds exactly `bytes` (after unescaping).
+        @inlinable
         package func stringEquals(_ i: Int?, _ value: StaticString) -> Bool {
             guard let i, nodes[i].kind == .string else { return false }
             return keyEquals(i, value)
@@ -93,6 +102,7 @@ extension JSONTree {
         /// The bytes a string stands for: JSON escapes undone, and `\udcXX` (a byte that was
         /// not UTF-8, in the record format's PEP 383 escaping) turned back into byte XX, so the
         /// original path or argument comes back exactly.
+        @inlinable
         package func bytes(_ i: Int, into out: inout [UInt8]) {
             let node = nodes[i]
             let start = Int(node.start), end = Int(node.end)
@@ -106,6 +116,7 @@ extension JSONTree {
 
         /// A string value as the rules see it live: the original bytes decoded as UTF-8, a
         /// byte that is not UTF-8 becoming U+FFFD (what the daemon's `String(decoding:)` gives).
+        @inlinable
         package func string(_ i: Int?) -> String? {
             guard let i, nodes[i].kind == .string else { return nil }
             let node = nodes[i]
@@ -118,6 +129,7 @@ extension JSONTree {
         }
 
         /// The original bytes of a string value (see `bytes(_:into:)`).
+        @inlinable
         package func rawBytes(_ i: Int?) -> [UInt8]? {
             guard let i, nodes[i].kind == .string else { return nil }
             var raw: [UInt8] = []
@@ -126,6 +138,7 @@ extension JSONTree {
         }
 
         /// An integer value that fits in Int64.
+        @inlinable
         package func int(_ i: Int?) -> Int64? {
             guard let i, nodes[i].kind == .number, nodes[i].flag else { return nil }
             let negative = text[Int(nodes[i].start)] == UInt8(ascii: "-")
@@ -135,12 +148,14 @@ extension JSONTree {
         }
 
         /// A non-negative integer value that fits in UInt64.
+        @inlinable
         package func uint(_ i: Int?) -> UInt64? {
             guard let i, nodes[i].kind == .number, nodes[i].flag, text[Int(nodes[i].start)] != UInt8(ascii: "-") else { return nil }
             return digits(Int(nodes[i].start), Int(nodes[i].end))
         }
 
-        private func digits(_ from: Int, _ to: Int) -> UInt64? {
+        @inlinable
+        func digits(_ from: Int, _ to: Int) -> UInt64? {
             var v: UInt64 = 0
             for k in from..<to {
                 let (m, o1) = v.multipliedReportingOverflow(by: 10)
@@ -151,12 +166,14 @@ extension JSONTree {
             return v
         }
 
+        @inlinable
         package func bool(_ i: Int?) -> Bool? {
             guard let i, nodes[i].kind == .bool else { return nil }
             return nodes[i].flag
         }
 
         /// Any number as a Double (fractions and exponents, or integers too large for 64 bits).
+        @inlinable
         package func double(_ i: Int?) -> Double? {
             guard let i, nodes[i].kind == .number else { return nil }
             let s = String(decoding: UnsafeRawBufferPointer(rebasing: text[Int(nodes[i].start)..<Int(nodes[i].end)]), as: UTF8.self)
@@ -164,6 +181,7 @@ extension JSONTree {
         }
 
         /// The value's bytes exactly as written in the line (an object or array whole).
+        @inlinable
         package func source(_ i: Int) -> UnsafeRawBufferPointer {
             let node = nodes[i]
             return node.kind == .string
@@ -172,6 +190,7 @@ extension JSONTree {
         }
 
         /// The value of member `key` (bytes, as decoded) of object `object` (the first, if a name repeats).
+        @inlinable
         package func member(_ object: Int?, bytes key: UnsafeRawBufferPointer) -> Int? {
             guard let object, nodes[object].kind == .object else { return nil }
             var k = object + 1
@@ -183,6 +202,7 @@ extension JSONTree {
         }
 
         /// Whether string node `k` stands for exactly the bytes `key`.
+        @inlinable
         package func keyEquals(_ k: Int, bytes key: UnsafeRawBufferPointer) -> Bool {
             let node = nodes[k]
             if node.flag {
@@ -198,6 +218,7 @@ extension JSONTree {
         }
 
         /// The raw text of a string node between its quotes (escapes not undone).
+        @inlinable
         package func contents(_ i: Int) -> UnsafeRawBufferPointer {
             UnsafeRawBufferPointer(rebasing: text[Int(nodes[i].start)..<Int(nodes[i].end)])
         }

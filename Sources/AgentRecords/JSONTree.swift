@@ -44,18 +44,22 @@ package struct JSONTree {
     struct Builder: JSONVisitor {
         var nodes: [Node]
 
+        @inline(__always)
         mutating func open(_ kind: JSONKind, at start: Int, in slot: Void) -> Int? {
             nodes.append(Node(kind: kind, flag: false, start: Int32(start), end: Int32(start), count: 0, next: 0))
             return nodes.count - 1
         }
 
+        @inline(__always)
         mutating func member(_ name: JSONSpan, of container: inout Int) -> Void? {
             add(name)
             return ()
         }
 
+        @inline(__always)
         func element(of container: inout Int) {}
 
+        @inline(__always)
         mutating func close(_ container: Int, _ span: JSONSpan, count: Int, in slot: Void) -> Bool {
             nodes[container].count = Int32(count)
             nodes[container].end = span.end
@@ -63,6 +67,7 @@ package struct JSONTree {
             return true
         }
 
+        @inline(__always)
         mutating func scalar(_ span: JSONSpan, in slot: Void) -> Bool {
             add(span)
             return true

@@ -1,6 +1,6 @@
 /// The field catalogue: every field of every record type of the NDJSON v1 format, once, with
 /// its JSON path, its JSON type and the record types that carry it
-/// (schema/agentwatch-record.schema.json, which `RecordCatalogueTests` holds it to). The output
+/// (schema/agentwatch-record.schema.json, which `DetectorCatalogueTests` holds it to). The output
 /// formats read records through its table (`RecordField.table`), the rule fields are made from
 /// it (`CatalogueField` in AgentDetector), and the schema tests check it.
 package enum RecordField: Int, CaseIterable, Sendable {

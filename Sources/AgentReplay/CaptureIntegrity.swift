@@ -74,7 +74,7 @@ struct CaptureIntegrity {
         chain!.append(contentsOf: UnsafeRawBufferPointer(rebasing: line[hex]))
         seq = lineSeq
         timeAndType.removeAll(keepingCapacity: true)
-        if let (_, type) = RecordLine.header(of: line), let time = RecordChain.timeRange(in: line) {
+        if let (_, time, type) = RecordLine.header(of: line) {
             timeAndType.append(contentsOf: UnsafeRawBufferPointer(rebasing: line[(time.lowerBound - RecordLine.timeKey.count + 1)..<(type.upperBound + 1)]))
             timeAndType.append(UInt8(ascii: ","))
         }

@@ -353,11 +353,9 @@ package struct ChainVerifier {
     /// (`RecordLine.header`) and whose type is not an `agent.` record (those carry what the full
     /// path reads: chain_start, chain_prev, loss counts); nil for any other line.
     static func ordinarySeq(_ line: UnsafeRawBufferPointer) -> (seq: UInt64, time: Range<Int>)? {
-        guard let (seq, type) = RecordLine.header(of: line), seq >= 1,
+        guard let (seq, time, type) = RecordLine.header(of: line), seq >= 1,
               !UnsafeRawBufferPointer(rebasing: line[type]).starts(with: ordinaryAgentPrefix) else { return nil }
-        var digits = 1, v = seq
-        while v >= 10 { v /= 10; digits += 1 }
-        return (seq, (RecordLine.seqPrefix.count + digits + RecordLine.timeKey.count)..<(type.lowerBound - RecordLine.afterTime.count))
+        return (seq, time)
     }
 
     private static let ordinaryAgentPrefix: [UInt8] = Array("agent.".utf8)
