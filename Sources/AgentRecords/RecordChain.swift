@@ -95,7 +95,7 @@ package enum RecordChain {
         if start == 0 && want < size { return t }
         window.withUnsafeBytes { raw in
             let line = UnsafeRawBufferPointer(rebasing: raw[start..<end])
-            guard let hex = declaredHex(in: line), let (seq, time, type) = RecordLine.header(of: line) else { return }
+            guard let hex = declaredHex(in: line), let (seq, time, type) = RecorderLine.header(of: line) else { return }
             t.chain = Array(line[hex])
             t.lastSeq = seq
             t.lastType = String(decoding: line[type], as: UTF8.self)

@@ -74,8 +74,8 @@ struct CaptureIntegrity {
         chain!.append(contentsOf: UnsafeRawBufferPointer(rebasing: line[hex]))
         seq = lineSeq
         timeAndType.removeAll(keepingCapacity: true)
-        if let (_, time, type) = RecordLine.header(of: line) {
-            timeAndType.append(contentsOf: UnsafeRawBufferPointer(rebasing: line[(time.lowerBound - RecordLine.timeKey.count + 1)..<(type.upperBound + 1)]))
+        if let (_, time, type) = RecorderLine.header(of: line) {
+            timeAndType.append(contentsOf: UnsafeRawBufferPointer(rebasing: line[(time.lowerBound - RecorderLine.timeKey.count + 1)..<(type.upperBound + 1)]))
             timeAndType.append(UInt8(ascii: ","))
         }
     }

@@ -350,10 +350,10 @@ package struct ChainVerifier {
     }
 
     /// The seq and where the time is of a line whose header is the daemon's
-    /// (`RecordLine.header`) and whose type is not an `agent.` record (those carry what the full
+    /// (`RecorderLine.header`) and whose type is not an `agent.` record (those carry what the full
     /// path reads: chain_start, chain_prev, loss counts); nil for any other line.
     static func ordinarySeq(_ line: UnsafeRawBufferPointer) -> (seq: UInt64, time: Range<Int>)? {
-        guard let (seq, time, type) = RecordLine.header(of: line), seq >= 1,
+        guard let (seq, time, type) = RecorderLine.header(of: line), seq >= 1,
               !UnsafeRawBufferPointer(rebasing: line[type]).starts(with: ordinaryAgentPrefix) else { return nil }
         return (seq, time)
     }

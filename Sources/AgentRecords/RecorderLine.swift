@@ -1,8 +1,9 @@
 import Glibc
 
-/// Reading the few fields a sink needs from a native v1 line without parsing it: the recorder
-/// writes every line as `{"v":1,"seq":N,"time":"...","type":"T",...}`.
-package enum RecordLine {
+/// A line as the Recorder writes it, `{"v":1,"seq":N,"time":"...","type":"T",...}`, read
+/// without parsing: split from a buffer of lines, its seq and type peeked from the fixed header
+/// for the outputs' and the chain's per-line work. Anything past the header is `JSONReader`'s.
+package enum RecorderLine {
     package static let seqPrefix = Array("{\"v\":1,\"seq\":".utf8)
     static let typeKey = Array("\"type\":\"".utf8)
     package static let alertType = Array("alert".utf8)
