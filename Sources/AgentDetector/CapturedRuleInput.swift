@@ -1,34 +1,71 @@
 import AgentRecords
 import Foundation
 
-/// A record parsed from NDJSON or written in a fixture: nested `[String: Any]` as
-/// JSONSerialization or Yams produce (NSNumber/Int/Bool/String/[Any]/[String: Any]).
-/// Fields the catalogue derives (`process.name`, `process.args`, `file.name`, `file.write`,
-/// `process.parent.name`) are computed when the record does not carry them.
+/// A record as rules see it when it was captured: a record line read by the one JSON reader
+/// (`JSONTree`), its values taken from the nodes as a rule asks for them. Replay hands a
+/// line it has parsed already (nothing is copied); a fixture record or a dictionary (tests) is
+/// written as JSON first and read back like any line. Fields the catalogue derives
+/// (`process.name`, `process.args`, `file.name`, `file.write`, `process.parent.name`) are
+/// computed when the record does not carry them.
 package struct CapturedRuleInput: RuleInput {
-    package let dict: [String: Any]
-    package let homes: [String]
     package let typeName: String
     package let seq: UInt64
     package let timeNs: Int64
     package let sessionID: String
+    package let homes: [String]
+    private let view: JSONTree.View
+    private let uid: SessionUID
+    /// Keeps a line read here, and its nodes, for as long as the input lives.
+    private let owned: OwnedLine?
 
-    /// `time` (RFC 3339) gives `timeNs`; a record without a readable time is at 0.
-    package init(_ dict: [String: Any], homes: [String]) {
-        let time = (dict["time"] as? String).flatMap(Self.parseTimestamp) ?? 0
-        self.init(dict, homes: homes, timeNs: time)
+    /// Where `session.uid` comes from.
+    package enum SessionUID {
+        /// The record's own member.
+        case record
+        /// What a replay learnt from the session's `session.start` (process records carry
+        /// none), given to any record with a session object; nil: not known.
+        case given(Int?)
     }
 
-    package init(_ dict: [String: Any], homes: [String], timeNs: Int64) {
-        self.dict = dict
+    /// A line a replay has parsed: valid only while `view` is (the rules run inside the
+    /// replay's reading of the line).
+    package init(_ view: JSONTree.View, homes: [String], timeNs: Int64, sessionUID: SessionUID = .record) {
+        self.init(view, homes: homes, timeNs: timeNs, uid: sessionUID, owned: nil)
+    }
+
+    private init(_ view: JSONTree.View, homes: [String], timeNs: Int64?, uid: SessionUID, owned: OwnedLine?) {
+        self.view = view
         self.homes = homes
-        self.timeNs = timeNs
-        typeName = dict["type"] as? String ?? ""
-        seq = Self.integer(dict["seq"]).map { UInt64(clamping: $0) } ?? 0
-        sessionID = (dict["session"] as? [String: Any])?["id"] as? String ?? ""
+        self.uid = uid
+        self.owned = owned
+        let record: Int? = view.isObject ? 0 : nil
+        typeName = view.string(view.member(record, "type")) ?? ""
+        seq = Self.integer(view, view.member(record, "seq")).map { UInt64(clamping: $0) } ?? 0
+        sessionID = view.string(view.member(view.member(record, "session"), "id")) ?? ""
+        self.timeNs = timeNs ?? view.string(view.member(record, "time")).flatMap(Self.parseTimestamp) ?? 0
+    }
+
+    /// A record line (no newline), copied and read here; nil when it is not JSON. `timeNs`
+    /// nil: the record's `time` (RFC 3339), 0 when it has none that reads.
+    package init?(line: UnsafeRawBufferPointer, homes: [String], timeNs: Int64? = nil) {
+        guard let owned = OwnedLine(line) else { return nil }
+        self.init(owned.view, homes: homes, timeNs: timeNs, uid: .record, owned: owned)
+    }
+
+    /// A record given as nested values as JSONSerialization or Yams produce them
+    /// (NSNumber/Int/Bool/String/[Any]/[String: Any]): written as JSON, then read as a line.
+    package init(_ dict: [String: Any], homes: [String], timeNs: Int64? = nil) {
+        var j = JSONBuffer(capacity: 1024)
+        Self.write(dict, into: &j)
+        // Past the reader's bounds (a fixture nested 65 deep): a record with no fields.
+        let record = j.bytes.withUnsafeBytes { Self(line: $0, homes: homes, timeNs: timeNs) }
+        self = record ?? Array("{}".utf8).withUnsafeBytes { Self(line: $0, homes: homes, timeNs: timeNs)! }
     }
 
     package func value(_ field: Field) -> RuleValue? {
+        if field.catalogueField == .sessionUID, case .given(let given) = uid {
+            return view.kind(view.member(record, "session")) == .object ? given.map { .int(Int64($0)) } : nil
+        }
         let raw = lookup(field.jsonPath)
         switch field.catalogueField {
         case .type: return .string(typeName)
@@ -36,55 +73,120 @@ package struct CapturedRuleInput: RuleInput {
         case .parentName where raw == nil: return basename(["process", "parent", "exe"])
         case .fileName where raw == nil: return basename(["file", "path"])
         case .processArgs where raw == nil:
-            guard case .list(let argv)? = Self.convert(lookup(["process", "argv"]), .list) else { return nil }
+            guard case .list(let argv)? = convert(lookup(["process", "argv"]), .list) else { return nil }
             return .string(argv.joined(separator: " "))
         case .fileWrite where raw == nil:
-            guard case .list(let flags)? = Self.convert(lookup(["file", "flags"]), .list) else { return nil }
+            guard case .list(let flags)? = convert(lookup(["file", "flags"]), .list) else { return nil }
             return .bool(flags.contains { Self.writeFlags.contains($0) })
         default:
-            return Self.convert(raw, field.kind)
+            return convert(raw, field.kind)
         }
     }
 
     static let writeFlags: Set<String> = ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND"]
 
-    private func lookup(_ path: [String]) -> Any? {
-        var node: Any? = dict
+    private var record: Int? { view.isObject ? 0 : nil }
+
+    /// The node at `path`; nil when absent or null.
+    private func lookup(_ path: [String]) -> Int? {
+        var node = record
         for key in path {
-            guard let map = node as? [String: Any] else { return nil }
-            node = map[key]
+            var key = key
+            node = key.withUTF8 { view.member(node, bytes: UnsafeRawBufferPointer($0)) }
+            if node == nil { return nil }
         }
-        // A type check, not `is NSNull`, which would bridge every array to NSArray.
-        if let n = node, type(of: n) == NSNull.self { return nil }
-        return node
+        return view.kind(node) == .null ? nil : node
     }
 
     private func basename(_ path: [String]) -> RuleValue? {
-        guard let full = lookup(path) as? String else { return nil }
+        guard let full = view.string(lookup(path)) else { return nil }
         guard let slash = full.lastIndex(of: "/") else { return .string(full) }
         return .string(String(full[full.index(after: slash)...]))
     }
 
     /// Reads a value as the field's kind expects, leniently: numbers become strings where a
     /// string is expected, since a YAML fixture may write `name: 7` unquoted.
-    static func convert(_ raw: Any?, _ kind: FieldKind) -> RuleValue? {
-        guard let raw else { return nil }
+    private func convert(_ node: Int?, _ kind: FieldKind) -> RuleValue? {
+        guard let node else { return nil }
         switch kind {
         case .string:
-            if let s = raw as? String { return .string(s) }
-            if isBoolean(raw), let b = raw as? Bool { return .string(b ? "true" : "false") }
-            return integer(raw).map { .string(String($0)) }
+            if let s = view.string(node) { return .string(s) }
+            if let b = view.bool(node) { return .string(b ? "true" : "false") }
+            return Self.integer(view, node).map { .string(String($0)) }
         case .integer:
-            return integer(raw).map { .int($0) }
+            return Self.integer(view, node).map { .int($0) }
         case .boolean:
-            return isBoolean(raw) ? (raw as? Bool).map { .bool($0) } : nil
+            return view.bool(node).map { .bool($0) }
         case .list:
-            guard let items = raw as? [Any] else { return nil }
-            return .list(items.map { item in
-                if let s = item as? String { return s }
-                if let i = integer(item) { return String(i) }
-                return "\(item)"
+            guard view.kind(node) == .array else { return nil }
+            return .list(view.elements(node).map { item in
+                if let s = view.string(item) { return s }
+                if let i = Self.integer(view, item) { return String(i) }
+                if let b = view.bool(item) { return b ? "true" : "false" }
+                if let u = view.uint(item) { return String(u) }
+                if let d = view.double(item) { return "\(d)" }
+                // null, an array or an object: its JSON text.
+                return String(decoding: view.source(item), as: UTF8.self)
             })
+        }
+    }
+
+    /// A number that is an integer of Int64 (written as one, or a whole number below 9.2e18).
+    static func integer(_ view: JSONTree.View, _ node: Int?) -> Int64? {
+        guard let node, view.kind(node) == .number else { return nil }
+        if let i = view.int(node) { return i }
+        // An integer past Int64 is none; a fraction or exponent may still be a whole number.
+        if view.nodes[node].flag, view.uint(node) != nil { return nil }
+        guard let d = view.double(node), d.rounded() == d, abs(d) < 9.2e18 else { return nil }
+        return Int64(d)
+    }
+
+    /// `2026-11-21T17:40:00.123456789Z` (or with a `+hh:mm` offset) as Unix ns.
+    package static func parseTimestamp(_ text: String) -> Int64? {
+        var text = text
+        return text.withUTF8 { JSONReading.unixNanoseconds(UnsafeRawBufferPointer($0)) }
+    }
+
+    // MARK: values as JSON
+
+    /// Writes a value of JSONSerialization's or Yams's making as JSON (keys sorted; a
+    /// value JSON has no form for, such as an infinite number, as null).
+    static func write(_ value: Any, into j: inout JSONBuffer) {
+        switch value {
+        case let s as String:
+            j.string(s)
+        case _ where isBoolean(value):
+            j.bool(value as? Bool ?? false)
+        case let i as Int:
+            j.int(i)
+        case let i as Int64:
+            j.int(i)
+        case let u as UInt64:
+            j.uint(u)
+        case let n as NSNumber where CFNumberIsFloat(n):
+            write(n.doubleValue, into: &j)
+        case let n as NSNumber:
+            j.int(n.int64Value)
+        case let d as Double:
+            if d.isFinite { j.bytes.append(contentsOf: "\(d)".utf8) } else { j.raw("null") }
+        case let items as [Any]:
+            j.raw("[")
+            for (k, item) in items.enumerated() {
+                if k > 0 { j.raw(",") }
+                write(item, into: &j)
+            }
+            j.raw("]")
+        case let map as [String: Any]:
+            j.raw("{")
+            for (k, key) in map.keys.sorted().enumerated() {
+                if k > 0 { j.raw(",") }
+                j.string(key)
+                j.raw(":")
+                write(map[key]!, into: &j)
+            }
+            j.raw("}")
+        default:
+            j.raw("null")
         }
     }
 
@@ -96,23 +198,33 @@ package struct CapturedRuleInput: RuleInput {
         return false
     }
 
-    static func integer(_ raw: Any?) -> Int64? {
-        guard let raw, !isBoolean(raw) else { return nil }
-        switch raw {
-        case let i as Int: return Int64(i)
-        case let i as Int64: return i
-        case let u as UInt64: return Int64(exactly: u)
-        case let n as NSNumber:
-            let d = n.doubleValue
-            return d.rounded() == d && abs(d) < 9.2e18 ? n.int64Value : nil
-        case let d as Double: return d.rounded() == d && abs(d) < 9.2e18 ? Int64(d) : nil
-        default: return nil
-        }
+    private static func CFNumberIsFloat(_ n: NSNumber) -> Bool {
+        let t = String(cString: n.objCType)
+        return t == "d" || t == "f"
+    }
+}
+
+/// A record line copied out, with its nodes, for a `CapturedRuleInput` that outlives the
+/// text it was read from.
+private final class OwnedLine {
+    let text: UnsafeMutableRawBufferPointer
+    let nodes: UnsafeMutableBufferPointer<JSONTree.Node>
+
+    init?(_ line: UnsafeRawBufferPointer) {
+        var tree = JSONTree(limits: .capture)
+        guard tree.parse(line) else { return nil }
+        text = .allocate(byteCount: max(line.count, 1), alignment: 1)
+        text.copyMemory(from: line)
+        nodes = .allocate(capacity: tree.nodes.count)
+        _ = nodes.initialize(from: tree.nodes)
     }
 
-    /// `2026-11-21T17:40:00.123456789Z` (or with a `+hh:mm` offset) as Unix ns.
-    package static func parseTimestamp(_ text: String) -> Int64? {
-        var text = text
-        return text.withUTF8 { JSONReading.unixNanoseconds(UnsafeRawBufferPointer($0)) }
+    var view: JSONTree.View {
+        JSONTree.View(text: UnsafeRawBufferPointer(rebasing: text[0..<text.count]), nodes: UnsafeBufferPointer(nodes))
+    }
+
+    deinit {
+        text.deallocate()
+        nodes.deallocate()
     }
 }

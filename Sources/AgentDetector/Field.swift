@@ -71,27 +71,6 @@ package struct Field: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// The record types rules may name, as a small bit set so presence checks cost nothing.
-struct RecordTypeSet: OptionSet, Sendable {
-    let rawValue: UInt32
-
-    init(rawValue: UInt32) { self.rawValue = rawValue }
-    init(_ types: [RecordTypeName]) {
-        self.rawValue = types.reduce(0) { $0 | (1 << UInt32($1.rawValue)) }
-    }
-    func contains(_ type: RecordTypeName) -> Bool { rawValue & (1 << UInt32(type.rawValue)) != 0 }
-
-    static let all = RecordTypeSet(RecordTypeName.allCases)
-    static let process = RecordTypeSet([.processExec, .processExit, .fileOpen, .netConnect, .netFlow])
-    static let session = RecordTypeSet(rawValue: process.rawValue | RecordTypeSet([.sessionStart, .sessionEnd, .alert]).rawValue)
-    static let exec = RecordTypeSet([.processExec])
-    static let exit = RecordTypeSet([.processExit])
-    static let file = RecordTypeSet([.fileOpen])
-    static let net = RecordTypeSet([.netConnect, .netFlow])
-    static let connect = RecordTypeSet([.netConnect])
-    static let flow = RecordTypeSet([.netFlow])
-}
-
 /// A record type as rules name it (`file.open`); the same set as `RecordType`.
 typealias RecordTypeName = RecordType
 
@@ -108,8 +87,9 @@ extension RecordType {
     }()
 }
 
-/// The field catalogue: every field a rule may read, with its kind and the record types that
-/// carry it. The raw value is `Field.id`.
+/// The fields a rule may read, made from the record catalogue (`RecordField`): each is a
+/// record field, or derived from one (`process.name` from `process.exe`...), or the
+/// `session.labels.<key>` family. The raw value is `Field.id`.
 package enum CatalogueField: Int, CaseIterable, Sendable {
     case type, seq
     case sessionID, sessionCgroup, sessionUID, sessionLabel
@@ -125,99 +105,123 @@ package enum CatalogueField: Int, CaseIterable, Sendable {
     case netDport, netSport, netResult
     case netBytesSent, netBytesReceived, netBytesSentDelta, netFinal
 
-    package var name: String {
+    /// What the field is made of.
+    package enum Source: Sendable {
+        /// The record field itself.
+        case record(RecordField)
+        /// Computed from a record field when the record does not carry it, named `key` beside it.
+        case derived(StaticString, from: RecordField, FieldKind)
+    }
+
+    package var source: Source {
         switch self {
-        case .type: "type"
-        case .seq: "seq"
-        case .sessionID: "session.id"
-        case .sessionCgroup: "session.cgroup"
-        case .sessionUID: "session.uid"
-        case .sessionLabel: "session.labels"
-        case .processEntityID: "process.entity_id"
-        case .processComm: "process.comm"
-        case .processExe: "process.exe"
-        case .processName: "process.name"
-        case .processCwd: "process.cwd"
-        case .processArgs: "process.args"
-        case .processSource: "process.source"
-        case .processPID: "process.pid"
-        case .processTID: "process.tid"
-        case .processPPID: "process.ppid"
-        case .processUID: "process.uid"
-        case .processGID: "process.gid"
-        case .processEUID: "process.euid"
-        case .processAUID: "process.auid"
-        case .processArgv: "process.argv"
-        case .processArgvTruncated: "process.argv_truncated"
-        case .parentEntityID: "process.parent.entity_id"
-        case .parentExe: "process.parent.exe"
-        case .parentName: "process.parent.name"
-        case .parentPID: "process.parent.pid"
-        case .processPreviousExe: "process.previous_exe"
-        case .processFilename: "process.filename"
-        case .stdinType: "process.stdin.type"
-        case .stdoutType: "process.stdout.type"
-        case .stderrType: "process.stderr.type"
-        case .stdinIno: "process.stdin.ino"
-        case .stdoutIno: "process.stdout.ino"
-        case .exitCode: "process.exit_code"
-        case .signal: "process.signal"
-        case .durationNs: "process.duration_ns"
-        case .filePath: "file.path"
-        case .fileRequestedPath: "file.requested_path"
-        case .fileName: "file.name"
-        case .fileError: "file.error"
-        case .fileFlags: "file.flags"
-        case .fileWrite: "file.write"
-        case .fileResult: "file.result"
-        case .fileMode: "file.mode"
-        case .netFamily: "net.family"
-        case .netTransport: "net.transport"
-        case .netDaddr: "net.daddr"
-        case .netSaddr: "net.saddr"
-        case .netPath: "net.path"
-        case .netError: "net.error"
-        case .netDport: "net.dport"
-        case .netSport: "net.sport"
-        case .netResult: "net.result"
-        case .netBytesSent: "net.bytes_sent"
-        case .netBytesReceived: "net.bytes_received"
-        case .netBytesSentDelta: "net.bytes_sent_delta"
-        case .netFinal: "net.final"
+        case .type: .record(.type)
+        case .seq: .record(.seq)
+        case .sessionID: .record(.sessionID)
+        case .sessionCgroup: .record(.sessionCgroup)
+        case .sessionUID: .record(.sessionUID)
+        case .sessionLabel: .record(.sessionLabels)
+        case .processEntityID: .record(.processEntityID)
+        case .processComm: .record(.comm)
+        case .processExe: .record(.exe)
+        case .processName: .derived("name", from: .exe, .string)
+        case .processCwd: .record(.cwd)
+        case .processArgs: .derived("args", from: .argv, .string)
+        case .processSource: .record(.processSource)
+        case .processPID: .record(.pid)
+        case .processTID: .record(.tid)
+        case .processPPID: .record(.ppid)
+        case .processUID: .record(.uid)
+        case .processGID: .record(.gid)
+        case .processEUID: .record(.euid)
+        case .processAUID: .record(.auid)
+        case .processArgv: .record(.argv)
+        case .processArgvTruncated: .record(.argvTruncated)
+        case .parentEntityID: .record(.parentEntityID)
+        case .parentExe: .record(.parentExe)
+        case .parentName: .derived("name", from: .parentExe, .string)
+        case .parentPID: .record(.parentPID)
+        case .processPreviousExe: .record(.previousExe)
+        case .processFilename: .record(.filename)
+        case .stdinType: .record(.stdinType)
+        case .stdoutType: .record(.stdoutType)
+        case .stderrType: .record(.stderrType)
+        case .stdinIno: .record(.stdinIno)
+        case .stdoutIno: .record(.stdoutIno)
+        case .exitCode: .record(.exitCode)
+        case .signal: .record(.signal)
+        case .durationNs: .record(.durationNs)
+        case .filePath: .record(.filePath)
+        case .fileRequestedPath: .record(.fileRequestedPath)
+        case .fileName: .derived("name", from: .filePath, .string)
+        case .fileError: .record(.fileError)
+        case .fileFlags: .record(.fileFlags)
+        case .fileWrite: .derived("write", from: .fileFlags, .boolean)
+        case .fileResult: .record(.fileResult)
+        case .fileMode: .record(.fileMode)
+        case .netFamily: .record(.netFamily)
+        case .netTransport: .record(.netTransport)
+        case .netDaddr: .record(.netDaddr)
+        case .netSaddr: .record(.netSaddr)
+        case .netPath: .record(.netPath)
+        case .netError: .record(.netError)
+        case .netDport: .record(.netDport)
+        case .netSport: .record(.netSport)
+        case .netResult: .record(.netResult)
+        case .netBytesSent: .record(.netBytesSent)
+        case .netBytesReceived: .record(.netBytesReceived)
+        case .netBytesSentDelta: .record(.netBytesSentDelta)
+        case .netFinal: .record(.netFinal)
         }
     }
 
-    package var kind: FieldKind {
-        switch self {
-        case .seq, .sessionUID, .processPID, .processTID, .processPPID, .processUID, .processGID,
-             .processEUID, .processAUID, .parentPID, .stdinIno, .stdoutIno, .exitCode, .signal,
-             .durationNs, .fileResult, .fileMode, .netDport, .netSport, .netResult, .netBytesSent,
-             .netBytesReceived, .netBytesSentDelta:
-            .integer
-        case .processArgvTruncated, .fileWrite, .netFinal:
-            .boolean
-        case .processArgv, .fileFlags:
-            .list
-        default:
-            .string
+    /// The record field it is or is derived from.
+    package var recordField: RecordField {
+        switch source {
+        case .record(let f): f
+        case .derived(_, let f, _): f
         }
     }
 
-    var presence: RecordTypeSet {
-        switch self {
-        case .type, .seq: .all
-        case .sessionID, .sessionCgroup, .sessionUID, .sessionLabel: .session
-        case .processPreviousExe, .processFilename, .stdinType, .stdoutType, .stderrType, .stdinIno, .stdoutIno: .exec
-        case .exitCode, .signal, .durationNs: .exit
-        case .filePath, .fileRequestedPath, .fileName, .fileError, .fileFlags, .fileWrite, .fileResult, .fileMode: .file
-        case .netFamily, .netTransport, .netDaddr, .netSaddr, .netPath, .netError, .netDport, .netSport: .net
-        case .netResult: .connect
-        case .netBytesSent, .netBytesReceived, .netBytesSentDelta, .netFinal: .flow
-        default: .process
-        }
-    }
-
+    package var name: String { Self.names[rawValue] }
+    package var kind: FieldKind { Self.kinds[rawValue] }
+    var presence: RecordTypeSet { Self.presences[rawValue] }
     package var jsonPath: [String] { Self.jsonPaths[rawValue] }
 
-    private static let jsonPaths: [[String]] = allCases.map { $0.name.split(separator: ".").map(String.init) }
+    private static let jsonPaths: [[String]] = allCases.map { f in
+        switch f.source {
+        case .record(let r): r.path
+        case .derived(let key, let r, _): r.path.dropLast() + ["\(key)"]
+        }
+    }
+    private static let names: [String] = jsonPaths.map { $0.joined(separator: ".") }
+
+    private static let kinds: [FieldKind] = allCases.map { f in
+        switch f.source {
+        case .derived(_, _, let kind): kind
+        case .record where f == .sessionLabel: .string
+        case .record(let r):
+            switch r.kind {
+            case .number: .integer
+            case .bool: .boolean
+            case .array: .list
+            default: .string
+            }
+        }
+    }
+
+    /// The record types whose rules see the field: those that carry it, except that an alert's
+    /// process (its trigger's, copied) is not read by rules. Two more, as the loader has always
+    /// taken them: `session.uid` on every session record (the daemon knows it from the
+    /// session's start; process records do not carry it), and `net.error` on flows too.
+    private static let presences: [RecordTypeSet] = allCases.map { f in
+        switch f {
+        case .sessionUID: return RecordField.sessionID.types
+        case .netError: return RecordField.net.types
+        default:
+            var under: RecordField? = f.recordField
+            while let u = under, u != .process { under = u.parent }
+            return under == .process ? f.recordField.types.subtracting(.alert) : f.recordField.types
+        }
+    }
 }

@@ -172,7 +172,7 @@ public final class FileTransport: OutputTransport {
                 // The whole lines that still fit in this file.
                 end = done
                 var firstLineEnd = lines.count
-                RecordLine.forEach(in: UnsafeRawBufferPointer(rebasing: lines[done...])) { line in
+                RecorderLine.forEach(in: UnsafeRawBufferPointer(rebasing: lines[done...])) { line in
                     let lineEnd = line.baseAddress! - lines.baseAddress! + line.count + 1
                     if firstLineEnd == lines.count { firstLineEnd = min(lineEnd, lines.count) }
                     if size + (lineEnd - done) <= settings.rotateBytes { end = lineEnd }

@@ -26,7 +26,7 @@ final class FormattingTransport: OutputTransport {
     func deliver(_ lines: UnsafeRawBufferPointer) throws(DeliveryFailure) {
         rendered.removeAll(keepingCapacity: true)
         ends.removeAll(keepingCapacity: true)
-        RecordLine.forEach(in: lines) { line in
+        RecorderLine.forEach(in: lines) { line in
             let nativeEnd = line.baseAddress! - lines.baseAddress! + line.count + 1
             if formatter.render(line, into: &rendered) {
                 rendered.append(0x0A)

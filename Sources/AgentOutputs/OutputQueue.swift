@@ -50,8 +50,8 @@ final class OutputQueue: @unchecked Sendable {
             pthread_cond_signal(ready)
         } else {
             var kept: [UInt8] = []
-            RecordLine.forEach(in: lines) { line in
-                if RecordLine.type(of: line).elementsEqual(RecordLine.lossType) {
+            RecorderLine.forEach(in: lines) { line in
+                if RecorderLine.type(of: line).elementsEqual(RecorderLine.lossType) {
                     kept.append(contentsOf: line)
                     kept.append(0x0A)
                 } else {

@@ -53,8 +53,8 @@ public final class OutputWorker: @unchecked Sendable {
             queue.push(lines)
         case .alerts:
             var picked: [UInt8] = []
-            RecordLine.forEach(in: lines) { line in
-                if RecordLine.type(of: line).elementsEqual(RecordLine.alertType) {
+            RecorderLine.forEach(in: lines) { line in
+                if RecorderLine.type(of: line).elementsEqual(RecorderLine.alertType) {
                     picked.append(contentsOf: line)
                     picked.append(0x0A)
                 }
@@ -242,7 +242,7 @@ public final class OutputWorker: @unchecked Sendable {
     private func count(_ lines: UnsafeRawBufferPointer, delivered: Int) {
         guard delivered > 0 else { return }
         var records: UInt64 = 0
-        RecordLine.forEach(in: UnsafeRawBufferPointer(rebasing: lines[0..<delivered])) { _ in records += 1 }
+        RecorderLine.forEach(in: UnsafeRawBufferPointer(rebasing: lines[0..<delivered])) { _ in records += 1 }
         stats.withLock { $0.records += records; $0.bytes += UInt64(delivered) }
     }
 

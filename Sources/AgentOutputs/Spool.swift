@@ -67,7 +67,7 @@ final class Spool {
         // Whole lines only, as many as fit.
         if lines.count > room {
             cut = 0
-            RecordLine.forEach(in: lines) { line in
+            RecorderLine.forEach(in: lines) { line in
                 let end = line.baseAddress! - lines.baseAddress! + line.count + 1
                 if end <= room { cut = end }
             }

@@ -1,9 +1,9 @@
-/// Reading back what `JSONBuffer` writes, for every reader of record lines (the output
-/// formats, syslog, replay, rule fixtures): string contents to the original bytes, and the
-/// record timestamps to Unix nanoseconds.
+/// Reading back what `JSONBuffer` writes, for every reader of record lines (`JSONReader` and
+/// its views): string contents to the original bytes, and the record timestamps to Unix
+/// nanoseconds.
 package enum JSONReading {
     /// Four hex digits at `k` as a number; nil when they are not four hex digits.
-    @inline(__always)
+    @inlinable @inline(__always)
     package static func hex4(_ p: UnsafeRawBufferPointer, at k: Int) -> UInt32? {
         guard k >= 0, k + 4 <= p.count else { return nil }
         var v: UInt32 = 0
@@ -21,6 +21,7 @@ package enum JSONReading {
         return v
     }
 
+    @inlinable
     static func appendUTF8(_ u: UInt32, to out: inout [UInt8]) {
         switch u {
         case 0..<0x80:
@@ -35,28 +36,43 @@ package enum JSONReading {
         }
     }
 
-    /// Appends the bytes the string contents `p[from..<to]` stand for, stopping early at an
-    /// unescaped quote: escapes decoded, a surrogate pair joined, `\udcXX` back to the byte XX
-    /// (how `JSONBuffer` writes a byte that is not UTF-8), any other lone surrogate or a bad
-    /// `\u` escape as U+FFFD, other bytes as they are.
-    package static func stringBytes(_ p: UnsafeRawBufferPointer, from: Int, to: Int, into out: inout [UInt8]) {
+    /// What a decoded string may carry.
+    package enum Controls: Sendable {
+        /// Every byte the string stands for, as it is.
+        case keep
+        /// Text for a syslog header: control characters (U+0000-U+001F, U+007F, raw or
+        /// escaped) and the `\udcXX` escapes of bytes that are not UTF-8 become U+FFFD.
+        case replace
+    }
+
+    /// The one string decoder: appends the bytes the string contents `p[from..<to]` stand for,
+    /// stopping early at an unescaped quote. Escapes are decoded, a surrogate pair joined,
+    /// `\udcXX` turned back into the byte XX (how `JSONBuffer` writes a byte that is not
+    /// UTF-8), any other lone surrogate or a bad `\u` escape read as U+FFFD, other bytes kept
+    /// as they are; `controls` says what becomes of control characters and byte escapes.
+    @inlinable
+    package static func appendString(_ p: UnsafeRawBufferPointer, from: Int, to: Int, into out: inout [UInt8],
+                                     controls: Controls = .keep) {
+        let replace = controls == .replace
         var k = from
         while k < to {
             let c = p[k]
             if c == UInt8(ascii: "\"") { return }
             guard c == UInt8(ascii: "\\"), k + 1 < to else {
-                out.append(c)
+                if replace && (c < 0x20 || c == 0x7F) { appendUTF8(0xFFFD, to: &out) } else { out.append(c) }
                 k += 1
                 continue
             }
             let e = p[k + 1]
             k += 2
             switch e {
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                if replace {
+                    appendUTF8(0xFFFD, to: &out)
+                } else {
+                    out.append(e == UInt8(ascii: "b") ? 0x08 : e == UInt8(ascii: "f") ? 0x0C : e == UInt8(ascii: "n") ? 0x0A
+                        : e == UInt8(ascii: "r") ? 0x0D : 0x09)
+                }
             case UInt8(ascii: "u"):
                 guard let u = k + 4 <= to ? hex4(p, at: k) : nil else {
                     appendUTF8(0xFFFD, to: &out)
@@ -68,9 +84,9 @@ package enum JSONReading {
                    let low = hex4(p, at: k + 2), (0xDC00...0xDFFF).contains(low) {
                     appendUTF8(0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00), to: &out)
                     k += 6
-                } else if (0xDC80...0xDCFF).contains(u) {
+                } else if (0xDC80...0xDCFF).contains(u) && !replace {
                     out.append(UInt8(truncatingIfNeeded: u))
-                } else if (0xD800...0xDFFF).contains(u) {
+                } else if (0xD800...0xDFFF).contains(u) || (replace && (u < 0x20 || u == 0x7F)) {
                     appendUTF8(0xFFFD, to: &out)
                 } else {
                     appendUTF8(u, to: &out)

@@ -95,24 +95,13 @@ package enum RecordChain {
         if start == 0 && want < size { return t }
         window.withUnsafeBytes { raw in
             let line = UnsafeRawBufferPointer(rebasing: raw[start..<end])
-            guard let hex = declaredHex(in: line), let (seq, type) = RecordLine.header(of: line), let time = timeRange(in: line) else { return }
+            guard let hex = declaredHex(in: line), let (seq, time, type) = RecorderLine.header(of: line) else { return }
             t.chain = Array(line[hex])
             t.lastSeq = seq
             t.lastType = String(decoding: line[type], as: UTF8.self)
             t.lastTime = String(decoding: line[time], as: UTF8.self)
         }
         return t
-    }
-
-    /// Where the time's text is in a line whose header `RecordLine.header` accepted: after the
-    /// seq's digits and `,"time":"`, up to the next quote.
-    package static func timeRange(in line: UnsafeRawBufferPointer) -> Range<Int>? {
-        var i = RecordLine.seqPrefix.count
-        while i < line.count, line[i] >= 0x30, line[i] <= 0x39 { i += 1 }
-        let from = i + RecordLine.timeKey.count
-        guard from <= line.count, UnsafeRawBufferPointer(rebasing: line[i..<from]).elementsEqual(RecordLine.timeKey),
-              let to = line[from...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
-        return from..<to
     }
 }
 

@@ -24,8 +24,8 @@ public struct OutputDrops: Sendable, Equatable {
 
     /// Counts each line of `lines` (whole lines, or one line without its newline).
     package mutating func add(_ lines: UnsafeRawBufferPointer) {
-        RecordLine.forEach(in: lines) { line in
-            let seq = RecordLine.seq(of: line)
+        RecorderLine.forEach(in: lines) { line in
+            let seq = RecorderLine.seq(of: line)
             if records == 0 || seq < firstSeq { firstSeq = seq }
             lastSeq = max(lastSeq, seq)
             records += 1

@@ -36,8 +36,9 @@ struct CaptureIntegrity {
     private(set) var checkedLines = 0
 
     /// Checks one record line. `seq` and `isDaemonStart` are what the replay read from it (nil
-    /// when it could not read a positive integer seq).
-    mutating func check(line: UnsafeRawBufferPointer, seq lineSeq: UInt64?, isDaemonStart: Bool, file: String, number: Int) -> Outcome {
+    /// when it could not read a positive integer seq), `parsed` the line as the replay parsed it.
+    mutating func check(line: UnsafeRawBufferPointer, parsed: JSONTree.View, seq lineSeq: UInt64?, isDaemonStart: Bool, file: String,
+                        number: Int) -> Outcome {
         if let chain, let last = seq, let lineSeq, lineSeq == last &+ 1, !(isDaemonStart && lineSeq == 1),
            chain.withUnsafeBytes({ RecordChain.matches(line: line, prev: $0) }) {
             accept(line, seq: lineSeq)
@@ -48,7 +49,7 @@ struct CaptureIntegrity {
         checkedLines += 1
         var v = verifier ?? placed()
         let anchors = v.anchor == nil, restarts = v.restarts.count, gaps = v.gaps.count
-        v.check(line: line, file: file)
+        v.check(line: line, file: file, parsed: parsed)
         func here(_ f: ChainVerifier.Finding) -> ChainVerifier.Finding { .init(file: file, line: number, message: f.message) }
         if let failure = v.failure {
             // The verifier stops at a break; the next line is checked by a copy placed as
@@ -73,8 +74,8 @@ struct CaptureIntegrity {
         chain!.append(contentsOf: UnsafeRawBufferPointer(rebasing: line[hex]))
         seq = lineSeq
         timeAndType.removeAll(keepingCapacity: true)
-        if let (_, type) = RecordLine.header(of: line), let time = RecordChain.timeRange(in: line) {
-            timeAndType.append(contentsOf: UnsafeRawBufferPointer(rebasing: line[(time.lowerBound - RecordLine.timeKey.count + 1)..<(type.upperBound + 1)]))
+        if let (_, time, type) = RecorderLine.header(of: line) {
+            timeAndType.append(contentsOf: UnsafeRawBufferPointer(rebasing: line[(time.lowerBound - RecorderLine.timeKey.count + 1)..<(type.upperBound + 1)]))
             timeAndType.append(UInt8(ascii: ","))
         }
     }

@@ -3,7 +3,7 @@ import AgentRecords
 
 extension CaptureReplay {
     /// An `alert` record: raised live.
-    func liveAlert(_ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, selected: Bool, location: CaptureLocation) {
+    func liveAlert(_ view: JSONTree.View, _ h: RecordHeader, seq: UInt64, selected: Bool, location: CaptureLocation) {
         summary.liveAlerts += 1
         let r = view.member(0, "rule")
         let ruleID = view.string(view.member(r, "id")) ?? ""
@@ -23,7 +23,7 @@ extension CaptureReplay {
 
     /// An alert the replay's rules raised; `view` is the record that completed the match (or
     /// the session's end, for what the rules owed the session).
-    func replayed(_ a: Alert, _ view: CaptureJSON.View, _ h: RecordHeader, trigger: ReplayProcess?, location: CaptureLocation) {
+    func replayed(_ a: Alert, _ view: JSONTree.View, _ h: RecordHeader, trigger: ReplayProcess?, location: CaptureLocation) {
         summary.replayedAlerts += 1
         compare(a.rule.id, a.evidence, live: false)
         let session = a.sessionID
@@ -75,7 +75,7 @@ extension CaptureReplay {
     /// A replayed alert as an NDJSON line: an `alert` record's members, marked `"replayed":true`,
     /// with no seq or chain of its own (it is not part of the captured stream): `trigger_seq`
     /// names the record that completed the match, `evidence` the original records' seq.
-    static func json(_ a: Alert, _ view: CaptureJSON.View, isEnd: Bool) -> [UInt8] {
+    static func json(_ a: Alert, _ view: JSONTree.View, isEnd: Bool) -> [UInt8] {
         var j = JSONBuffer(capacity: 1024)
         j.raw("{\"v\":1,\"type\":\"alert\",\"replayed\":true,\"time\":")
         j.timestamp(unixNanoseconds: a.timeNs)

@@ -2,7 +2,7 @@ import AgentRecords
 
 extension CaptureReplay {
     /// A session process's record: its process in the tree, a timeline line, and the rules.
-    func processRecord(_ view: CaptureJSON.View, _ h: RecordHeader, type: RecordType, seq: UInt64, selected: Bool, location: CaptureLocation) {
+    func processRecord(_ view: JSONTree.View, _ h: RecordHeader, type: RecordType, seq: UInt64, selected: Bool, location: CaptureLocation) {
         let po = view.member(0, "process")
         var process: ReplayProcess?
         if let s = session(h.session) {
@@ -58,7 +58,7 @@ extension CaptureReplay {
     ].map { Array($0.utf8) }
 
     /// Whether a file.open is a routine load: read-only, of a path under `routinePrefixes`.
-    static func isRoutine(_ view: CaptureJSON.View) -> Bool {
+    static func isRoutine(_ view: JSONTree.View) -> Bool {
         let f = view.member(0, "file")
         guard let path = view.member(f, "path"), view.nodes[path].kind == .string else { return false }
         let node = view.nodes[path]
@@ -90,7 +90,7 @@ extension CaptureReplay {
 
     /// The process of a record, made on its first record (the limit allowing), with its image
     /// updated by an exec.
-    func process(in s: ReplaySession, _ view: CaptureJSON.View, _ po: Int?, type: RecordType, seq: UInt64) -> ReplayProcess? {
+    func process(in s: ReplaySession, _ view: JSONTree.View, _ po: Int?, type: RecordType, seq: UInt64) -> ReplayProcess? {
         let entity = view.string(view.member(po, "entity_id")) ?? "pid-\(view.int(view.member(po, "pid")) ?? 0)"
         var p = s.processes[entity]
         if p == nil {
@@ -130,7 +130,7 @@ extension CaptureReplay {
         return p
     }
 
-    func argv(_ view: CaptureJSON.View, _ node: Int?) -> String {
+    func argv(_ view: JSONTree.View, _ node: Int?) -> String {
         var args: [[UInt8]] = []
         var bytes = 0
         var more = 0
@@ -148,7 +148,7 @@ extension CaptureReplay {
         return text
     }
 
-    func execText(_ view: CaptureJSON.View, _ po: Int?) -> String {
+    func execText(_ view: JSONTree.View, _ po: Int?) -> String {
         var text = (view.stringEquals(view.member(po, "source"), "procfs") ? "found running: " : "exec ") + shown(view, view.member(po, "exe"))
         text += "  " + argv(view, view.member(po, "argv"))
         if view.bool(view.member(po, "argv_truncated")) == true { text += " …(argv cut)" }
@@ -164,7 +164,7 @@ extension CaptureReplay {
         return text
     }
 
-    func exitText(_ view: CaptureJSON.View, _ po: Int?) -> String {
+    func exitText(_ view: JSONTree.View, _ po: Int?) -> String {
         var text: String
         if let sig = view.int(view.member(po, "signal")) {
             text = "killed by signal \(sig)" + (view.bool(view.member(po, "core_dumped")) == true ? " (core dumped)" : "")
@@ -175,7 +175,7 @@ extension CaptureReplay {
         return text
     }
 
-    func openText(_ view: CaptureJSON.View) -> String {
+    func openText(_ view: JSONTree.View) -> String {
         let f = view.member(0, "file")
         var text = "open " + shown(view, view.member(f, "path"))
         if view.bool(view.member(f, "path_truncated")) == true { text += "…(cut)" }
@@ -192,14 +192,14 @@ extension CaptureReplay {
         return text
     }
 
-    func address(_ view: CaptureJSON.View, _ n: Int?) -> String {
+    func address(_ view: JSONTree.View, _ n: Int?) -> String {
         if let path = view.member(n, "path") { return shown(view, path, limit: 512) }
         let addr = shown(view, view.member(n, "daddr"), limit: 64)
         let port = view.int(view.member(n, "dport")).map(String.init) ?? "?"
         return addr.contains(":") ? "[\(addr)]:\(port)" : "\(addr):\(port)"
     }
 
-    func connectText(_ view: CaptureJSON.View) -> String {
+    func connectText(_ view: JSONTree.View) -> String {
         let n = view.member(0, "net")
         var text = "connect \(shown(view, view.member(n, "transport"), limit: 16)) \(address(view, n))"
         if let e = view.member(n, "error") {
@@ -210,7 +210,7 @@ extension CaptureReplay {
         return text
     }
 
-    func flowText(_ view: CaptureJSON.View) -> String {
+    func flowText(_ view: JSONTree.View) -> String {
         let n = view.member(0, "net")
         var text = "flow \(shown(view, view.member(n, "transport"), limit: 16)) → \(address(view, n))"
         let sent = view.uint(view.member(n, "bytes_sent")) ?? 0

@@ -1,6 +1,7 @@
+import AgentRecords
 extension CaptureReplay {
     /// One record, read and placed: sessions, processes, alerts, the rules, and the report.
-    func record(_ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, line: UnsafeRawBufferPointer, location: CaptureLocation) {
+    func record(_ view: JSONTree.View, _ h: RecordHeader, seq: UInt64, line: UnsafeRawBufferPointer, location: CaptureLocation) {
         let selected = options.selects(session: h.session, timeNs: h.timeNs)
         if selected {
             summary.selected += 1
@@ -50,7 +51,7 @@ extension CaptureReplay {
     }
 
     /// A value shown: its original bytes, escaped for display.
-    func shown(_ view: CaptureJSON.View, _ node: Int?, limit: Int = ReplayText.maxBytes) -> String {
+    func shown(_ view: JSONTree.View, _ node: Int?, limit: Int = ReplayText.maxBytes) -> String {
         guard let node else { return "-" }
         switch view.kind(node) {
         case .string?: return ReplayText.display(view.rawBytes(node) ?? [], limit: limit)
@@ -60,14 +61,14 @@ extension CaptureReplay {
     }
 
     /// `comm[pid]` of the record's process.
-    func processLabel(_ view: CaptureJSON.View) -> String {
+    func processLabel(_ view: JSONTree.View) -> String {
         let p = view.member(0, "process")
         guard p != nil else { return "" }
         let comm = shown(view, view.member(p, "comm"), limit: 64)
         return "\(comm)[\(view.int(view.member(p, "pid")).map(String.init) ?? "?")]"
     }
 
-    func makeEvent(_ kind: ReplayEvent.Kind, _ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, location: CaptureLocation, text: String,
+    func makeEvent(_ kind: ReplayEvent.Kind, _ view: JSONTree.View, _ h: RecordHeader, seq: UInt64, location: CaptureLocation, text: String,
                    severity: String = "") -> ReplayEvent {
         ReplayEvent(kind: kind, seq: seq, timeNs: h.timeNs, session: h.session, process: processLabel(view),
                     entityID: view.string(view.at("process", "entity_id")) ?? "", text: text, severity: severity, location: location)
@@ -75,7 +76,7 @@ extension CaptureReplay {
 
     /// A record's timeline event (other than a process's activity: `processRecord`); an alert
     /// is also listed under its process.
-    func event(_ kind: ReplayEvent.Kind, _ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, location: CaptureLocation, text: String,
+    func event(_ kind: ReplayEvent.Kind, _ view: JSONTree.View, _ h: RecordHeader, seq: UInt64, location: CaptureLocation, text: String,
                severity: String = "") {
         let e = makeEvent(kind, view, h, seq: seq, location: location, text: text, severity: severity)
         if report.wantsEvents { report.event(e) } else { report.eventNotShown() }
@@ -88,7 +89,7 @@ extension CaptureReplay {
     /// Whether a record of process `p` is listed under it; when not, it is counted. Notable
     /// records (alerts, connects, a socket's last flow) are listed whatever the limit, up to 64;
     /// routine loads (`open` given: a file.open) are counted; the rest up to the limits.
-    func listing(_ p: ReplayProcess, notable: Bool, _ open: CaptureJSON.View?) -> Bool {
+    func listing(_ p: ReplayProcess, notable: Bool, _ open: JSONTree.View?) -> Bool {
         guard report.keepsProcesses else { return false }
         if notable {
             if p.alertEvents < 64 { return true }
@@ -146,7 +147,7 @@ extension CaptureReplay {
         heldEvents -= s.order.reduce(0) { $0 + $1.events.count }
     }
 
-    func sessionStart(_ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, selected: Bool, location: CaptureLocation) {
+    func sessionStart(_ view: JSONTree.View, _ h: RecordHeader, seq: UInt64, selected: Bool, location: CaptureLocation) {
         let so = view.member(0, "session")
         let homes = view.elements(view.member(so, "homes")).compactMap { view.string($0) }
         let uid = view.int(view.member(so, "uid"))
@@ -176,7 +177,7 @@ extension CaptureReplay {
         if selected { event(.sessionStart, view, h, seq: seq, location: location, text: text) }
     }
 
-    func sessionEnd(_ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, selected: Bool, location: CaptureLocation) {
+    func sessionEnd(_ view: JSONTree.View, _ h: RecordHeader, seq: UInt64, selected: Bool, location: CaptureLocation) {
         // The daemon settles what the rules owe the session before writing its end.
         rules?.sessionEnded(h.session, timeNs: h.timeNs) { alert in
             replayed(alert, view, h, trigger: nil, location: location)
@@ -203,7 +204,7 @@ extension CaptureReplay {
         if s.lastNs == nil || time > s.lastNs! { s.lastNs = time }
     }
 
-    func loss(_ view: CaptureJSON.View, _ h: RecordHeader, seq: UInt64, location: CaptureLocation) {
+    func loss(_ view: JSONTree.View, _ h: RecordHeader, seq: UInt64, location: CaptureLocation) {
         let l = view.member(0, "loss")
         let total = view.uint(view.member(l, "kernel_dropped_total")) ?? 0
         let queued = view.uint(view.member(l, "queue_dropped")) ?? 0

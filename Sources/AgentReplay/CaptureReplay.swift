@@ -1,3 +1,4 @@
+import AgentRecords
 /// Forensic replay: reads capture files as one stream (rotated and gzipped ones in order),
 /// checks the hash chain and seq order while reading, rebuilds sessions and process trees, runs
 /// rules again when given, and hands everything to a report (tree, timeline, NDJSON, HTML).
@@ -12,7 +13,7 @@ package final class CaptureReplay {
     package internal(set) var summary = ReplaySummary()
 
     var reader = CaptureReader()
-    var json = CaptureJSON()
+    var json = JSONTree(limits: .capture)
     var integrity = CaptureIntegrity()
     let rules: ReplayRules?
     /// The file being read, and the last record's seq placed in this daemon run.
@@ -113,7 +114,7 @@ package final class CaptureReplay {
                 let m = ReplayText.display(f.message, limit: 512)
                 return ("\(f.file):\(f.line): \(m)", m)
             }
-            switch integrity.check(line: text, seq: header.seq, isDaemonStart: header.type == .agentStart, file: file, number: number) {
+            switch integrity.check(line: text, parsed: view, seq: header.seq, isDaemonStart: header.type == .agentStart, file: file, number: number) {
             case .intact:
                 break
             case .anchor(let f):

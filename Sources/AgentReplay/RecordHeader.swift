@@ -29,7 +29,7 @@ struct RecordHeader {
     }()
 
     /// The header, or why the line cannot be read as a record.
-    static func read(_ view: CaptureJSON.View) -> Result<RecordHeader, ReplayProblem> {
+    static func read(_ view: JSONTree.View) -> Result<RecordHeader, ReplayProblem> {
         guard view.isObject else { return .failure(ReplayProblem("not a JSON object")) }
         var seen: UInt32 = 0
         var twice: StaticString?

@@ -1,8 +1,8 @@
 /// Runs rules again over a capture's records, in order, as the daemon ran them live: the same
 /// record types (a session process's exec, exit, open, connect and flow records), each as a
-/// `CapturedRuleInput` with the session's homes from its `session.start`; a session's end settles what
-/// the rules still owe (`Detector.endSession`), and each daemon start (`agent.start`) begins
-/// with a fresh Detector, as the daemon itself did.
+/// `CapturedRuleInput` over the line as the replay parsed it, with the session's homes from its
+/// `session.start`; a session's end settles what the rules still owe (`Detector.endSession`),
+/// and each daemon start (`agent.start`) begins with a fresh Detector, as the daemon did.
 import AgentDetector
 import AgentRecords
 
@@ -18,36 +18,13 @@ final class ReplayRules {
     /// Sessions whose homes are remembered at most (a capture of endless session starts
     /// cannot grow this without end; the oldest half is forgotten).
     static let maxSessions = 100_000
-    /// The members a CapturedRuleInput needs for every field the rules read.
-    let paths: FieldPaths
     private let evaluated: Set<RecordType> = [.processExec, .processExit, .fileOpen, .netConnect, .netFlow]
     private let typesWithRules: Set<RecordType>
 
     init(rules: RuleSet) {
         self.rules = rules
         detector = Detector(rules: rules)
-        paths = Self.paths(for: rules)
         typesWithRules = Set(rules.byType.keys.compactMap { RecordType.byTypeName[$0] })
-    }
-
-    /// The JSON members holding the fields the rules read, and the ones fields are derived
-    /// from (`process.name` from `process.exe`...), plus what CapturedRuleInput itself reads.
-    static func paths(for rules: RuleSet) -> FieldPaths {
-        let p = FieldPaths()
-        for path in [["type"], ["seq"], ["time"], ["session", "id"]] { p.add(path) }
-        for field in rules.slotFields {
-            if field.catalogueField == .sessionUID { continue }
-            p.add(field.jsonPath)
-            switch field.catalogueField {
-            case .processName: p.add(["process", "exe"])
-            case .parentName: p.add(["process", "parent", "exe"])
-            case .fileName: p.add(["file", "path"])
-            case .processArgs: p.add(["process", "argv"])
-            case .fileWrite: p.add(["file", "flags"])
-            default: break
-            }
-        }
-        return p
     }
 
     /// The record time rules run on: the Detector subtracts record times, which the daemon's
@@ -75,15 +52,13 @@ final class ReplayRules {
     }
 
     /// Evaluates one record; `emit` receives each alert it raises.
-    func evaluate(_ view: CaptureJSON.View, type: RecordType, seq: UInt64, timeNs: Int64?, session: String, emit: (Alert) -> Void) {
+    func evaluate(_ view: JSONTree.View, type: RecordType, seq: UInt64, timeNs: Int64?, session: String, emit: (Alert) -> Void) {
         guard evaluated.contains(type), typesWithRules.contains(type), !session.isEmpty else { return }
-        guard var dict = view.foundation(0, keep: paths) as? [String: Any] else { return }
+        guard view.isObject else { return }
         used = true
-        if let uid = uids[session], var s = dict["session"] as? [String: Any] {
-            s["uid"] = uid
-            dict["session"] = s
-        }
-        detector.evaluate(CapturedRuleInput(dict, homes: homes[session] ?? [], timeNs: Self.ruleTime(timeNs)), emit: emit)
+        // The session's uid, which process records do not carry, from its session.start.
+        let input = CapturedRuleInput(view, homes: homes[session] ?? [], timeNs: Self.ruleTime(timeNs), sessionUID: .given(uids[session]))
+        detector.evaluate(input, emit: emit)
     }
 
     func sessionEnded(_ id: String, timeNs: Int64?, emit: (Alert) -> Void) {

@@ -28,7 +28,7 @@ final class SwitchableDestination: OutputTransport, @unchecked Sendable {
         if cut >= 0 {
             var n = 0
             end = 0
-            RecordLine.forEach(in: lines) { line in
+            RecorderLine.forEach(in: lines) { line in
                 if n < cut { end = line.baseAddress! - lines.baseAddress! + line.count + 1 }
                 n += 1
             }

@@ -10,7 +10,7 @@ package struct ECSFormatter: RecordFormatter {
     /// The ECS release the field table of the tests was taken from.
     package static let ecsVersion: StaticString = "9.4.0"
 
-    var line = NativeLine()
+    var line = FormatInput()
     var w = FormatWriter()
     var leaders = SessionLeaders()
     /// A reused buffer for derived strings (command lines, paths).
@@ -29,7 +29,7 @@ package struct ECSFormatter: RecordFormatter {
 }
 
 extension FormatWriter {
-    fileprivate mutating func ecsRecord(_ type: RecordType, _ line: inout NativeLine, _ leaders: inout SessionLeaders, _ text: inout [UInt8]) {
+    fileprivate mutating func ecsRecord(_ type: RecordType, _ line: inout FormatInput, _ leaders: inout SessionLeaders, _ text: inout [UInt8]) {
         begin()
         key("@timestamp")
         j.append(line.raw(line.value(.time)))
@@ -70,7 +70,7 @@ extension FormatWriter {
                 arrayEnd()
             }
             text.removeAll(keepingCapacity: true)
-            NativeLine.appendDecoded(line.value(.ruleSource), in: line.bytes, to: &text)
+            FormatInput.appendDecoded(line.value(.ruleSource), in: line.bytes, to: &text)
             text.withUnsafeBytes { source in
                 // Rule files hold one concern each (credentials.yaml): the file is the ruleset.
                 let name = FormatValues.baseName(source)
@@ -88,7 +88,7 @@ extension FormatWriter {
         end()
     }
 
-    private mutating func ecsEvent(_ type: RecordType, _ line: inout NativeLine) {
+    private mutating func ecsEvent(_ type: RecordType, _ line: inout FormatInput) {
         open("event")
         switch type {
         case .alert: string("kind", "alert")
@@ -179,10 +179,10 @@ extension FormatWriter {
     }
 
     /// `labels.agent_session_id`, and the session's labels whose names are plain words.
-    private mutating func ecsLabels(_ line: inout NativeLine) {
+    private mutating func ecsLabels(_ line: inout FormatInput) {
         open("labels")
         copyString("agent_session_id", &line, .sessionID)
-        NativeLine.forEach(line.value(.sessionLabels), in: line.bytes) { key, value in
+        FormatInput.forEach(line.value(.sessionLabels), in: line.bytes) { key, value in
             guard let key, Self.isLabelName(key, line.bytes) else { return }
             self.key(bytes: UnsafeRawBufferPointer(rebasing: line.bytes[Int(key.start + 1)..<Int(key.end - 1)]))
             copyValue(&line, value)
@@ -192,7 +192,7 @@ extension FormatWriter {
 
     /// A label name ECS takes as it is: 1-64 of [A-Za-z0-9_-] (no dots, which would nest),
     /// not our own `agent_session_id`.
-    fileprivate static func isLabelName(_ key: NativeLine.Value, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    fileprivate static func isLabelName(_ key: JSONSpan, _ bytes: UnsafeRawBufferPointer) -> Bool {
         guard key.plain else { return false }
         let name = UnsafeRawBufferPointer(rebasing: bytes[Int(key.start + 1)..<Int(key.end - 1)])
         guard (1...64).contains(name.count), !name.elementsEqual("agent_session_id".utf8) else { return false }
@@ -202,7 +202,7 @@ extension FormatWriter {
         }
     }
 
-    private mutating func ecsProcess(_ type: RecordType, _ line: inout NativeLine, _ leaders: inout SessionLeaders, _ text: inout [UInt8]) {
+    private mutating func ecsProcess(_ type: RecordType, _ line: inout FormatInput, _ leaders: inout SessionLeaders, _ text: inout [UInt8]) {
         open("process")
         ecsProcessCore(&line, &text)
         open("thread")
@@ -219,7 +219,7 @@ extension FormatWriter {
         let session = line.value(.sessionID)
         if session.kind == .string {
             text.removeAll(keepingCapacity: true)
-            NativeLine.appendDecoded(session, in: line.bytes, to: &text)
+            FormatInput.appendDecoded(session, in: line.bytes, to: &text)
             var leader = text.withUnsafeBytes { leaders.leader($0) }
             if leader == nil {
                 var lw = FormatWriter()
@@ -228,7 +228,7 @@ extension FormatWriter {
                 lw.ecsProcessCore(&line, &scratch, parentImage: false)
                 lw.end()
                 var entity: [UInt8] = []
-                NativeLine.appendDecoded(line.value(.processEntityID), in: line.bytes, to: &entity)
+                FormatInput.appendDecoded(line.value(.processEntityID), in: line.bytes, to: &entity)
                 let l = SessionLeaders.Leader(session: text, entityID: entity, members: Array(lw.j.bytes.dropFirst().dropLast()))
                 leaders.record(l)
                 leader = l
@@ -247,7 +247,7 @@ extension FormatWriter {
 
     /// The process fields shared by `process` and `process.entry_leader`.
     /// `entry_leader.parent` has ids only in ECS: `parentImage` false leaves out its executable.
-    private mutating func ecsProcessCore(_ line: inout NativeLine, _ text: inout [UInt8], parentImage: Bool = true) {
+    private mutating func ecsProcessCore(_ line: inout FormatInput, _ text: inout [UInt8], parentImage: Bool = true) {
         copyString("entity_id", &line, .processEntityID)
         copy("pid", &line, .pid)
         line.withString(.exe) { exe in
@@ -287,10 +287,10 @@ extension FormatWriter {
         close()
     }
 
-    private mutating func ecsFile(_ line: inout NativeLine, _ text: inout [UInt8]) {
+    private mutating func ecsFile(_ line: inout FormatInput, _ text: inout [UInt8]) {
         open("file")
         text.removeAll(keepingCapacity: true)
-        NativeLine.appendDecoded(line.value(.filePath), in: line.bytes, to: &text)
+        FormatInput.appendDecoded(line.value(.filePath), in: line.bytes, to: &text)
         text.withUnsafeBytes { path in
             string("path", bytes: path)
             let name = FormatValues.baseName(path)
@@ -303,7 +303,7 @@ extension FormatWriter {
         close()
     }
 
-    private mutating func ecsNetwork(_ line: inout NativeLine) {
+    private mutating func ecsNetwork(_ line: inout FormatInput) {
         let ip = line.equals(.netFamily, "ipv4") || line.equals(.netFamily, "ipv6")
         open("network")
         string("direction", "egress")
@@ -333,27 +333,27 @@ extension FormatWriter {
     }
 
     /// `ip` when the native address parses as one (ECS `ip` fields reject anything else).
-    private mutating func ecsIP(_ line: inout NativeLine, _ f: NativeField) {
+    private mutating func ecsIP(_ line: inout FormatInput, _ f: RecordField) {
         let valid = line.withString(f) { FormatValues.addressScope($0) != .invalid } ?? false
         if valid { copyString("ip", &line, f) }
     }
 
     /// `agentwatch.*`: what ECS has no field for, under its native names.
-    private mutating func ecsCustom(_ line: inout NativeLine) {
+    private mutating func ecsCustom(_ line: inout FormatInput) {
         open("agentwatch")
         copy(&line, Self.customRecord)
         copy("process", &line, Self.customProcess)
         open("session")
         copy(&line, Self.customSession)
         open("labels")
-        NativeLine.forEach(line.value(.sessionLabels), in: line.bytes) { key, value in
+        FormatInput.forEach(line.value(.sessionLabels), in: line.bytes) { key, value in
             guard let key, !Self.isLabelName(key, line.bytes) else { return }
             copyKey(&line, key)
             copyValue(&line, value)
         }
         close()
         close()
-        copy("file", &line, NativeField.openDetails)
+        copy("file", &line, RecordField.openDetails)
         open("net")
         // Family and transport have ECS homes for IP sockets only.
         let ip = line.equals(.netFamily, "ipv4") || line.equals(.netFamily, "ipv6")
@@ -362,19 +362,19 @@ extension FormatWriter {
         copy(&line, Self.customNet)
         close()
         copy("rule", &line, Self.customRule)
-        copy("alert", &line, NativeField.alertDetails)
+        copy("alert", &line, RecordField.alertDetails)
         copy(&line, Self.customAgent)
         close()
     }
 
-    private static let customRecord: [NativeField] = [.v, .seq, .chain]
-    private static let customRule: [NativeField] = [.ruleSeverity, .ruleSource]
-    private static let customAgent: [NativeField] = [.agent, .loss]
-    private static let customProcess: [NativeField] = [
+    private static let customRecord: [RecordField] = [.v, .seq, .chain]
+    private static let customRule: [RecordField] = [.ruleSeverity, .ruleSource]
+    private static let customAgent: [RecordField] = [.agent, .loss]
+    private static let customProcess: [RecordField] = [
         .comm, .auid, .auditSessionID, .argvTruncated, .processSource, .filename, .signal, .coreDumped, .stdin, .stdout, .stderr,
     ]
-    private static let customSession: [NativeField] = [.sessionCgroup, .sessionCgroupID, .sessionAdopted, .sessionHomes, .sessionCounts]
-    private static let customNet: [NativeField] = [
+    private static let customSession: [RecordField] = [.sessionCgroup, .sessionCgroupID, .sessionAdopted, .sessionHomes, .sessionCounts]
+    private static let customNet: [RecordField] = [
         .netV4Mapped, .netAbstract, .netFD, .netResult, .netBytesSentDelta, .netBytesReceivedDelta, .netFinal,
     ]
 }

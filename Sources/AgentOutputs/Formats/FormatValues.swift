@@ -1,3 +1,4 @@
+import AgentRecords
 import Glibc
 
 /// Values the ECS and OCSF mappings derive from native fields: path parts, address kinds,
@@ -62,7 +63,7 @@ enum FormatValues {
     }
 
     /// Rule severities as 1 (info) to 5 (critical), the scale OCSF's severity_id uses; 0 unknown.
-    static func severity(_ line: NativeLine) -> UInt64 {
+    static func severity(_ line: FormatInput) -> UInt64 {
         if line.equals(.ruleSeverity, "info") { return 1 }
         if line.equals(.ruleSeverity, "low") { return 2 }
         if line.equals(.ruleSeverity, "medium") { return 3 }
@@ -72,7 +73,7 @@ enum FormatValues {
     }
 
     /// IANA protocol keyword and number of a native transport that is an IP protocol.
-    static func ipProtocol(_ line: NativeLine) -> (name: StaticString, number: UInt64)? {
+    static func ipProtocol(_ line: FormatInput) -> (name: StaticString, number: UInt64)? {
         if line.equals(.netTransport, "tcp") { return ("tcp", 6) }
         if line.equals(.netTransport, "udp") { return ("udp", 17) }
         if line.equals(.netTransport, "icmp") { return ("icmp", 1) }
@@ -82,18 +83,18 @@ enum FormatValues {
     }
 
     /// argv joined with spaces into `out` (cleared first): the command line as a shell showed it.
-    static func commandLine(_ line: NativeLine, into out: inout [UInt8]) {
+    static func commandLine(_ line: FormatInput, into out: inout [UInt8]) {
         out.removeAll(keepingCapacity: true)
         var first = true
-        NativeLine.forEach(line.value(.argv), in: line.bytes) { _, e in
+        FormatInput.forEach(line.value(.argv), in: line.bytes) { _, e in
             if !first { out.append(UInt8(ascii: " ")) }
             first = false
-            NativeLine.appendDecoded(e, in: line.bytes, to: &out)
+            FormatInput.appendDecoded(e, in: line.bytes, to: &out)
         }
     }
 
     /// Number of argv elements.
-    static func argvCount(_ line: NativeLine) -> UInt64 {
+    static func argvCount(_ line: FormatInput) -> UInt64 {
         var n: UInt64 = 0
         line.forEach(.argv) { _, _ in n += 1 }
         return n

@@ -1,3 +1,4 @@
+import AgentRecords
 import Glibc
 
 /// Writes one nested JSON object into a `ByteSink`, placing commas itself. An object opened
@@ -83,7 +84,7 @@ struct FormatWriter {
     }
 
     /// A member name taken from a native object's key, re-escaped, then `:`.
-    mutating func copyKey(_ line: inout NativeLine, _ name: NativeLine.Value) {
+    mutating func copyKey(_ line: inout FormatInput, _ name: JSONSpan) {
         materialize()
         separate(frames.count - 1)
         copyValue(&line, name)
@@ -167,26 +168,26 @@ struct FormatWriter {
 
     /// The native field's value, strings re-escaped (`JSONBuffer.string`'s scheme), numbers
     /// and literals as they are, arrays and objects member by member. Nothing when absent.
-    mutating func copy(_ name: StaticString, _ line: inout NativeLine, _ f: NativeField) {
+    mutating func copy(_ name: StaticString, _ line: inout FormatInput, _ f: RecordField) {
         guard line.has(f) else { return }
         key(name)
         copyValue(&line, line.value(f))
     }
 
     /// Each present field as a member named as in the native record.
-    mutating func copy(_ line: inout NativeLine, _ fields: [NativeField]) {
-        for f in fields { copy(f.spec.key, &line, f) }
+    mutating func copy(_ line: inout FormatInput, _ fields: [RecordField]) {
+        for f in fields { copy(f.key, &line, f) }
     }
 
     /// `"name":{...}` with each present field named as in the native record (nothing when none is).
-    mutating func copy(_ name: StaticString, _ line: inout NativeLine, _ fields: [NativeField]) {
+    mutating func copy(_ name: StaticString, _ line: inout FormatInput, _ fields: [RecordField]) {
         open(name)
         copy(&line, fields)
         close()
     }
 
     /// A native string field's value as a string member.
-    mutating func copyString(_ name: StaticString, _ line: inout NativeLine, _ f: NativeField) {
+    mutating func copyString(_ name: StaticString, _ line: inout FormatInput, _ f: RecordField) {
         let v = line.value(f)
         guard v.kind == .string else { return }
         key(name)
@@ -194,7 +195,7 @@ struct FormatWriter {
     }
 
     /// A native number field as a string member ("1000").
-    mutating func copyNumberString(_ name: StaticString, _ line: NativeLine, _ f: NativeField) {
+    mutating func copyNumberString(_ name: StaticString, _ line: FormatInput, _ f: RecordField) {
         let v = line.value(f)
         guard v.kind == .number else { return }
         key(name)
@@ -203,7 +204,7 @@ struct FormatWriter {
         j.byte(UInt8(ascii: "\""))
     }
 
-    mutating func copyValue(_ line: inout NativeLine, _ v: NativeLine.Value) {
+    mutating func copyValue(_ line: inout FormatInput, _ v: JSONSpan) {
         switch v.kind {
         case .string:
             if v.plain {
@@ -220,10 +221,10 @@ struct FormatWriter {
         }
     }
 
-    private mutating func copyContainer(_ line: inout NativeLine, _ v: NativeLine.Value) {
+    private mutating func copyContainer(_ line: inout FormatInput, _ v: JSONSpan) {
         j.byte(v.kind == .object ? UInt8(ascii: "{") : UInt8(ascii: "["))
         var first = true
-        NativeLine.forEach(v, in: line.bytes) { key, e in
+        FormatInput.forEach(v, in: line.bytes) { key, e in
             if !first { j.byte(UInt8(ascii: ",")) }
             first = false
             if let key {

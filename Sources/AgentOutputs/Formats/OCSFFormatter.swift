@@ -13,7 +13,7 @@ import AgentSupport
 package struct OCSFFormatter: RecordFormatter {
     package static let schemaVersion: StaticString = "1.8.0"
 
-    var line = NativeLine()
+    var line = FormatInput()
     var w = FormatWriter()
     var text: [UInt8] = []
 
@@ -29,63 +29,8 @@ package struct OCSFFormatter: RecordFormatter {
     }
 }
 
-/// The class and activity a native record becomes.
-struct OCSFEvent {
-    var classUID: UInt64
-    var className: StaticString
-    var categoryUID: UInt64
-    var categoryName: StaticString
-    var activityID: UInt64
-    var activityName: StaticString
-    package var typeName: StaticString
-
-    init?(_ type: RecordType, _ line: NativeLine) {
-        switch type {
-        case .processExec:
-            self.init(1007, "Process Activity", 1, "System Activity", 1, "Launch", "Process Activity: Launch")
-        case .processExit:
-            self.init(1007, "Process Activity", 1, "System Activity", 2, "Terminate", "Process Activity: Terminate")
-        case .fileOpen:
-            self.init(1001, "File System Activity", 1, "System Activity", 14, "Open", "File System Activity: Open")
-        case .netConnect:
-            if line.int(.netResult) == 0 || line.equals(.netError, "EINPROGRESS") {
-                self.init(4001, "Network Activity", 4, "Network Activity", 1, "Open", "Network Activity: Open")
-            } else if line.equals(.netError, "ECONNREFUSED") {
-                self.init(4001, "Network Activity", 4, "Network Activity", 5, "Refuse", "Network Activity: Refuse")
-            } else {
-                self.init(4001, "Network Activity", 4, "Network Activity", 4, "Fail", "Network Activity: Fail")
-            }
-        case .netFlow:
-            if line.bool(.netFinal) == true {
-                self.init(4001, "Network Activity", 4, "Network Activity", 2, "Close", "Network Activity: Close")
-            } else {
-                self.init(4001, "Network Activity", 4, "Network Activity", 6, "Traffic", "Network Activity: Traffic")
-            }
-        case .alert:
-            self.init(2004, "Detection Finding", 2, "Findings", 1, "Create", "Detection Finding: Create")
-        case .agentStart:
-            self.init(1008, "Event Log Activity", 1, "System Activity", 6, "Start", "Event Log Activity: Start")
-        case .agentStop:
-            self.init(1008, "Event Log Activity", 1, "System Activity", 7, "Stop", "Event Log Activity: Stop")
-        case .sessionStart, .sessionEnd, .agentHeartbeat, .agentReload, .agentLoss:
-            return nil
-        }
-    }
-
-    private init(_ classUID: UInt64, _ className: StaticString, _ categoryUID: UInt64, _ categoryName: StaticString,
-                 _ activityID: UInt64, _ activityName: StaticString, _ typeName: StaticString) {
-        self.classUID = classUID
-        self.className = className
-        self.categoryUID = categoryUID
-        self.categoryName = categoryName
-        self.activityID = activityID
-        self.activityName = activityName
-        self.typeName = typeName
-    }
-}
-
 extension FormatWriter {
-    fileprivate mutating func ocsfRecord(_ e: OCSFEvent, _ type: RecordType, _ line: inout NativeLine, _ text: inout [UInt8]) {
+    fileprivate mutating func ocsfRecord(_ e: OCSFEvent, _ type: RecordType, _ line: inout FormatInput, _ text: inout [UInt8]) {
         begin()
         uint("class_uid", e.classUID)
         string("class_name", e.className)
@@ -151,11 +96,11 @@ extension FormatWriter {
         ns >= 0 ? ns / 1_000_000 : (ns - 999_999) / 1_000_000
     }
 
-    private mutating func ocsfTime(_ name: StaticString, _ line: NativeLine, _ f: NativeField) {
+    private mutating func ocsfTime(_ name: StaticString, _ line: FormatInput, _ f: RecordField) {
         if let ns = line.unixNanoseconds(f) { int(name, Self.milliseconds(ns)) }
     }
 
-    private mutating func ocsfStatus(_ type: RecordType, _ line: inout NativeLine) {
+    private mutating func ocsfStatus(_ type: RecordType, _ line: inout FormatInput) {
         switch type {
         case .processExec:
             uint("status_id", 1); string("status", "Success")
@@ -184,7 +129,7 @@ extension FormatWriter {
         }
     }
 
-    private mutating func ocsfMetadata(_ type: RecordType, _ line: inout NativeLine) {
+    private mutating func ocsfMetadata(_ type: RecordType, _ line: inout FormatInput) {
         open("metadata")
         string("version", OCSFFormatter.schemaVersion)
         open("product")
@@ -207,7 +152,7 @@ extension FormatWriter {
         close()
     }
 
-    private mutating func ocsfProcessActivity(_ type: RecordType, _ line: inout NativeLine, _ text: inout [UInt8]) {
+    private mutating func ocsfProcessActivity(_ type: RecordType, _ line: inout FormatInput, _ text: inout [UInt8]) {
         open("actor")
         if type == .processExec {
             // Who launched the program: the parent (the exec itself keeps the pid).
@@ -231,7 +176,7 @@ extension FormatWriter {
     }
 
     /// pid, uid (the entity id), name and path of the record's process.
-    private mutating func ocsfProcessIdentity(_ line: inout NativeLine) {
+    private mutating func ocsfProcessIdentity(_ line: inout FormatInput) {
         copy("pid", &line, .pid)
         copyString("uid", &line, .processEntityID)
         line.withString(.exe) { exe in
@@ -242,7 +187,7 @@ extension FormatWriter {
         }
     }
 
-    private mutating func ocsfParent(_ name: StaticString, _ line: inout NativeLine) {
+    private mutating func ocsfParent(_ name: StaticString, _ line: inout FormatInput) {
         open(name)
         if line.has(.parentPID) { copy("pid", &line, .parentPID) } else { copy("pid", &line, .ppid) }
         copyString("uid", &line, .parentEntityID)
@@ -255,7 +200,7 @@ extension FormatWriter {
         close()
     }
 
-    private mutating func ocsfProcess(_ name: StaticString, _ line: inout NativeLine, _ text: inout [UInt8]) {
+    private mutating func ocsfProcess(_ name: StaticString, _ line: inout FormatInput, _ text: inout [UInt8]) {
         open(name)
         ocsfProcessIdentity(&line)
         if line.has(.argv) {
@@ -273,16 +218,16 @@ extension FormatWriter {
         close()
     }
 
-    private mutating func ocsfUser(_ line: inout NativeLine) {
+    private mutating func ocsfUser(_ line: inout FormatInput) {
         open("user")
         copyNumberString("uid", line, .euid)
         close()
     }
 
-    private mutating func ocsfFile(_ line: inout NativeLine, _ text: inout [UInt8]) {
+    private mutating func ocsfFile(_ line: inout FormatInput, _ text: inout [UInt8]) {
         open("file")
         text.removeAll(keepingCapacity: true)
-        NativeLine.appendDecoded(line.value(.filePath), in: line.bytes, to: &text)
+        FormatInput.appendDecoded(line.value(.filePath), in: line.bytes, to: &text)
         let ok = (line.int(.fileResult) ?? -1) >= 0
         text.withUnsafeBytes { path in
             let name = FormatValues.baseName(path)
@@ -301,7 +246,7 @@ extension FormatWriter {
         close()
     }
 
-    private mutating func ocsfNetwork(_ line: inout NativeLine) {
+    private mutating func ocsfNetwork(_ line: inout FormatInput) {
         let ip = line.equals(.netFamily, "ipv4") || line.equals(.netFamily, "ipv6")
         // The connecting end is this host.
         open("src_endpoint")
@@ -342,7 +287,7 @@ extension FormatWriter {
         ocsfTraffic("cumulative_traffic", line, out: .netBytesSent, in: .netBytesReceived)
     }
 
-    private mutating func ocsfTraffic(_ name: StaticString, _ line: NativeLine, out: NativeField, in: NativeField) {
+    private mutating func ocsfTraffic(_ name: StaticString, _ line: FormatInput, out: RecordField, in: RecordField) {
         guard let o = line.uint(out), let i = line.uint(`in`) else { return }
         open(name)
         uint("bytes_out", o)
@@ -352,12 +297,12 @@ extension FormatWriter {
         close()
     }
 
-    private mutating func ocsfIP(_ line: inout NativeLine, _ f: NativeField) {
+    private mutating func ocsfIP(_ line: inout FormatInput, _ f: RecordField) {
         let valid = line.withString(f) { FormatValues.addressScope($0) != .invalid } ?? false
         if valid { copyString("ip", &line, f) }
     }
 
-    private mutating func ocsfFinding(_ line: inout NativeLine, _ text: inout [UInt8]) {
+    private mutating func ocsfFinding(_ line: inout FormatInput, _ text: inout [UInt8]) {
         bool("is_alert", true)
         open("finding_info")
         copyString("uid", &line, .chain)
@@ -384,23 +329,23 @@ extension FormatWriter {
     }
 
     /// `unmapped`: the native fields OCSF has no attribute for, under their native paths.
-    private mutating func ocsfUnmapped(_ line: inout NativeLine) {
+    private mutating func ocsfUnmapped(_ line: inout FormatInput) {
         open("unmapped")
         copy("process", &line, Self.unmappedProcess)
         copy("session", &line, Self.unmappedSession)
-        copy("file", &line, NativeField.openDetails)
+        copy("file", &line, RecordField.openDetails)
         copy("net", &line, Self.unmappedNet)
         copy("rule", &line, Self.unmappedRule)
-        copy(&line, NativeField.alertDetails)
+        copy(&line, RecordField.alertDetails)
         copy("agent", &line, .agent)
         close()
     }
 
-    private static let unmappedProcess: [NativeField] = [
+    private static let unmappedProcess: [RecordField] = [
         .uid, .gid, .auid, .auditSessionID, .comm, .argv, .argvTruncated, .argc, .processSource, .previousExe, .filename,
         .signal, .coreDumped, .durationNs, .stdin, .stdout, .stderr,
     ]
-    private static let unmappedSession: [NativeField] = [.sessionCgroup, .sessionLabels]
-    private static let unmappedRule: [NativeField] = [.ruleSeverity, .ruleTags, .ruleSource, .ruleAuthor]
-    private static let unmappedNet: [NativeField] = [.netFamily, .netV4Mapped, .netTransport, .netAbstract, .netFD, .netResult, .netFinal]
+    private static let unmappedSession: [RecordField] = [.sessionCgroup, .sessionLabels]
+    private static let unmappedRule: [RecordField] = [.ruleSeverity, .ruleTags, .ruleSource, .ruleAuthor]
+    private static let unmappedNet: [RecordField] = [.netFamily, .netV4Mapped, .netTransport, .netAbstract, .netFD, .netResult, .netFinal]
 }

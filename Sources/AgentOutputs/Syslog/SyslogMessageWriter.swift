@@ -1,3 +1,4 @@
+import AgentRecords
 import Glibc
 
 /// Renders native record lines as syslog messages: RFC 5424 with the record's seq, type,
@@ -31,6 +32,7 @@ struct SyslogMessageWriter {
     private var body: [UInt8] = []
     private var head: [UInt8] = []
     private var value: [UInt8] = []
+    private var spans: [JSONSpan] = []
 
     init(settings: SyslogSettings, facility: Int, formatter: any RecordFormatter, procID: Int32 = getpid()) {
         framing = settings.framing
@@ -101,18 +103,17 @@ struct SyslogMessageWriter {
     mutating func append(_ line: UnsafeRawBufferPointer, to out: inout [UInt8]) -> Bool {
         body.removeAll(keepingCapacity: true)
         guard formatter.render(line, into: &body) else { return false }
-        let fields = SyslogRecordFields(scanning: line)
-        let type = fields.type.map { UnsafeRawBufferPointer(rebasing: line[$0]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
-        let severity = Self.severity(type: type, ruleSeverity: fields.severity.map { UnsafeRawBufferPointer(rebasing: line[$0]) })
+        let fields = SyslogRecordFields(scanning: line, spans: &spans)
+        let type = fields.type.map { fields.bytes($0) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        let severity = Self.severity(type: type, ruleSeverity: fields.severity.map { fields.bytes($0) })
         head.removeAll(keepingCapacity: true)
         head.append(UInt8(ascii: "<"))
         appendDecimal(facility * 8 + severity, to: &head)
         head.append(UInt8(ascii: ">"))
-        let scanner = JSONScanner(line)
         let cut: Int
         switch framing {
         case .rfc5424:
-            writeHeader5424(fields, scanner)
+            writeHeader5424(fields)
             let fits = head.count + 1 + 1 + body.count <= maxBytes
             if !fits {
                 appendLiteral(" truncated=\"true\" length=\"", to: &head)
@@ -122,7 +123,7 @@ struct SyslogMessageWriter {
             head.append(UInt8(ascii: "]"))
             cut = fits ? body.count : Self.characterBoundary(body, max(0, maxBytes - head.count - 1))
         case .rfc3164:
-            writeHeader3164(fields, scanner)
+            writeHeader3164(fields)
             if head.count + body.count > maxBytes {
                 appendLiteral("[truncated length=", to: &head)
                 appendDecimal(body.count, to: &head)
@@ -147,36 +148,36 @@ struct SyslogMessageWriter {
 
     /// `1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [agentwatch@32473 seq=.. type=.. session=..`
     /// (the SD element left open for the truncation parameters).
-    private mutating func writeHeader5424(_ f: SyslogRecordFields, _ s: JSONScanner) {
+    private mutating func writeHeader5424(_ f: SyslogRecordFields) {
         appendLiteral("1 ", to: &head)
-        if let t = f.time, Self.appendTimestamp5424(UnsafeRawBufferPointer(rebasing: s.s[t]), to: &head) {
+        if let t = f.time, Self.appendTimestamp5424(f.bytes(t), to: &head) {
         } else {
             head.append(UInt8(ascii: "-"))
         }
-        appendHostAndApp(f, s)
+        appendHostAndApp(f)
         head.append(UInt8(ascii: " "))
         head.append(contentsOf: procID)
         head.append(UInt8(ascii: " "))
-        Self.appendToken(f.type, s, max: Self.tokenBytes, to: &head)
+        Self.appendToken(f.type, f, max: Self.tokenBytes, to: &head)
         head.append(UInt8(ascii: " "))
         head.append(UInt8(ascii: "["))
         Self.sdID.withUTF8Buffer { head.append(contentsOf: $0) }
         if let seq = f.seq, seq.count <= 20 {
             appendLiteral(" seq=\"", to: &head)
-            head.append(contentsOf: UnsafeRawBufferPointer(rebasing: s.s[seq]))
+            head.append(contentsOf: f.bytes(seq))
             head.append(UInt8(ascii: "\""))
         }
-        appendParam(" type=\"", f.type, s, max: Self.tokenBytes)
-        appendParam(" session=\"", f.sessionID, s, max: Self.sdValueBytes)
-        appendParam(" rule=\"", f.ruleID, s, max: Self.sdValueBytes)
-        appendParam(" severity=\"", f.severity, s, max: Self.tokenBytes)
+        appendParam(" type=\"", f.type, f, max: Self.tokenBytes)
+        appendParam(" session=\"", f.sessionID, f, max: Self.sdValueBytes)
+        appendParam(" rule=\"", f.ruleID, f, max: Self.sdValueBytes)
+        appendParam(" severity=\"", f.severity, f, max: Self.tokenBytes)
     }
 
     /// `Mmm dd hh:mm:ss HOSTNAME TAG[PID]: ` — the time is the record's, in UTC.
-    private mutating func writeHeader3164(_ f: SyslogRecordFields, _ s: JSONScanner) {
+    private mutating func writeHeader3164(_ f: SyslogRecordFields) {
         var fieldsOK = false
         if let t = f.time {
-            fieldsOK = Self.appendTimestamp3164(UnsafeRawBufferPointer(rebasing: s.s[t]), to: &head)
+            fieldsOK = Self.appendTimestamp3164(f.bytes(t), to: &head)
         }
         if !fieldsOK {
             // A record without a readable time: the time it is sent.
@@ -186,23 +187,23 @@ struct SyslogMessageWriter {
             Self.appendTimestamp3164(month: Int(tm.tm_mon) + 1, day: Int(tm.tm_mday), hour: Int(tm.tm_hour),
                                      minute: Int(tm.tm_min), second: Int(tm.tm_sec), to: &head)
         }
-        appendHostAndApp(f, s)
+        appendHostAndApp(f)
         head.append(UInt8(ascii: "["))
         head.append(contentsOf: procID)
         appendLiteral("]: ", to: &head)
     }
 
     /// ` HOSTNAME APP-NAME`, as both formats have them after the time.
-    private mutating func appendHostAndApp(_ f: SyslogRecordFields, _ s: JSONScanner) {
+    private mutating func appendHostAndApp(_ f: SyslogRecordFields) {
         head.append(UInt8(ascii: " "))
-        Self.appendToken(f.hostName, s, max: 255, to: &head)
+        Self.appendToken(f.hostName, f, max: 255, to: &head)
         head.append(UInt8(ascii: " "))
         head.append(contentsOf: appName)
     }
 
     /// A header field of printable ASCII (HOSTNAME, MSGID): the decoded value when it is one
     /// and at most `max` long, else the NILVALUE `-`.
-    private static func appendToken(_ r: Range<Int>?, _ s: JSONScanner, max: Int, to out: inout [UInt8]) {
+    private static func appendToken(_ r: Range<Int>?, _ s: SyslogRecordFields, max: Int, to out: inout [UInt8]) {
         let start = out.count
         if let r { s.decode(r, into: &out) }
         let value = out[start...]
@@ -214,7 +215,7 @@ struct SyslogMessageWriter {
 
     /// ` name="value"`: the decoded value cut to `max` bytes at a character boundary, with `"`,
     /// `\` and `]` escaped as RFC 5424 section 6.3.3 requires. Nothing when the field is absent.
-    private mutating func appendParam(_ prefix: StaticString, _ r: Range<Int>?, _ s: JSONScanner, max: Int) {
+    private mutating func appendParam(_ prefix: StaticString, _ r: Range<Int>?, _ s: SyslogRecordFields, max: Int) {
         guard let r else { return }
         appendLiteral(prefix, to: &head)
         value.removeAll(keepingCapacity: true)

@@ -69,6 +69,13 @@ package struct ChainVerifier {
     private var cutLine: (file: String, line: Int, bytes: Int)?
     private var pending: [UInt8] = []
     private var lineNumber = 0
+    /// Lines off the fast path are read here (reused; scratch, so copies of a verifier may
+    /// share it).
+    private var scratch: Scratch?
+
+    private final class Scratch {
+        var tree = JSONTree(limits: .capture)
+    }
 
     package init() {}
 
@@ -197,12 +204,14 @@ package struct ChainVerifier {
 
     /// Checks one record line (without its newline) against the chain so far. A line without
     /// a chain member is a malformed record here; only a whole file or buffer (which sees the
-    /// line after it) holds it as a possible cut write.
-    package mutating func check(line: UnsafeRawBufferPointer, file: String) {
-        check(line: line, file: file, holdCut: false)
+    /// line after it) holds it as a possible cut write. `parsed` is the line as a reader that
+    /// has parsed it already sees it (the replay), so it is not parsed twice; nil: the line is
+    /// parsed here when its header does not settle it.
+    package mutating func check(line: UnsafeRawBufferPointer, file: String, parsed: JSONTree.View? = nil) {
+        check(line: line, file: file, holdCut: false, parsed: parsed)
     }
 
-    private mutating func check(line: UnsafeRawBufferPointer, file: String, holdCut: Bool) {
+    private mutating func check(line: UnsafeRawBufferPointer, file: String, holdCut: Bool, parsed: JSONTree.View? = nil) {
         func fail(_ message: String) { failure = Finding(file: file, line: lineNumber, message: message) }
         guard let hex = RecordChain.declaredHex(in: line) else {
             if cutLine != nil { return failCut() }
@@ -223,25 +232,42 @@ package struct ChainVerifier {
             records += 1
             return
         }
-        guard let record = Self.parse(line) else {
+        if let parsed { return checkRecord(parsed, line: line, hex: hex, file: file) }
+        let scratch = self.scratch ?? Scratch()
+        self.scratch = scratch
+        guard scratch.tree.parse(line) else {
             if cutLine != nil { return failCut() }
             return fail("malformed record: not a JSON object")
         }
-        guard let seqNumber = record["seq"] as? NSNumber, seqNumber.doubleValue >= 1,
-              seqNumber.doubleValue.rounded() == seqNumber.doubleValue else {
+        scratch.tree.withView(line) { checkRecord($0, line: line, hex: hex, file: file) }
+    }
+
+    /// The full check of a record line that is not an ordinary continuation: restarts, cut
+    /// writes, anchors, gaps and loss markers, read from its JSON.
+    private mutating func checkRecord(_ r: JSONTree.View, line: UnsafeRawBufferPointer, hex: Range<Int>, file: String) {
+        func fail(_ message: String) { failure = Finding(file: file, line: lineNumber, message: message) }
+        guard r.isObject else {
+            if cutLine != nil { return failCut() }
+            return fail("malformed record: not a JSON object")
+        }
+        let seqNode = r.member(0, "seq")
+        var seqValue = r.uint(seqNode)
+        if seqValue == nil, r.kind(seqNode) == .number, let d = r.double(seqNode), d.rounded() == d, d >= 1 { seqValue = UInt64(exactly: d) }
+        guard let seq = seqValue, seq >= 1 else {
             if cutLine != nil { return failCut() }
             return fail("malformed record: no positive integer \"seq\"")
         }
-        let seq = seqNumber.uint64Value
-        let type = record["type"] as? String
-        let agent = record["agent"] as? [String: Any]
-        let previousRun = agent?["previous_run"] as? [String: Any]
+        let type = r.string(r.member(0, "type"))
+        let agent = r.member(0, "agent")
+        let previousRun = r.member(agent, "previous_run")
+        let chainPrev = r.member(agent, "chain_prev")
+        let declared = r.string(chainPrev)
         // A line cut short is the last write of a daemon that was killed only when the restart
         // right after it continues the chain from the record before it and declares its length.
         var cutNote = ""
         if let cut = cutLine {
-            guard type == "agent.start", seq == 1, records > 0, let declared = agent?["chain_prev"] as? String,
-                  Array(declared.utf8) == prev, (previousRun?["cut_bytes"] as? NSNumber)?.intValue == cut.bytes else { return failCut() }
+            guard type == "agent.start", seq == 1, records > 0, let declared, Array(declared.utf8) == prev,
+                  r.int(r.member(previousRun, "cut_bytes")) == Int64(cut.bytes) else { return failCut() }
             cutNote = "; its last write was cut short (line \(cut.line), \(cut.bytes) bytes)"
             cutLine = nil
         }
@@ -251,7 +277,7 @@ package struct ChainVerifier {
         var restart: String?
         var unclean = false
         if type == "agent.start" && seq == 1 {
-            if agent?["chain_start"] as? Bool == true {
+            if r.bool(r.member(agent, "chain_start")) == true {
                 // After a clean stop a fresh chain is a plain restart (the output was replaced,
                 // say); anywhere else nothing vouches for the records before it: the set may
                 // have been cut there and continued with records of anyone's making.
@@ -260,16 +286,18 @@ package struct ChainVerifier {
                 }
                 from = RecordChain.zero
                 restart = "daemon restart, chain started fresh"
-            } else if let declared = agent?["chain_prev"] as? String {
+            } else if let declared {
                 if records == 0 {
                     // The set begins after files not given: the declared chain is taken as is,
                     // and so is what it says of the run before.
                     from = Array(declared.utf8)
                     restart = "daemon start continuing chain \(declared.prefix(16))… from records before this file"
-                    if previousRun?["ended"] as? String == "unclean" {
+                    if r.stringEquals(r.member(previousRun, "ended"), "unclean") {
                         unclean = true
-                        let at = (previousRun?["last_seq"] as? NSNumber).map { "\($0)" } ?? "?"
-                        restart! += ", after an unclean stop: the run before ended at seq \(at) (\(previousRun?["last_time"] as? String ?? "?")) without agent.stop, as this record declares; records it had not written are missing"
+                        let lastSeq = r.member(previousRun, "last_seq")
+                        let at = r.kind(lastSeq) == .number ? String(decoding: r.source(lastSeq!), as: UTF8.self) : "?"
+                        let lastTime = r.string(r.member(previousRun, "last_time")) ?? "?"
+                        restart! += ", after an unclean stop: the run before ended at seq \(at) (\(lastTime)) without agent.stop, as this record declares; records it had not written are missing"
                     }
                 } else if Array(declared.utf8) == prev {
                     unclean = lastWasStop == false
@@ -299,7 +327,7 @@ package struct ChainVerifier {
             return fail("seq \(seq): chain mismatch (record edited, inserted, removed or reordered here)")
         }
         if let restart {
-            if records > 0 || agent?["chain_prev"] != nil {
+            if records > 0 || chainPrev != nil {
                 restarts.append(Finding(file: file, line: lineNumber, message: "seq 1: \(restart)"))
                 if unclean { uncleanStops.append(restarts[restarts.count - 1]) }
             }
@@ -307,71 +335,42 @@ package struct ChainVerifier {
             let what = seq > lastSeq ? "\(seq - lastSeq - 1) records missing\(resumed ? "; the chain resumes after them" : "")" : "seq went back"
             gaps.append(Finding(file: file, line: lineNumber, message: "seq \(seq) follows seq \(lastSeq): \(what)"))
         }
-        if type == "agent.loss", let loss = record["loss"] as? [String: Any] {
+        if type == "agent.loss", let loss = r.member(0, "loss"), r.kind(loss) == .object {
             lossMarkers += 1
-            kernelDropped &+= (loss["kernel_dropped_total"] as? NSNumber)?.uint64Value ?? 0
-            queueDropped &+= (loss["queue_dropped"] as? NSNumber)?.uint64Value ?? 0
+            kernelDropped &+= r.uint(r.member(loss, "kernel_dropped_total")) ?? 0
+            queueDropped &+= r.uint(r.member(loss, "queue_dropped")) ?? 0
         }
         prev = Array(line[hex])
         lastSeq = seq
         lastWasStop = type.map { $0 == "agent.stop" }
-        Array((record["time"] as? String ?? "").utf8).withUnsafeBytes { keepTime($0) }
+        var time: [UInt8] = []
+        if let t = r.member(0, "time"), r.kind(t) == .string { r.bytes(t, into: &time) }
+        time.withUnsafeBytes { keepTime($0) }
         records += 1
     }
 
     /// The seq and where the time is of a line whose header is the daemon's
-    /// (`RecordLine.header`) and whose type is not an `agent.` record (those carry what the full
+    /// (`RecorderLine.header`) and whose type is not an `agent.` record (those carry what the full
     /// path reads: chain_start, chain_prev, loss counts); nil for any other line.
     static func ordinarySeq(_ line: UnsafeRawBufferPointer) -> (seq: UInt64, time: Range<Int>)? {
-        guard let (seq, type) = RecordLine.header(of: line), seq >= 1,
+        guard let (seq, time, type) = RecorderLine.header(of: line), seq >= 1,
               !UnsafeRawBufferPointer(rebasing: line[type]).starts(with: ordinaryAgentPrefix) else { return nil }
-        var digits = 1, v = seq
-        while v >= 10 { v /= 10; digits += 1 }
-        return (seq, (RecordLine.seqPrefix.count + digits + RecordLine.timeKey.count)..<(type.lowerBound - RecordLine.afterTime.count))
+        return (seq, time)
     }
 
     private static let ordinaryAgentPrefix: [UInt8] = Array("agent.".utf8)
 
-    /// A record line as a JSON object, or nil when it is not one.
+    /// A record line as Foundation objects (`[String: Any]`, as JSONSerialization would give
+    /// them), read by the one reader; nil when it is not a JSON object. For tests and tools
+    /// that compare records; the verifier itself reads the nodes.
     package static func parse(_ line: UnsafeRawBufferPointer) -> [String: Any]? {
-        (try? JSONSerialization.jsonObject(with: surrogatesReplaced(line))) as? [String: Any]
+        var tree = JSONTree(limits: .capture)
+        guard tree.parse(line) else { return nil }
+        return tree.withView(line) { $0.isObject ? $0.foundation(0) as? [String: Any] : nil }
     }
 
     package static func parse(_ line: [UInt8]) -> [String: Any]? {
         line.withUnsafeBytes { parse($0) }
-    }
-
-    /// The line with every `\uD800`-`\uDFFF` escape turned into `\uFFFD`, same length.
-    /// Records carry bytes that are not UTF-8 as lone `\udcXX` (JSONBuffer), which JSON's
-    /// grammar allows but JSONSerialization refuses; the chain is checked on the raw bytes.
-    static func surrogatesReplaced(_ line: UnsafeRawBufferPointer) -> Data {
-        var d = Data(line)
-        d.withUnsafeMutableBytes { (b: UnsafeMutableRawBufferPointer) in
-            let n = b.count
-            var i = 0
-            var inString = false
-            while i < n {
-                let c = b[i]
-                if !inString {
-                    if c == UInt8(ascii: "\"") { inString = true }
-                    i += 1
-                } else if c == UInt8(ascii: "\"") {
-                    inString = false
-                    i += 1
-                } else if c == UInt8(ascii: "\\") {
-                    if i + 5 < n, b[i + 1] == UInt8(ascii: "u"), b[i + 2] | 0x20 == UInt8(ascii: "d"),
-                       (UInt8(ascii: "8")...UInt8(ascii: "9")).contains(b[i + 3]) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(b[i + 3] | 0x20) {
-                        b[i + 2] = UInt8(ascii: "f"); b[i + 3] = UInt8(ascii: "f"); b[i + 4] = UInt8(ascii: "f"); b[i + 5] = UInt8(ascii: "d")
-                        i += 6
-                    } else {
-                        i += 2
-                    }
-                } else {
-                    i += 1
-                }
-            }
-        }
-        return d
     }
 
     /// One line: intact or not, records, files, restarts, gaps and loss.

@@ -1,8 +1,9 @@
 import Glibc
 
-/// Reading the few fields a sink needs from a native v1 line without parsing it: the recorder
-/// writes every line as `{"v":1,"seq":N,"time":"...","type":"T",...}`.
-package enum RecordLine {
+/// A line as the Recorder writes it, `{"v":1,"seq":N,"time":"...","type":"T",...}`, read
+/// without parsing: split from a buffer of lines, its seq and type peeked from the fixed header
+/// for the outputs' and the chain's per-line work. Anything past the header is `JSONReader`'s.
+package enum RecorderLine {
     package static let seqPrefix = Array("{\"v\":1,\"seq\":".utf8)
     static let typeKey = Array("\"type\":\"".utf8)
     package static let alertType = Array("alert".utf8)
@@ -32,10 +33,12 @@ package enum RecordLine {
         return v
     }
 
-    /// The seq and where the type is of a line whose header is exactly as the recorder writes
-    /// it, `{"v":1,"seq":N,"time":"<RFC 3339>","type":"T",`: N without a leading zero and below
-    /// 10^19, a time of digits and `-:T.Z` only (no escape can hide a quote). Nil otherwise.
-    package static func header(of line: UnsafeRawBufferPointer) -> (seq: UInt64, type: Range<Int>)? {
+    /// The seq, and where the time's and the type's text are, of a line whose header is exactly
+    /// as the recorder writes it, `{"v":1,"seq":N,"time":"<RFC 3339>","type":"T",`: N without a
+    /// leading zero and below 10^19, a time of digits and `-:T.Z` only (no escape can hide a
+    /// quote). Nil otherwise. Not a JSON reader: a fixed prefix checked byte by byte, for the
+    /// outputs' and the chain's per-line work (anything else goes to `JSONReader`).
+    package static func header(of line: UnsafeRawBufferPointer) -> (seq: UInt64, time: Range<Int>, type: Range<Int>)? {
         guard line.count > seqPrefix.count, line.starts(with: seqPrefix) else { return nil }
         var i = seqPrefix.count
         var seq: UInt64 = 0
@@ -46,19 +49,21 @@ package enum RecordLine {
         guard i > seqPrefix.count, line[seqPrefix.count] != 0x30 || i == seqPrefix.count + 1,
               follows(timeKey, in: line, at: i) else { return nil }
         i += timeKey.count
+        let timeStart = i
         while i < line.count, line[i] != UInt8(ascii: "\"") {
             let c = line[i]
             guard (c >= 0x30 && c <= 0x39) || c == 0x2D || c == 0x3A || c == 0x54 || c == 0x2E || c == 0x5A else { return nil }
             i += 1
         }
         guard follows(afterTime, in: line, at: i) else { return nil }
+        let time = timeStart..<i
         i += afterTime.count
         var end = i
         while end < line.count, line[end] != UInt8(ascii: "\"") {
             guard line[end] != UInt8(ascii: "\\") else { return nil }
             end += 1
         }
-        return end < line.count ? (seq, i..<end) : nil
+        return end < line.count ? (seq, time, i..<end) : nil
     }
 
     package static let timeKey = Array(",\"time\":\"".utf8)
