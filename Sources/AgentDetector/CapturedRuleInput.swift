@@ -63,11 +63,11 @@ package struct CapturedRuleInput: RuleInput {
     }
 
     package func value(_ field: Field) -> RuleValue? {
-        if field.catalogueField == .sessionUID, case .given(let given) = uid {
+        if field.ruleField == .sessionUID, case .given(let given) = uid {
             return view.kind(view.member(record, "session")) == .object ? given.map { .int(Int64($0)) } : nil
         }
         let raw = lookup(field.jsonPath)
-        switch field.catalogueField {
+        switch field.ruleField {
         case .type: return .string(typeName)
         case .processName where raw == nil: return basename(["process", "exe"])
         case .parentName where raw == nil: return basename(["process", "parent", "exe"])

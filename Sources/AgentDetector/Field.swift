@@ -15,7 +15,7 @@ package enum FieldKind: String, Sendable {
 }
 
 /// One field of the catalogue, resolved at load time (an index, cheap to pass around).
-/// A live `RuleInput` switches on `catalogueField`; `session.labels.<key>` fields share one id and
+/// A live `RuleInput` switches on `ruleField`; `session.labels.<key>` fields share one id and
 /// carry their key in `labelKey`.
 package struct Field: Hashable, Sendable, CustomStringConvertible {
     package let id: Int
@@ -23,14 +23,14 @@ package struct Field: Hashable, Sendable, CustomStringConvertible {
     /// For `session.labels.<key>`: the key.
     package let labelKey: String?
 
-    init(_ entry: CatalogueField, labelKey: String? = nil) {
+    init(_ entry: RuleField, labelKey: String? = nil) {
         id = entry.rawValue
         self.labelKey = labelKey
         name = labelKey.map { "session.labels." + $0 } ?? entry.name
     }
 
-    package var catalogueField: CatalogueField { CatalogueField(rawValue: id)! }
-    package var kind: FieldKind { catalogueField.kind }
+    package var ruleField: RuleField { RuleField(rawValue: id)! }
+    package var kind: FieldKind { ruleField.kind }
     package var description: String { name }
 
     package static func == (a: Field, b: Field) -> Bool { a.id == b.id && a.labelKey == b.labelKey }
@@ -41,7 +41,7 @@ package struct Field: Hashable, Sendable, CustomStringConvertible {
 
     /// The catalogue field of that name, or a label field for `session.labels.<key>`.
     package static func named(_ name: String) -> Field? {
-        if let entry = byName[name] { return entry.rawValue == CatalogueField.sessionLabel.rawValue ? nil : Field(entry) }
+        if let entry = byName[name] { return entry.rawValue == RuleField.sessionLabel.rawValue ? nil : Field(entry) }
         let prefix = "session.labels."
         if name.hasPrefix(prefix), name.utf8.count > prefix.utf8.count {
             return Field(.sessionLabel, labelKey: String(name.dropFirst(prefix.count)))
@@ -50,24 +50,24 @@ package struct Field: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Every catalogue field except the label family (which has no fixed name).
-    package static let all: [Field] = CatalogueField.allCases.filter { $0 != .sessionLabel }.map { Field($0) }
+    package static let all: [Field] = RuleField.allCases.filter { $0 != .sessionLabel }.map { Field($0) }
 
     /// Names offered in "did you mean" hints.
     static let allNames: [String] = all.map(\.name) + ["session.labels.<key>"]
 
-    private static let byName: [String: CatalogueField] = {
-        var map: [String: CatalogueField] = [:]
-        for entry in CatalogueField.allCases { map[entry.name] = entry }
+    private static let byName: [String: RuleField] = {
+        var map: [String: RuleField] = [:]
+        for entry in RuleField.allCases { map[entry.name] = entry }
         return map
     }()
 
     /// Whether records of this type can carry the field.
-    func isPresent(in type: RecordTypeName) -> Bool { catalogueField.presence.contains(type) }
+    func isPresent(in type: RecordTypeName) -> Bool { ruleField.presence.contains(type) }
 
     /// The JSON path of the field in an NDJSON record (labels: `session.labels.<key>`).
     package var jsonPath: [String] {
         if let labelKey { return ["session", "labels", labelKey] }
-        return catalogueField.jsonPath
+        return ruleField.jsonPath
     }
 }
 
@@ -90,7 +90,7 @@ extension RecordType {
 /// The fields a rule may read, made from the record catalogue (`RecordField`): each is a
 /// record field, or derived from one (`process.name` from `process.exe`...), or the
 /// `session.labels.<key>` family. The raw value is `Field.id`.
-package enum CatalogueField: Int, CaseIterable, Sendable {
+package enum RuleField: Int, CaseIterable, Sendable {
     case type, seq
     case sessionID, sessionCgroup, sessionUID, sessionLabel
     case processEntityID, processComm, processExe, processName, processCwd, processArgs, processSource

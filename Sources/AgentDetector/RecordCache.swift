@@ -145,9 +145,9 @@ final class RecordCache {
 
     private func fetchValue(_ slot: Int, _ fetch: Fetch) -> RuleValue? {
         switch fields[slot].id {
-        case CatalogueField.type.rawValue: .string(typeName)
-        case CatalogueField.seq.rawValue: .int(Int64(truncatingIfNeeded: seq))
-        case CatalogueField.sessionID.rawValue: sessionID.isEmpty ? fetch(fields[slot]) : .string(sessionID)
+        case RuleField.type.rawValue: .string(typeName)
+        case RuleField.seq.rawValue: .int(Int64(truncatingIfNeeded: seq))
+        case RuleField.sessionID.rawValue: sessionID.isEmpty ? fetch(fields[slot]) : .string(sessionID)
         default: fetch(fields[slot])
         }
     }

@@ -30,10 +30,10 @@ struct LiveRuleInput: RuleInput {
     var homes: [String] { session.homes }
 
     func value(_ field: Field) -> RuleValue? {
-        let id = field.catalogueField
+        let id = field.ruleField
         if Self.isProcessField[id.rawValue] {
             if process.ruleValues.isEmpty {
-                process.ruleValues = [RuleValue?](repeating: nil, count: CatalogueField.allCases.count)
+                process.ruleValues = [RuleValue?](repeating: nil, count: RuleField.allCases.count)
             }
             if let v = process.ruleValues[id.rawValue] { return v }
             let v = processValue(id)
@@ -44,14 +44,14 @@ struct LiveRuleInput: RuleInput {
     }
 
     /// Fields that belong to the process, the same for all its records until it execs again.
-    static let isProcessField: [Bool] = CatalogueField.allCases.map { processFields.contains($0) }
-    static let processFields: Set<CatalogueField> = [
+    static let isProcessField: [Bool] = RuleField.allCases.map { processFields.contains($0) }
+    static let processFields: Set<RuleField> = [
         .processEntityID, .processComm, .processExe, .processName, .processCwd, .processArgs, .processSource,
         .processPID, .processPPID, .processUID, .processGID, .processEUID, .processAUID, .processArgv,
         .processArgvTruncated, .parentEntityID, .parentExe, .parentName, .parentPID,
     ]
 
-    private func processValue(_ id: CatalogueField) -> RuleValue? {
+    private func processValue(_ id: RuleField) -> RuleValue? {
         let p = process
         switch id {
         case .processEntityID: return .string(p.entityID)
@@ -78,7 +78,7 @@ struct LiveRuleInput: RuleInput {
     }
 
     private func recordValue(_ field: Field) -> RuleValue? {
-        switch field.catalogueField {
+        switch field.ruleField {
         case .type: return .string(typeName)
         case .seq: return .int(Int64(seq))
         case .sessionID: return .string(session.id)
@@ -90,7 +90,7 @@ struct LiveRuleInput: RuleInput {
         }
         switch detail {
         case .exec(let stdio, let previousExe, let filename):
-            switch field.catalogueField {
+            switch field.ruleField {
             case .processPreviousExe: return previousExe.map { .string(Self.text($0)) }
             case .processFilename: return filename.map { .string(Self.text(Array($0))) }
             case .stdinType: return .string("\(StdioInfo.name(stdio.types.0))")
@@ -102,30 +102,30 @@ struct LiveRuleInput: RuleInput {
             }
         case .exit(let status, let durationNs):
             let sig = status & 0x7f
-            switch field.catalogueField {
+            switch field.ruleField {
             case .exitCode: return sig == 0 ? .int(Int64((status >> 8) & 0xff)) : nil
             case .signal: return sig != 0 ? .int(Int64(sig)) : nil
             case .durationNs: return .int(Int64(durationNs))
             default: return nil
             }
         case .open(let o, let requested, let resolved):
-            return openValue(field.catalogueField, o, requested: requested, resolved: resolved)
+            return openValue(field.ruleField, o, requested: requested, resolved: resolved)
         case .connect(let c):
-            if field.catalogueField == .netResult { return .int(Int64(c.ret)) }
-            if field.catalogueField == .netError { return c.ret < 0 ? .string(ErrnoNames.name(-c.ret)) : nil }
-            return Self.address(field.catalogueField, c)
+            if field.ruleField == .netResult { return .int(Int64(c.ret)) }
+            if field.ruleField == .netError { return c.ret < 0 ? .string(ErrnoNames.name(-c.ret)) : nil }
+            return Self.address(field.ruleField, c)
         case .flow(let f, let connect):
-            switch field.catalogueField {
+            switch field.ruleField {
             case .netBytesSent: return .int(Int64(bitPattern: f.bytes_sent))
             case .netBytesReceived: return .int(Int64(bitPattern: f.bytes_received))
             case .netBytesSentDelta: return .int(Int64(bitPattern: f.sent_delta))
             case .netFinal: return .bool(f.final != 0)
-            default: return connect.flatMap { Self.address(field.catalogueField, $0) }
+            default: return connect.flatMap { Self.address(field.ruleField, $0) }
             }
         }
     }
 
-    private func openValue(_ field: CatalogueField, _ o: agent_open, requested: UnsafeRawBufferPointer, resolved: UnsafeRawBufferPointer) -> RuleValue? {
+    private func openValue(_ field: RuleField, _ o: agent_open, requested: UnsafeRawBufferPointer, resolved: UnsafeRawBufferPointer) -> RuleValue? {
         switch field {
         case .filePath, .fileName, .fileRequestedPath:
             // The same choice the Recorder makes for file.path and requested_path, built straight
@@ -156,7 +156,7 @@ struct LiveRuleInput: RuleInput {
     }
 
     /// The net fields both connect and flow records carry, from the connect's addresses.
-    static func address(_ field: CatalogueField, _ c: agent_connect) -> RuleValue? {
+    static func address(_ field: RuleField, _ c: agent_connect) -> RuleValue? {
         var c = c
         let family = Int32(c.addr_len >= 2 ? withUnsafeBytes(of: &c.addr) { $0.loadUnaligned(as: UInt16.self) } : 0)
         switch field {

@@ -2,7 +2,7 @@
 /// its JSON path, its JSON type and the record types that carry it
 /// (schema/agentwatch-record.schema.json, which `DetectorCatalogueTests` holds it to). The output
 /// formats read records through its table (`RecordField.table`), the rule fields are made from
-/// it (`CatalogueField` in AgentDetector), and the schema tests check it.
+/// it (`RuleField` in AgentDetector), and the schema tests check it.
 package enum RecordField: Int, CaseIterable, Sendable {
     case v, seq, time, type, host, chain, session, process, file, net, rule, message, evidence, suppressed
     case agent, loss, hostName, hostID, sessionID, sessionCgroup, sessionLabels, sessionCgroupID

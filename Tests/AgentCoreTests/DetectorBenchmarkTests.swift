@@ -24,9 +24,9 @@ struct BenchRecord: RuleInput {
     let timeNs: Int64
 
     init(_ type: String, seq: UInt64, timeNs: Int64, homes: [String], _ fields: [String: RuleValue]) {
-        var v = [RuleValue?](repeating: nil, count: CatalogueField.allCases.count)
+        var v = [RuleValue?](repeating: nil, count: RuleField.allCases.count)
         for (name, value) in fields { v[Field.named(name)!.id] = value }
-        v[CatalogueField.sessionID.rawValue] = .string("bench")
+        v[RuleField.sessionID.rawValue] = .string("bench")
         storage = Storage(typeName: type, homes: homes, values: v)
         self.seq = seq
         self.timeNs = timeNs

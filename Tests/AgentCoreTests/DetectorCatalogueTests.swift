@@ -122,7 +122,7 @@ struct DetectorCatalogueTests {
     /// Each rule field is a catalogue field (or derived from one beside it), of a kind its
     /// JSON type gives, present where the catalogue says the record types carry it.
     @Test func ruleFieldsAreMadeOfTheCatalogue() {
-        for f in CatalogueField.allCases {
+        for f in RuleField.allCases {
             let r = f.recordField
             switch f.source {
             case .record:

@@ -198,7 +198,7 @@ struct DetectorFixtureTests {
         #expect(Field.named("session.labels.team") != Field.named("session.labels.owner"))
         #expect(Field.named("session.labels") == nil)
         #expect(Field.named("file.pth") == nil)
-        #expect(Field.all.count == CatalogueField.allCases.count - 1)
+        #expect(Field.all.count == RuleField.allCases.count - 1)
         #expect(Field.named("net.result")!.isPresent(in: .netConnect))
         #expect(!Field.named("net.result")!.isPresent(in: .netFlow))
         #expect(Field.named("type")!.isPresent(in: .agentHeartbeat))

@@ -151,7 +151,7 @@ struct CaptureBuilder {
         j.string("/agentwatch/" + a.sessionID)
         j.raw(",\"labels\":{}}")
         if let trigger {
-            var json = CaptureJSON()
+            var json = JSONTree()
             let line = Array(trigger.utf8)
             line.withUnsafeBytes { text in
                 if json.parse(text) {

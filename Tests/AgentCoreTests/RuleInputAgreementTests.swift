@@ -18,7 +18,7 @@ struct RuleInputAgreementTests {
 
     /// The catalogue's fields a record of `type` carries (session labels by key).
     static func fields(_ type: RecordType) -> [String] {
-        CatalogueField.allCases.filter { $0.presence.contains(type) }.map { field in
+        RuleField.allCases.filter { $0.presence.contains(type) }.map { field in
             field == .sessionLabel ? "session.labels.agent" : field.name
         }
     }
