@@ -7,7 +7,8 @@ import Logging
 import Synchronization
 
 /// The daemon's control socket (`RUNTIME_DIR/control.sock`, root and the control group, 0660):
-/// one JSON request line, one JSON answer line per connection.
+/// one JSON request line, one JSON answer line per connection (`ControlRequest`,
+/// `ControlAnswer`: ControlProtocol.swift).
 ///
 /// - `{"op":"start","session":ID?,"labels":{K:V}}`: creates a session for the caller and moves
 ///   the calling process (the one that connected, held by a pidfd, never another one) into it;
