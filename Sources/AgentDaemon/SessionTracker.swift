@@ -17,8 +17,9 @@ import Logging
 ///   `session.start` of a session met there for the first time, before its first record; the
 ///   alert of a process that left its session). Everything else it learns goes into `learned`.
 ///   It never changes the registry or the sensor there, and never drains the ring: the callback
-///   runs inside `ring_buffer__consume`, and attaching programs, scanning roots or reading the
-///   ring again from within it would act on a half-read ring.
+///   runs inside `ring_buffer__consume`, which cannot be entered again from within (a session's
+///   end waits for its last records, read after), and the registry and the sensor change in one
+///   place, between batches, never in the middle of one.
 /// - After the callback returns (`applyLearned`, which the loop calls after every `consume`) and
 ///   between two waits (`rescan`, `settle`), it changes the registry and the sensor.
 final class SessionTracker: SessionSource {
