@@ -246,6 +246,7 @@ package final class CaptureLoop: @unchecked Sendable {
     /// it has, and writes `agent.stop` last.
     private func shutdown() {
         notifier.stopping(status: "stopping: draining the ring buffer and flushing the outputs")
+        tracker.stopping = true
         sensor.detachAll()
         consumeRing()
         // Drops the kernel counted but never got to put in the stream.

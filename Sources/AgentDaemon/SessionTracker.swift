@@ -60,6 +60,9 @@ final class SessionTracker: SessionSource {
     private var changed = true
     /// Sessions the next look announces even without metadata (made below a pattern).
     private var forced: Set<UInt64> = []
+    /// The daemon is stopping: the hooks are detached and stay so, whatever the last records
+    /// drained say.
+    var stopping = false
 
     init(registry: SessionRegistry, sensor: Sensor, logger: Logger) throws(AgentError) {
         self.registry = registry
@@ -228,7 +231,7 @@ final class SessionTracker: SessionSource {
     }
 
     private func attachSyscallHooks(because reason: String) {
-        guard !sensor.syscallHooksAttached else { return }
+        guard !sensor.syscallHooksAttached, !stopping else { return }
         do {
             try sensor.attachSyscallHooks()
             logger.info("syscall hooks attached: \(reason)")
