@@ -2,11 +2,38 @@ import AgentSupport
 import Foundation
 import Glibc
 
-extension ControlServer {
-    /// Sends one request to the daemon at `path` and returns its answer, all of it within
-    /// `timeoutS` (connect, send and answer together); a daemon that went away mid-request is an
-    /// error, never a SIGPIPE.
-    package static func request(_ obj: [String: Any], path: String, timeoutS: Int = 10) throws(AgentError) -> [String: Any] {
+/// Asks the daemon's control socket (what `agentwatch sessions`, `status` and `run` use): one
+/// request, one answer, all of it within a deadline; a daemon that went away mid-request is an
+/// error, never a SIGPIPE.
+package enum ControlClient {
+    package static func status(path: String, timeoutS: Int = 10) throws(AgentError) -> ControlReply<DaemonStatus> {
+        try ask(.status, path: path, timeoutS: timeoutS)
+    }
+
+    package static func sessions(path: String, timeoutS: Int = 10) throws(AgentError) -> ControlReply<SessionList> {
+        try ask(.sessions, path: path, timeoutS: timeoutS)
+    }
+
+    package static func start(_ request: StartRequest, path: String, timeoutS: Int = 10) throws(AgentError) -> ControlReply<SessionStarted> {
+        try ask(.start(request), path: path, timeoutS: timeoutS)
+    }
+
+    package static func end(session: String, path: String, timeoutS: Int = 10) throws(AgentError) -> ControlReply<SessionEnded> {
+        try ask(.end(session: session), path: path, timeoutS: timeoutS)
+    }
+
+    /// Sends `request` and reads the answer as `Payload` (what that request answers).
+    package static func ask<Payload>(_ request: ControlRequest, path: String, timeoutS: Int) throws(AgentError) -> ControlReply<Payload> {
+        let answer = try exchange(request.line(), path: path, timeoutS: timeoutS)
+        guard let reply = try? JSONDecoder().decode(ControlReply<Payload>.self, from: Data(answer)) else {
+            throw AgentError("the daemon at \(path) gave no answer")
+        }
+        return reply
+    }
+
+    /// Sends `line` to the daemon at `path` and returns what it answered, all of it within
+    /// `timeoutS` (connect, send and answer together).
+    static func exchange(_ line: [UInt8], path: String, timeoutS: Int) throws(AgentError) -> [UInt8] {
         let deadline = WallClock.monotonicNs() + Int64(timeoutS) * 1_000_000_000
         let late = AgentError("the daemon at \(path) did not answer within \(timeoutS) s")
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -25,13 +52,10 @@ extension ControlServer {
             throw AgentError("cannot reach the daemon at \(path): \(String(cString: strerror(e)))")
         }
         _ = fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK)
-        guard var data = try? JSONSerialization.data(withJSONObject: obj) else { throw AgentError("bad request") }
-        data.append(0x0A)
-        let out = [UInt8](data)
         var sent = 0
         // A daemon that refuses (busy) closes at once: the refusal is still there to read.
-        while sent < out.count {
-            let n = out.withUnsafeBytes { send(s, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+        while sent < line.count {
+            let n = line.withUnsafeBytes { send(s, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
             if n > 0 { sent += n; continue }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -52,10 +76,7 @@ extension ControlServer {
             }
             break
         }
-        guard let obj = try? JSONSerialization.jsonObject(with: Data(reply)) as? [String: Any] else {
-            throw AgentError("the daemon at \(path) gave no answer")
-        }
-        return obj
+        return reply
     }
 
     /// Waits for `events` on `fd` until `deadline` (CLOCK_MONOTONIC ns); false when it passed.

@@ -1,4 +1,3 @@
-import Foundation
 import Glibc
 
 /// One control connection as the server's event loop keeps it: its non-blocking socket, the
@@ -64,17 +63,10 @@ struct ControlConnection {
         return true
     }
 
-    /// An answer as the wire carries it: one JSON line.
-    static func encode(_ answer: [String: Any]) -> [UInt8] {
-        var out = [UInt8]((try? JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys])) ?? Data("{\"ok\":false}".utf8))
-        out.append(0x0A)
-        return out
-    }
-
     /// Sends a one-line refusal without waiting (a peer that does not read loses it) and closes
     /// `fd`: for connections the server will not serve.
     static func refuse(_ fd: Int32, _ message: String) {
-        let line = encode(["ok": false, "error": message])
+        let line = ControlAnswer.refused(message).line()
         _ = line.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
         close(fd)
     }

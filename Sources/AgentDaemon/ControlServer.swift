@@ -7,7 +7,8 @@ import Logging
 import Synchronization
 
 /// The daemon's control socket (`RUNTIME_DIR/control.sock`, root and the control group, 0660):
-/// one JSON request line, one JSON answer line per connection.
+/// one JSON request line, one JSON answer line per connection (`ControlRequest`,
+/// `ControlAnswer`: ControlProtocol.swift).
 ///
 /// - `{"op":"start","session":ID?,"labels":{K:V}}`: creates a session for the caller and moves
 ///   the calling process (the one that connected, held by a pidfd, never another one) into it;
@@ -240,7 +241,7 @@ package final class ControlServer: @unchecked Sendable {
                 switch outcome {
                 case .needMore: return
                 case .failed: drop(fd)
-                case .tooLarge: answer(fd, ["ok": false, "error": "the request is larger than \(limits.requestBytes) bytes"])
+                case .tooLarge: answer(fd, .refused("the request is larger than \(limits.requestBytes) bytes"))
                 case .request(let line): dispatch(fd, line)
                 }
             }
@@ -248,23 +249,29 @@ package final class ControlServer: @unchecked Sendable {
 
         mutating func dispatch(_ fd: Int32, _ line: [UInt8]) {
             guard let c = connections[fd] else { return }
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-                answer(fd, ["ok": false, "error": "the request must be one line of JSON with an op"])
+            let request: ControlRequest
+            do {
+                request = try JSONDecoder().decode(ControlRequest.self, from: Data(line))
+            } catch is ControlRequest.UnknownOp {
+                answer(fd, .refused("unknown op: start, end, sessions or status"))
+                return
+            } catch {
+                answer(fd, .refused("the request must be one line of JSON with an op"))
                 return
             }
-            guard obj["op"] as? String == "start" else {
+            guard case .start = request else {
                 // The other requests read counters and lists under short locks, or remove a
                 // directory: quick enough for the loop itself.
-                answer(fd, server.handler.handle(obj, peer: c.peer))
+                answer(fd, server.handler.handle(request, peer: c.peer))
                 return
             }
             let uid = c.peer.uid
             if connections.values.lazy.filter({ $0.phase == .handling && $0.peer.uid == uid }).count >= limits.startsPerUser {
-                answer(fd, ["ok": false, "error": "busy: uid \(uid) already has \(limits.startsPerUser) session starts under way; try again"])
+                answer(fd, .refused("busy: uid \(uid) already has \(limits.startsPerUser) session starts under way; try again"))
                 return
             }
-            guard server.workers.submit(ControlWorkers.Job(fd: fd, peer: c.peer, request: obj)) else {
-                answer(fd, ["ok": false, "error": "busy: \(limits.startQueue) session starts are waiting; try again"])
+            guard server.workers.submit(ControlWorkers.Job(fd: fd, peer: c.peer, request: request)) else {
+                answer(fd, .refused("busy: \(limits.startQueue) session starts are waiting; try again"))
                 return
             }
             connections[fd]?.phase = .handling
@@ -278,8 +285,8 @@ package final class ControlServer: @unchecked Sendable {
             }
         }
 
-        mutating func answer(_ fd: Int32, _ answer: [String: Any]) {
-            write(fd, ControlConnection.encode(answer))
+        mutating func answer(_ fd: Int32, _ answer: ControlAnswer) {
+            write(fd, answer.line())
         }
 
         package mutating func write(_ fd: Int32, _ bytes: [UInt8]) {
@@ -302,7 +309,8 @@ package final class ControlServer: @unchecked Sendable {
     }
 }
 
-/// What answers control requests: the daemon.
+/// What answers control requests: the daemon (`DaemonControl`). `start` is asked on a worker
+/// thread, the others on the server's loop thread.
 package protocol ControlHandler: AnyObject, Sendable {
-    func handle(_ request: [String: Any], peer: ControlPeer) -> [String: Any]
+    func handle(_ request: ControlRequest, peer: ControlPeer) -> ControlAnswer
 }

@@ -9,10 +9,10 @@ import Synchronization
 /// answers busy.
 final class ControlWorkers: @unchecked Sendable {
     /// A request handed to a worker, with the connection it came on.
-    struct Job: @unchecked Sendable {
+    struct Job: Sendable {
         let fd: Int32
         let peer: ControlPeer
-        let request: [String: Any]
+        let request: ControlRequest
     }
 
     /// An answer ready to be written on connection `fd`.
@@ -53,7 +53,7 @@ final class ControlWorkers: @unchecked Sendable {
                         if state.withLock({ $0.stopping }) { return }
                         continue
                     }
-                    finish(job, ControlConnection.encode(handler.handle(job.request, peer: job.peer)))
+                    finish(job, handler.handle(job.request, peer: job.peer).line())
                 }
             }
         }

@@ -244,55 +244,6 @@ extension Recorder {
         buffer.raw("}")
         end(type)
     }
-
-    /// `agent.loss`: records the kernel could not reserve, per kind; `cpu` when one CPU reported it.
-    package func agentLoss(kernelDropped: [UInt64], queueDropped: UInt64, cpuReported: Bool, unixNs: Int64) {
-        begin(.agentLoss, unixNs: unixNs)
-        buffer.raw(",\"loss\":{\"kernel_dropped\":{")
-        var total: UInt64 = 0
-        var first = true
-        for (k, n) in kernelDropped.enumerated() where n > 0 {
-            if !first { buffer.raw(",") }
-            first = false
-            buffer.raw("\"")
-            buffer.raw(kindName(k))
-            buffer.raw("\":")
-            buffer.uint(n)
-            total += n
-        }
-        buffer.raw("},\"kernel_dropped_total\":")
-        buffer.uint(total)
-        buffer.raw(",\"queue_dropped\":")
-        buffer.uint(queueDropped)
-        buffer.raw(",\"reported_by\":")
-        buffer.raw(cpuReported ? "\"kernel\"" : "\"daemon\"")
-        buffer.raw("}")
-        end(.agentLoss)
-    }
-
-    /// `agent.loss` for records one sink dropped (the others have them).
-    package func sinkLoss(sink: String, drops: OutputDrops, unixNs: Int64) {
-        begin(.agentLoss, unixNs: unixNs)
-        buffer.raw(",\"loss\":{\"kernel_dropped\":{},\"kernel_dropped_total\":0,\"queue_dropped\":")
-        buffer.uint(drops.records)
-        buffer.raw(",\"reported_by\":\"daemon\",\"sink\":")
-        buffer.string(sink)
-        buffer.raw(",\"first_seq\":")
-        buffer.uint(drops.firstSeq)
-        buffer.raw(",\"last_seq\":")
-        buffer.uint(drops.lastSeq)
-        buffer.raw("}")
-        end(.agentLoss)
-    }
-
-    /// `agent.start`, `agent.stop`, `agent.heartbeat`: `fields` is written inside `"agent":{...}`.
-    package func agentRecord(_ type: RecordType, unixNs: Int64, fields: (inout JSONBuffer) -> Void) {
-        begin(type, unixNs: unixNs)
-        buffer.raw(",\"agent\":{")
-        fields(&buffer)
-        buffer.raw("}")
-        end(type)
-    }
 }
 
 /// Open flags as a JSON array of names, rendered once per distinct value.

@@ -73,14 +73,7 @@ package final class SessionRegistry {
     /// A root that went has no session left below it (a cgroup with children cannot be removed).
     package func discoverRoots() -> (added: [SessionRoot], removed: [SessionRoot]) {
         guard !patterns.isEmpty else { return ([], []) }
-        var found: [UInt64: SessionRoot] = [:]
-        for (i, pattern) in patterns.enumerated() {
-            for path in pattern.expand(mount: mount) {
-                guard let cgid = CgroupFS.id(of: path), found[cgid] == nil else { continue }
-                found[cgid] = SessionRoot(path: path, cgroup: String(path.dropFirst(mount.count)), cgid: cgid,
-                                          level: CgroupFS.level(of: path, mount: mount), pattern: i)
-            }
-        }
+        let found = matchingRoots()
         let known = Set(roots.map(\.cgid))
         let removed = roots.filter { $0.pattern != nil && found[$0.cgid] == nil }
         let added = found.values.filter { !known.contains($0.cgid) }.sorted { $0.path < $1.path }
@@ -90,6 +83,19 @@ package final class SessionRegistry {
         }
         roots += added
         return (added, removed)
+    }
+
+    /// The directories the patterns match now, by cgroup id.
+    private func matchingRoots() -> [UInt64: SessionRoot] {
+        var found: [UInt64: SessionRoot] = [:]
+        for (i, pattern) in patterns.enumerated() {
+            for path in pattern.expand(mount: mount) {
+                guard let cgid = CgroupFS.id(of: path), found[cgid] == nil else { continue }
+                found[cgid] = SessionRoot(path: path, cgroup: String(path.dropFirst(mount.count)), cgid: cgid,
+                                          level: CgroupFS.level(of: path, mount: mount), pattern: i)
+            }
+        }
+        return found
     }
 
     /// Looks at the directories below the roots: sessions that appeared and sessions that went.
@@ -115,14 +121,8 @@ package final class SessionRegistry {
                     pending[cgid] = firstSeen
                     continue
                 }
-                pending[cgid] = nil
-                notices[cgid] = nil
-                // The owner: root for what root made, the user for a directory made in a slice
-                // delegated to them (only root can set the trusted xattr that names another).
-                let s = Session(id: sessionID(directoryName: entry.name), path: path, cgroup: root.childCgroup(name),
-                                cgid: cgid, uid: meta?.uid ?? entry.owner, labels: meta?.labels ?? [], adopted: adopting, home: meta?.home)
-                s.startNs = nowNs
-                sessions[cgid] = s
+                let s = Self.session(entry, below: root, meta: meta, adopted: adopting, nowNs: nowNs)
+                admit(s)
                 started.append(s)
             }
         }
@@ -138,6 +138,25 @@ package final class SessionRegistry {
     static func populated(_ path: String) -> Bool {
         guard let text = try? readFile(path + "/cgroup.events") else { return false }
         return text.contains("populated 1")
+    }
+
+    /// The session of directory `entry` below `root`. The owner: root for what root made, the
+    /// user for a directory made in a slice delegated to them (only root can set the trusted
+    /// xattr that names another).
+    static func session(_ entry: CgroupFS.Entry, below root: SessionRoot, meta: SessionMetadata?, adopted: Bool, nowNs: Int64) -> Session {
+        let name = String(decoding: entry.name, as: UTF8.self)
+        let s = Session(id: sessionID(directoryName: entry.name), path: root.path + "/" + name, cgroup: root.childCgroup(name),
+                        cgid: entry.cgid, uid: meta?.uid ?? entry.owner, labels: meta?.labels ?? [], adopted: adopted, home: meta?.home)
+        s.startNs = nowNs
+        return s
+    }
+
+    /// Makes `s` a known session (one `lookUp` or `standIn` gave): the next scan neither
+    /// announces it again nor waits for its metadata.
+    package func admit(_ s: Session) {
+        sessions[s.cgid] = s
+        pending[s.cgid] = nil
+        notices[s.cgid] = nil
     }
 }
 
@@ -163,24 +182,40 @@ extension SessionRegistry {
         notices[cgid] = notice
     }
 
-    /// The session a mkdir notice describes, for records whose directory is already gone.
-    package func fromNotice(cgid: UInt64, nowNs: Int64) -> Session? {
-        guard let n = notices.removeValue(forKey: cgid),
-              let root = roots.first(where: { $0.cgid == n.parent }) else { return nil }
-        let s = Session(id: sessionID(directoryName: n.name), path: root.path + "/" + String(decoding: n.name, as: UTF8.self),
-                        cgroup: root.childCgroup(String(decoding: n.name, as: UTF8.self)),
+    /// The session cgroup `cgid` is, read now, for a record of a session no scan has seen yet
+    /// (its first records can come before the daemon looks), without changing what the registry
+    /// holds: so that it can be asked from inside the ring-buffer callback. Looks below the
+    /// known roots, then below the directories the patterns match now (a root made moments
+    /// ago), then in `notice` or the mkdir notices kept. nil: its directory is gone, unnoticed.
+    /// `admit` makes the session known.
+    package func lookUp(cgid: UInt64, nowNs: Int64, notice: MadeNotice? = nil) -> Session? {
+        for root in roots {
+            if let s = lookUp(cgid: cgid, below: root, nowNs: nowNs) { return s }
+        }
+        let known = Set(roots.map(\.cgid))
+        let new = patterns.isEmpty ? [] : matchingRoots().values.filter { !known.contains($0.cgid) }.sorted { $0.path < $1.path }
+        for root in new {
+            if let s = lookUp(cgid: cgid, below: root, nowNs: nowNs) { return s }
+        }
+        guard let n = notice ?? notices[cgid], let root = (roots + new).first(where: { $0.cgid == n.parent }) else { return nil }
+        let name = String(decoding: n.name, as: UTF8.self)
+        let s = Session(id: sessionID(directoryName: n.name), path: root.path + "/" + name, cgroup: root.childCgroup(name),
                         cgid: cgid, uid: n.uid, labels: [], adopted: false)
         s.startNs = nowNs
-        sessions[cgid] = s
         return s
     }
 
+    private func lookUp(cgid: UInt64, below root: SessionRoot, nowNs: Int64) -> Session? {
+        guard let entry = CgroupFS.entries(of: root.path).first(where: { $0.cgid == cgid }) else { return nil }
+        let meta = CgroupFS.getxattr(root.path + "/" + String(decoding: entry.name, as: UTF8.self), SessionMetadata.xattr).map(SessionMetadata.decode)
+        return Self.session(entry, below: root, meta: meta, adopted: false, nowNs: nowNs)
+    }
+
     /// A session for records whose cgroup is already gone (created and removed between two
-    /// looks). It ends at the next scan, since its directory is not there.
-    package func standIn(cgid: UInt64, nowNs: Int64) -> Session {
+    /// looks). Once admitted, it ends at the next scan, since its directory is not there.
+    package static func standIn(cgid: UInt64, nowNs: Int64) -> Session {
         let s = Session(id: "cgroup-\(cgid)", path: "", cgroup: "", cgid: cgid, uid: 0, labels: [], adopted: false)
         s.startNs = nowNs
-        sessions[cgid] = s
         return s
     }
 }

@@ -95,16 +95,14 @@ struct DaemonCommand: AsyncParsableCommand {
     }
 }
 
-/// Builds the daemon's service group: the pipeline as a service, SIGTERM and SIGINT as a
-/// graceful shutdown that drains, flushes and writes `agent.stop`.
+/// Builds the daemon's service group (see `Daemon`): SIGTERM and SIGINT a graceful shutdown
+/// that drains, flushes and writes `agent.stop`, SIGHUP a reload that reads the config again
+/// through `reload`.
 func buildDaemon(config: DaemonConfig, logger: Logger, reload: @escaping () throws(AgentError) -> DaemonConfig) throws(AgentError) -> ServiceGroup {
     let outputs = try Outputs(config.effectiveOutputs, logger: logger)
     let daemon = try Daemon(config: config, sink: outputs, logger: logger)
-    daemon.configLoader = reload
-    return ServiceGroup(configuration: .init(
-        services: [DaemonService(daemon: daemon)],
-        gracefulShutdownSignals: [.sigterm, .sigint],
-        logger: logger))
+    daemon.capture.configLoader = reload
+    return daemon.serviceGroup(signals: true, logger: logger)
 }
 
 enum FileHandleStderr {

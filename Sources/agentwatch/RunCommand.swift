@@ -116,12 +116,9 @@ struct RunCommand: ParsableCommand {
             let eq = l.firstIndex(of: "=")!
             labels[String(l[..<eq])] = String(l[l.index(after: eq)...])
         }
-        guard let body = try? JSONSerialization.data(withJSONObject: ["op": "start", "session": id, "labels": labels] as [String: Any]) else {
-            throw AgentError("cannot encode the request")
-        }
-        let request = Array(body) + [0x0A]
+        let request = ControlRequest.start(StartRequest(session: id, labels: labels)).line()
         guard let address = UnixSocketAddress(socketPath) else { throw AgentError("control socket path too long: \(socketPath)") }
-        let okMark = Array("\"ok\":true".utf8)
+        let okMark = ControlAnswer.acceptedMark
         var reply = [UInt8](repeating: 0, count: 65536)
         var report: [Int32] = [0, 0]
         guard pipe(&report) == 0 else { throw AgentError("pipe: \(String(cString: strerror(errno)))") }
@@ -186,13 +183,15 @@ struct RunCommand: ParsableCommand {
                     : String(cString: strerror(e))
                 throw AgentError("cannot reach the daemon at \(socketPath): \(hint)")
             }
-            let answer = (try? JSONSerialization.jsonObject(with: Data(why))) as? [String: Any]
-            throw AgentError("the daemon refused the session: \(answer?["error"] as? String ?? String(decoding: why, as: UTF8.self))")
+            guard case .refused(let reason)? = try? JSONDecoder().decode(ControlReply<SessionStarted>.self, from: Data(why)) else {
+                throw AgentError("the daemon refused the session: \(String(decoding: why, as: UTF8.self))")
+            }
+            throw AgentError("the daemon refused the session: \(reason)")
         }
         if status & 0x7f == 0 && (status >> 8) & 0xff == 127 {
             FileHandleStderr.write("agentwatch run: \(cmd[0]): command not found\n")
         }
-        _ = try? ControlServer.request(["op": "end", "session": id], path: socketPath)
+        _ = try? ControlClient.end(session: id, path: socketPath)
         Self.exit(like: status)
     }
 

@@ -393,3 +393,22 @@ struct ShippedConfigTests {
         }
     }
 }
+
+@Suite("restart-only settings")
+struct RestartOnlyTests {
+    @Test("the one table: its keys are config keys; a reload names the changed ones in order and keeps their running values, and applies the rest")
+    func table() {
+        for s in DaemonConfig.restartOnly { #expect(DaemonConfig.knownKeys.contains(s.key), "\(s.key)") }
+        let running = DaemonConfig()
+        var fresh = running
+        fresh.controlGroup = "other"
+        fresh.ringBufferKiB *= 2
+        fresh.sessionRoots = ["elsewhere"]
+        fresh.statusIntervalS = 60
+        #expect(fresh.restartRequired(running: running) == ["session_roots", "ring_buffer_kib", "control_group"])
+        fresh.keepRestartOnly(of: running)
+        #expect(fresh.restartRequired(running: running) == [])
+        #expect(fresh.sessionRoots == running.sessionRoots && fresh.ringBufferKiB == running.ringBufferKiB && fresh.controlGroup == running.controlGroup)
+        #expect(fresh.statusIntervalS == 60)
+    }
+}

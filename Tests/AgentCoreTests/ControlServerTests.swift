@@ -18,10 +18,18 @@ struct ControlServerTests {
         let startDelayMs: UInt32
         let asked = Atomic<Int>(0)
         init(startDelayMs: UInt32 = 0) { self.startDelayMs = startDelayMs }
-        func handle(_ request: [String: Any], peer: ControlPeer) -> [String: Any] {
+        func handle(_ request: ControlRequest, peer: ControlPeer) -> ControlAnswer {
             asked.add(1, ordering: .relaxed)
-            if request["op"] as? String == "start" { usleep(startDelayMs * 1000) }
-            return ["ok": true, "op": request["op"] as? String ?? "", "pid": Int(peer.pid)]
+            switch request {
+            case .start:
+                usleep(startDelayMs * 1000)
+                return .started(SessionStarted(session: "s", cgroup: "", watched: true))
+            case .status:
+                return .status(DaemonStatus(version: "test", pid: peer.pid, sessions: 0, processes: 0, records: 0, kernelDropped: 0,
+                                            decodeRejected: 0, syscallHooks: false, outputs: []))
+            case .sessions: return .sessions(SessionList(sessions: []))
+            case .end: return .ended(SessionEnded(ended: true))
+            }
         }
     }
 
@@ -70,14 +78,14 @@ struct ControlServerTests {
         let done = DispatchSemaphore(value: 0)
         let path = s.path
         Thread.detachNewThread {
-            let a = try? ControlServer.request(["op": "start"], path: path)
-            started.withLock { $0 = a?["ok"] as? Bool }
+            let a = try? ControlClient.start(StartRequest(session: nil, labels: [:]), path: path)
+            started.withLock { $0 = a?.isOK }
             done.signal()
         }
         usleep(100_000)
-        var status: [String: Any] = [:]
-        let t = try Self.seconds { status = try ControlServer.request(["op": "status"], path: path) }
-        #expect(status["ok"] as? Bool == true)
+        var status: ControlReply<DaemonStatus> = .refused("not asked")
+        let t = try Self.seconds { status = try ControlClient.status(path: path) }
+        #expect(status.isOK == true)
         #expect(t < 0.5, "status took \(t) s while a start waited")
         #expect(done.wait(timeout: .now() + 5) == .success)
         #expect(started.withLock { $0 } == true)
@@ -112,8 +120,8 @@ struct ControlServerTests {
         let idle = (0..<4).map { _ in Self.connect(s.path) }
         defer { idle.forEach { close($0) } }
         usleep(100_000)
-        let status = try ControlServer.request(["op": "status"], path: s.path, timeoutS: 2)
-        #expect(status["ok"] as? Bool == true)
+        let status = try ControlClient.status(path: s.path, timeoutS: 2)
+        #expect(status.isOK == true)
         let first = Self.readAll(idle[0], timeoutMs: 1000)
         #expect(first.contains("\"ok\":false") && first.contains("busy"), "the oldest idle connection got: \(first)")
     }
@@ -159,7 +167,7 @@ struct ControlServerTests {
         }
         for _ in 0..<50 { close(Self.connect(s.path)) }
         usleep(200_000)
-        #expect(try ControlServer.request(["op": "status"], path: s.path, timeoutS: 2)["ok"] as? Bool == true)
+        #expect(try ControlClient.status(path: s.path, timeoutS: 2).isOK == true)
         #expect(handler.asked.load(ordering: .relaxed) >= 1)
     }
 
@@ -175,7 +183,7 @@ struct ControlServerTests {
         listen(l, 4)
         var message = ""
         let t = Self.seconds {
-            do { _ = try ControlServer.request(["op": "status"], path: path, timeoutS: 1) } catch { message = (error as? AgentError)?.message ?? "\(error)" }
+            do { _ = try ControlClient.status(path: path, timeoutS: 1) } catch { message = (error as? AgentError)?.message ?? "\(error)" }
         }
         #expect(t >= 0.9 && t < 2, "gave up after \(t) s")
         #expect(message.contains("did not answer within 1 s"), "\(message)")

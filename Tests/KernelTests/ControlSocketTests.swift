@@ -384,7 +384,7 @@ extension KernelSuite.ControlSocketTests {
             guard rc == 0 else { throw AgentError("posix_spawn agentwatch: \(rc)") }
             self.pid = pid
             let sock = dir + "/control.sock"
-            let up = waitUntil(timeout: 30) { (try? ControlServer.request(["op": "status"], path: sock, timeoutS: 2))?["ok"] as? Bool == true }
+            let up = waitUntil(timeout: 30) { (try? ControlClient.status(path: sock, timeoutS: 2))?.isOK == true }
             guard up else {
                 stop()
                 throw AgentError("the daemon did not answer status within 30 s: \(log)")

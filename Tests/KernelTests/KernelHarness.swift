@@ -7,6 +7,7 @@
 import Foundation
 import Glibc
 import Logging
+import Synchronization
 import Testing
 
 /// Whether kernel tests can run here, and whether they must (CI sets AGENTWATCH_REQUIRE_KERNEL=1,
@@ -43,12 +44,15 @@ enum KernelEnv {
 @Suite("kernel", .serialized, .enabled(if: KernelEnv.enabled))
 enum KernelSuite {}
 
-/// A daemon running in this process on a session root of its own, writing to a file.
+/// A daemon running in this process on a session root of its own, writing to a file: the
+/// daemon's own service group (without signals), run on `ServiceThread`.
 final class TestDaemon: @unchecked Sendable {
     let root: String
     let rootName: String
     let output: String
     let daemon: Daemon
+    /// Ends the service group `start` ran (nil before).
+    private var shutDown: (@Sendable () async -> Void)?
     private let finished = DispatchSemaphore(value: 0)
     private(set) var runError: Error?
 
@@ -75,8 +79,12 @@ final class TestDaemon: @unchecked Sendable {
     }
 
     func start() {
-        startThread(name: "test-daemon") { [self] in
-            do { try daemon.run() } catch { runError = error }
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let group = daemon.serviceGroup(signals: false, logger: logger)
+        shutDown = { await group.triggerGracefulShutdown() }
+        Task(executorPreference: ServiceThread.shared) { [self] in
+            do { try await group.run() } catch { runError = error }
             finished.signal()
         }
         // The daemon is ready once agent.start is out and the process hooks are attached.
@@ -87,8 +95,10 @@ final class TestDaemon: @unchecked Sendable {
     /// Stops the daemon and, unless `keepCgroups` (a test that starts another daemon on the same
     /// sessions), removes its root and sessions.
     func stop(keepCgroups: Bool = false) {
-        daemon.stop()
-        finished.wait()
+        if let shutDown {
+            Task(executorPreference: ServiceThread.shared) { await shutDown() }
+            finished.wait()
+        }
         if keepCgroups { return }
         // Leave no cgroup behind: sessions first (children), then the root.
         for s in CgroupFS.subdirectories(of: root) { removeCgroupTree(root + "/" + s) }
@@ -143,6 +153,32 @@ final class TestDaemon: @unchecked Sendable {
                 .compactMap { $0 }.joined(separator: " ")
         }
         return "\(records.count) records \(byType.sorted { $0.key < $1.key }); last: \(tail); counters: \(daemon.counters); error: \(runError.map { "\($0)" } ?? "none")"
+    }
+}
+
+/// A thread of its own for the services of the daemons the tests run in this process. The
+/// test runner's cooperative pool has as many threads as cores (two here), and tests that
+/// block theirs (waiting for records) must not hold up a daemon's services: its metrics, its
+/// control socket's start, its graceful shutdown.
+final class ServiceThread: TaskExecutor, @unchecked Sendable {
+    static let shared = ServiceThread()
+    private let jobs = Mutex<[UnownedJob]>([])
+    private let ready = DispatchSemaphore(value: 0)
+
+    private init() {
+        startThread(name: "test-services") { [self] in
+            while true {
+                ready.wait()
+                let job = jobs.withLock { $0.removeFirst() }
+                job.runSynchronously(on: asUnownedTaskExecutor())
+            }
+        }
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        jobs.withLock { $0.append(job) }
+        ready.signal()
     }
 }
 

@@ -37,7 +37,7 @@ extension KernelSuite {
                 \(extra)
                 """.write(toFile: file, atomically: true, encoding: .utf8)
             }
-            d.daemon.configLoader = { () throws(AgentError) in try DaemonConfig.load(path: file) }
+            d.daemon.capture.configLoader = { () throws(AgentError) in try DaemonConfig.load(path: file) }
             d.start()
             defer { d.stop() }
             let cg = d.makeSession("cfg")
@@ -79,7 +79,7 @@ extension KernelSuite {
             #expect(second[path: "agent.ok"] as? Bool == false)
             #expect(second.string("agent.error")?.hasPrefix("\(file):7:") == true, "\(second.string("agent.error") ?? "")")
             #expect(second.string("agent.error")?.contains("unknown setting 'colour'") == true)
-            #expect(d.daemon.outputs?.workers.map(\.name) == ["file", "copy"])
+            #expect(d.daemon.capture.outputs?.workers.map(\.name) == ["file", "copy"])
             let seqs = after.compactMap { $0.int("seq") }
             #expect(seqs.elementsEqual(1...seqs.count), "seq has a gap or a repeat")
             try expectValidAgainstSchema(d.output)

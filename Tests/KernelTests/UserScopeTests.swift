@@ -74,7 +74,7 @@ extension KernelSuite {
             // The user owns these cgroups: a scope's process can move itself out. It is gone
             // from the record from then on, and the session it left says so.
             let initScope = "/sys/fs/cgroup/unified/user.slice/user-\(uid).slice/user@\(uid).service/init.scope"
-            let mount = d.daemon.registry.mount
+            let mount = d.daemon.capture.registry.mount
             let leave = Self.sh("\(script) run \(user) -- systemd-run --user --scope --quiet --slice=agentwatch.slice --unit=aw-leave -- sh -c 'cat /etc/hostname; echo $$ > \(mount)/user.slice/user-\(uid).slice/user@\(uid).service/init.scope/cgroup.procs && exec cat /etc/os-release'")
             #expect(leave.status == 0, "\(leave.output) \(initScope)")
             let left = d.waitForRecords { $0.contains { $0.string("type") == "alert" && $0.string("rule.id") == "agentwatch-session-left" } }
@@ -85,14 +85,14 @@ extension KernelSuite {
             #expect(!left.contains { $0.string("file.path") == "/etc/os-release" && $0.string("session.id") == "aw-leave.scope" })
 
             // The manager stops: agentwatch.slice goes, and with it the root from the gate.
-            let rootPath = d.daemon.registry.mount + root
+            let rootPath = d.daemon.capture.registry.mount + root
             let cgid = try #require(CgroupFS.id(of: rootPath))
-            #expect(d.daemon.sensor.gateHoldsRoot(cgid: cgid))
+            #expect(d.daemon.capture.sensor.gateHoldsRoot(cgid: cgid))
             let stopped = Self.sh("\(script) stop \(user)")
             managerUp = false
             #expect(stopped.status == 0, "\(stopped.output)")
             #expect(access(rootPath, F_OK) != 0)
-            #expect(!d.daemon.sensor.gateHoldsRoot(cgid: cgid))
+            #expect(!d.daemon.capture.sensor.gateHoldsRoot(cgid: cgid))
         }
 
         /// Roots that existed before the daemon started are found by the daemon itself; a
@@ -110,7 +110,7 @@ extension KernelSuite {
             d.start()
             defer { d.stop() }
             let cgid = try #require(CgroupFS.id(of: root))
-            #expect(d.daemon.sensor.gateHoldsRoot(cgid: cgid))
+            #expect(d.daemon.capture.sensor.gateHoldsRoot(cgid: cgid))
 
             runIn(root + "/before.scope", ["/bin/cat", "/etc/hostname"])
             runIn(service + "/other.slice/beside.scope", ["/bin/cat", "/etc/hostname"])
@@ -122,7 +122,7 @@ extension KernelSuite {
             #expect(!records.contains { $0.string("session.id") == "beside.scope" })
 
             removeCgroupTree(root)
-            #expect(!d.daemon.sensor.gateHoldsRoot(cgid: cgid))
+            #expect(!d.daemon.capture.sensor.gateHoldsRoot(cgid: cgid))
             // The daemon lets go of it too (its next look, every 250 ms).
             #expect(waitUntil(timeout: 5) { d.records().contains { $0.string("type") == "session.end" && $0.string("session.id") == "before.scope" } })
         }
@@ -136,7 +136,7 @@ extension KernelSuite {
             d.start()
             defer { d.stop() }
             let session = d.makeSession("leaver")
-            let mount = d.daemon.registry.mount
+            let mount = d.daemon.capture.registry.mount
             mkdir(session + "/inner", 0o755)
             runIn(session, ["/bin/sh", "-c", "echo $$ > \(session)/inner/cgroup.procs && cat /etc/hostname && echo $$ > \(mount)/cgroup.procs && exec cat /etc/os-release"])
             let records = d.waitForRecords { $0.contains { $0.string("type") == "alert" && $0.string("rule.id") == "agentwatch-session-left" } }

@@ -1,0 +1,273 @@
+import AgentPipeline
+import AgentRecords
+import AgentSensor
+import AgentSessions
+import AgentSupport
+import CAgentEvents
+import Glibc
+import Logging
+
+/// The sessions as the capture loop knows them: which cgroups below the session roots are
+/// sessions, when each starts and ends, and whether the syscall hooks are needed. Lives on the
+/// capture loop's thread.
+///
+/// It is called in two places, and does different things in each:
+/// - Inside the ring-buffer callback (`session(for:)` and `cgroupMade`, from `Pipeline.handle`)
+///   it reads the registry and writes what must stand at that point of the stream (the
+///   `session.start` of a session met there for the first time, before its first record; the
+///   alert of a process that left its session). Everything else it learns goes into `learned`.
+///   It never changes the registry or the sensor there, and never drains the ring: the callback
+///   runs inside `ring_buffer__consume`, which cannot be entered again from within (a session's
+///   end waits for its last records, read after), and the registry and the sensor change in one
+///   place, between batches, never in the middle of one.
+/// - After the callback returns (`applyLearned`, which the loop calls after every `consume`) and
+///   between two waits (`rescan`, `settle`), it changes the registry and the sensor.
+final class SessionTracker: SessionSource {
+    let registry: SessionRegistry
+    let sensor: Sensor
+    let logger: Logger
+    /// The pipeline whose records the tracker writes (it holds the tracker unowned); set once,
+    /// right after both are made.
+    var pipeline: Pipeline!
+    /// Watches the session roots for directories made and removed (the loop polls it).
+    let inotifyFD: Int32
+
+    /// What the callbacks learned, applied after them.
+    private struct Learned {
+        /// Sessions met in records before any scan saw them, in the order met; their
+        /// `session.start` is written.
+        var sessions: [Session] = []
+        var byCgid: [UInt64: Session] = [:]
+        /// mkdir notices of session directories below a pattern's root.
+        var notices: [UInt64: SessionRegistry.MadeNotice] = [:]
+        /// The kernel saw a root or a session directory made below a pattern: the syscall hooks
+        /// are wanted now, and the next look announces the session.
+        var made: Set<UInt64> = []
+        var cgroupMade = false
+
+        var isEmpty: Bool { sessions.isEmpty && !cgroupMade }
+    }
+    private var learned = Learned()
+    /// Sessions whose cgroup went: their last records are still drained into them, then
+    /// `settle` writes their `session.end`.
+    private var ending: [Session] = []
+    /// Session cgroups made for control callers, to be removed once empty.
+    private var removeWhenEmpty: Set<String> = []
+    /// Until when the syscall hooks stay attached without a session: a root or a session
+    /// directory was just made below a pattern, and its first process is moments away.
+    private var hooksHeldUntil: Int64 = 0
+    /// Sessions (or roots) came or went since `takeChanged()`.
+    private var changed = true
+    /// Sessions the next look announces even without metadata (made below a pattern).
+    private var forced: Set<UInt64> = []
+    /// The daemon is stopping: the hooks are detached and stay so, whatever the last records
+    /// drained say.
+    var stopping = false
+
+    init(registry: SessionRegistry, sensor: Sensor, logger: Logger) throws(AgentError) {
+        self.registry = registry
+        self.sensor = sensor
+        self.logger = logger
+        inotifyFD = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
+        guard inotifyFD >= 0 else { throw AgentError("inotify: \(String(cString: strerror(errno)))") }
+    }
+
+    deinit { close(inotifyFD) }
+
+    var recorder: Recorder { pipeline.recorder }
+    var table: ProcessTable { pipeline.table }
+    var clock: WallClock { pipeline.clock }
+    func wallNow() -> Int64 { clock.wall(bootNs: WallClock.bootNow()) }
+
+    // MARK: inside the ring-buffer callback
+
+    /// The session of a record: known, or met now (its directory read, its `session.start`
+    /// written, the rest queued), or, when its cgroup is already gone, a stand-in so that no
+    /// record is dropped for want of a session.
+    package func session(for cgid: UInt64) -> Session {
+        if let s = registry.sessions[cgid] { return s }
+        return meet(cgid)
+    }
+
+    @inline(never)
+    private func meet(_ cgid: UInt64) -> Session {
+        if let s = learned.byCgid[cgid] ?? ending.first(where: { $0.cgid == cgid }) { return s }
+        let now = wallNow()
+        let s = registry.lookUp(cgid: cgid, nowNs: now, notice: learned.notices[cgid]) ?? SessionRegistry.standIn(cgid: cgid, nowNs: now)
+        learned.sessions.append(s)
+        learned.byCgid[cgid] = s
+        recorder.sessionRecord(.sessionStart, s, unixNs: s.startNs)
+        return s
+    }
+
+    /// The kernel saw a root or a session directory made below a pattern's root, or a process
+    /// moved to another cgroup.
+    package func cgroupMade(_ notice: agent_cgroup) {
+        if notice.op == AGENT_CGROUP_MOVED.rawValue {
+            processMoved(notice)
+            return
+        }
+        learned.cgroupMade = true
+        guard notice.op == AGENT_CGROUP_SESSION_ADDED.rawValue else { return }
+        learned.made.insert(notice.cgid)
+        // Named now, while the directory is surely there, in case it is gone by the time its
+        // first record is read.
+        if !notice.nameTruncated {
+            learned.notices[notice.cgid] = .init(name: notice.nameBytes, uid: notice.uid, parent: notice.parent_cgid)
+        }
+    }
+
+    /// A process was moved to another cgroup. A session process moved out of its session (to
+    /// no session, or to another) has left the record: an alert in the session it left, where
+    /// the move is in the stream. A user-scope session cannot prevent it (the user owns those
+    /// cgroups), nor can root's.
+    private func processMoved(_ n: agent_cgroup) {
+        guard let p = table.byPID[n.moved_pid], p.sessionCgid != n.parent_cgid else { return }
+        table.remove(pid: n.moved_pid)
+        guard let s = registry.sessions[p.sessionCgid] ?? learned.byCgid[p.sessionCgid] else { return }
+        let mover = withUnsafeBytes(of: n.comm) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
+        let target = n.nameText + (n.nameTruncated ? "… (cgroup id \(n.cgid))" : "")
+        let into = n.parent_cgid == 0 ? "no session" : "session \(registry.sessions[n.parent_cgid]?.id ?? "cgroup-\(n.parent_cgid)")"
+        let exe = String(decoding: p.exe, as: UTF8.self)
+        recorder.daemonAlert(
+            id: "agentwatch-session-left", title: "A process left its session: what it does next is not recorded",
+            severity: .high, tags: ["attack.defense-evasion", "attack.t1562.001"],
+            message: "process \(n.moved_pid) (\(exe)) left session \(s.id) for \(target) (\(into)); moved by process \(n.hdr.pid) (\(mover), uid \(n.uid))",
+            session: s, process: p, tid: n.hdr.tid, unixNs: clock.wall(bootNs: n.hdr.ktime_ns))
+        logger.warning("process \(n.moved_pid) left session \(s.id) for \(target)")
+    }
+
+    // MARK: after the callback
+
+    /// What the callbacks learned goes into the registry and the sensor: sessions met in records
+    /// become known and watched, and a cgroup made below a pattern attaches the syscall hooks
+    /// at once, before the scope's first process execs (nothing waits on us there, unlike
+    /// `agentwatch run`). Called by the loop after every `consume`.
+    func applyLearned() {
+        guard !learned.isEmpty else { return }
+        let l = learned
+        learned = Learned()
+        for (cgid, n) in l.notices where l.byCgid[cgid] == nil { registry.noteMade(cgid: cgid, n) }
+        for s in l.sessions { registry.admit(s) }
+        forced.formUnion(l.made)
+        if l.cgroupMade {
+            hooksHeldUntil = WallClock.monotonicNs() + 2_000_000_000
+            attachSyscallHooks(because: "a cgroup was made below a session root pattern")
+        }
+        if !l.sessions.isEmpty {
+            attachSyscallHooks(because: "a session started")
+            changed = true
+            for s in l.sessions { watched(s, adopting: false) }
+        }
+    }
+
+    /// Whether the next look should come now rather than on the timer: a cgroup was made below
+    /// a pattern (the root is to be synced, the session announced).
+    var wantsLook: Bool { !forced.isEmpty }
+
+    /// Compares the session roots with the known sessions: announces new ones after the syscall
+    /// hooks are attached (`adopting`: with the processes already in them, at start), and sets
+    /// aside gone ones for `settle`, which comes after their last records are drained.
+    func rescan(adopting: Bool = false) {
+        syncRoots()
+        let force = forced
+        forced = []
+        let (started, gone) = registry.scan(nowNs: wallNow(), adopting: adopting, force: force)
+        ending += gone
+        if !started.isEmpty || !gone.isEmpty { changed = true }
+        // Sessions made through the control socket whose last process has gone.
+        for p in removeWhenEmpty where rmdir(p) == 0 || errno == ENOENT { removeWhenEmpty.remove(p) }
+        guard !started.isEmpty else { return }
+        attachSyscallHooks(because: "a session started")
+        for s in started {
+            recorder.sessionRecord(.sessionStart, s, unixNs: s.startNs)
+            watched(s, adopting: adopting)
+        }
+    }
+
+    /// Whether sessions wait for their `session.end`: the loop drains the ring before `settle`.
+    var hasEnding: Bool { !ending.isEmpty }
+
+    /// After a look: writes the `session.end` of the sessions whose cgroup went (after their
+    /// last records), and detaches the syscall hooks when no session is left or coming.
+    func settle() {
+        let gone = ending
+        ending = []
+        for s in gone {
+            pipeline.endSession(s, unixNs: wallNow())
+            recorder.sessionRecord(.sessionEnd, s, unixNs: wallNow(), ended: true)
+            table.removeSession(s.cgid)
+            logger.info("session \(s.id) ended")
+        }
+        if registry.sessions.isEmpty && !registry.hasPending && sensor.syscallHooksAttached
+            && WallClock.monotonicNs() >= hooksHeldUntil {
+            sensor.detachSyscallHooks()
+            logger.info("no session left: syscall hooks detached")
+        }
+    }
+
+    /// A session cgroup made for a control caller, to be removed once its last process is gone.
+    func removeOnceEmpty(_ path: String) { removeWhenEmpty.insert(path) }
+
+    /// Whether the sessions or the roots changed since the last call (for what the control
+    /// socket lists and checks).
+    func takeChanged() -> Bool {
+        defer { changed = false }
+        return changed
+    }
+
+    /// A started session's log line, its processes when adopted, and the mark `agentwatch run`
+    /// waits for: the daemon watches it (its syscall hooks are attached).
+    private func watched(_ s: Session, adopting: Bool) {
+        logger.info("session \(s.id) started\(adopting ? " (already running)" : "") uid \(s.uid) cgroup \(s.cgroup)")
+        if adopting {
+            for pid in CgroupFS.processes(below: s.path) where pid > 0 {
+                let p = table.adopt(pid: UInt32(pid), startNs: 0, session: s.cgid, clock: clock)
+                recorder.processExec(s, p, tid: p.pid, previousExe: nil, argc: 0, unixNs: clock.wall(bootNs: p.startNs))
+                s.counts[Int(RecordType.processExec.rawValue)] += 1
+            }
+        }
+        CgroupFS.setxattr(s.path, SessionMetadata.watchedXattr, Array(String(getpid()).utf8))
+    }
+
+    private func attachSyscallHooks(because reason: String) {
+        guard !sensor.syscallHooksAttached, !stopping else { return }
+        do {
+            try sensor.attachSyscallHooks()
+            logger.info("syscall hooks attached: \(reason)")
+        } catch {
+            logger.error("attaching the syscall hooks failed: \(error)")
+        }
+    }
+
+    func watchRoot(_ path: String) {
+        inotify_add_watch(inotifyFD, path, UInt32(IN_CREATE | IN_DELETE | IN_ATTRIB | IN_ONLYDIR | IN_MOVED_TO | IN_MOVED_FROM))
+    }
+
+    /// Reads what inotify has (the loop rescans after).
+    func drainInotify() {
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while buf.withUnsafeMutableBytes({ read(inotifyFD, $0.baseAddress, $0.count) }) > 0 {}
+    }
+
+    /// Roots found through patterns: into the kernel gate and under the socket hooks; the
+    /// gone ones out. The kernel adds a root it sees made itself; this adds the ones that
+    /// existed before the daemon started.
+    private func syncRoots() {
+        let (added, removed) = registry.discoverRoots()
+        if !added.isEmpty || !removed.isEmpty { changed = true }
+        for r in removed {
+            sensor.removeRoot(cgid: r.cgid)
+            logger.info("session root \(r.path) went")
+        }
+        for r in added {
+            do {
+                try sensor.addRoot(cgid: r.cgid, path: r.path, pattern: r.pattern ?? 0)
+            } catch {
+                logger.error("session root \(r.path): attaching the socket hooks failed: \(error)")
+            }
+            watchRoot(r.path)
+            logger.info("session root \(r.path) (matches \(registry.patterns[r.pattern ?? 0].text))")
+        }
+    }
+}
