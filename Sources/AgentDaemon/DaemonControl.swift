@@ -56,8 +56,9 @@ package final class DaemonControl: ControlHandler {
         // The pid must still be the process that connected, running as the caller.
         if let problem = peer.ownershipProblem() { return .refused(problem) }
         // The socket is bound before the loop starts: a move waits until the loop has found
-        // the sessions and roots that exist, which tell whether the caller is inside one.
-        guard waitUntilCapturing(timeoutMs: 10_000) else { return .refused("the daemon is still starting: try again") }
+        // the sessions and roots that exist, which tell whether the caller is inside one (5 s,
+        // and 3 s for the watch below: within the 10 s `agentwatch run` waits for an answer).
+        guard waitUntilCapturing(timeoutMs: 5_000) else { return .refused("the daemon is still starting: try again") }
         guard let current = ControlPeer.cgroup(of: peer.pid, mount: cgroupMount) else { return .refused("cannot read the cgroup of process \(peer.pid)") }
         let id = request.session ?? SessionLauncher.generatedID()
         let roots = published.snapshot.roots
