@@ -6,7 +6,10 @@ between the package's own targets, and fails when one points up a layer or sidew
 one, when the graph has a target the layers below do not place, or when a source file imports
 one of the package's targets that its target does not declare.
 
-    python3 .ci/arrows.py [--package DIR]
+    python3 .ci/arrows.py [--package DIR] [--build-each]
+
+--build-each then builds every target of ours alone, lowest layer first, with undeclared
+imports as errors: each builds with nothing but what it declares.
 """
 import json
 import os
@@ -82,6 +85,19 @@ def main():
         print(f"arrows: {len(problems)} problem(s)", file=sys.stderr)
         return 1
     print("arrows: one way")
+    if "--build-each" in sys.argv:
+        for names in LAYERS[1:]:
+            for name in names:
+                if name not in targets:
+                    continue
+                print(f"building {name} alone", flush=True)
+                r = subprocess.run(["swift", "build", "--target", name,
+                                    "--explicit-target-dependency-import-check", "error"], cwd=root,
+                                   capture_output=True, text=True)
+                if r.returncode != 0:
+                    print(r.stdout[-4000:] + r.stderr[-4000:], file=sys.stderr)
+                    print(f"arrows: {name} does not build alone", file=sys.stderr)
+                    return 1
     return 0
 
 
