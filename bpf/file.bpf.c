@@ -2,7 +2,7 @@
 /* File opens: openat and openat2. Syscall hooks: attached only while a session exists. */
 #include "lib/session.bpf.h"
 #include "lib/task.bpf.h"
-#include "lib/path.bpf.h"
+#include "lib/identity.bpf.h"
 
 /* The open tail (requested | path) as the verifier sees it at most: the requested path is
  * read with its NUL, the resolved one is written after it. */
@@ -15,6 +15,8 @@ struct open_args {
 	__u64 flags;
 	__u32 mode;
 	__s32 dfd;
+	__u8 via; /* enum agent_open_via */
+	__u8 _pad[7];
 };
 
 /* Arguments saved at entry, keyed by thread id, taken at exit. LRU: a thread killed in the
@@ -26,10 +28,10 @@ struct {
 	__type(value, struct open_args);
 } open_inflight SEC(".maps");
 
-static __always_inline int save_open(__s32 dfd, __u64 path, __u64 flags, __u32 mode)
+static __always_inline int save_open(__s32 dfd, __u64 path, __u64 flags, __u32 mode, __u8 via)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct open_args a = { .path = path, .flags = flags, .mode = mode, .dfd = dfd };
+	struct open_args a = { .path = path, .flags = flags, .mode = mode, .dfd = dfd, .via = via };
 	bpf_map_update_elem(&open_inflight, &tid, &a, BPF_ANY);
 	return 0;
 }
@@ -56,7 +58,9 @@ static __always_inline int emit_open(__u64 session, long ret)
 	o->mode = a.mode;
 	o->dfd = a.dfd;
 	o->path_len = 0;
-	o->_pad0 = 0;
+	o->via = a.via;
+	__builtin_memset(o->_pad0, 0, sizeof(o->_pad0));
+	file_identity(NULL, &o->id);
 
 	/* At exit the kernel has just copied the path, so its page is resident. */
 	long n = bpf_probe_read_user_str(o->data, AGENT_PATH_MAX, (void *)a.path);
@@ -81,6 +85,7 @@ static __always_inline int emit_open(__u64 session, long ret)
 		struct file *f = current_file((int)ret);
 		if (f)
 			plen = path_to_string(&f->f_path, o->data + len, &cut);
+		file_identity(f, &o->id);
 	} else if (len > 0 && o->data[0] != '/') {
 		/* A failed relative open: the directory it was relative to, so the daemon can show
 		 * the path made absolute as well as can be done. */
@@ -109,7 +114,7 @@ int on_openat_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	if (!current_session())
 		return 0;
-	return save_open((__s32)ctx->args[0], ctx->args[1], ctx->args[2], (__u32)ctx->args[3]);
+	return save_open((__s32)ctx->args[0], ctx->args[1], ctx->args[2], (__u32)ctx->args[3], AGENT_VIA_OPENAT);
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat")
@@ -128,7 +133,7 @@ int on_openat2_enter(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	struct open_how how = {};
 	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
-	return save_open((__s32)ctx->args[0], ctx->args[1], how.flags, (__u32)how.mode);
+	return save_open((__s32)ctx->args[0], ctx->args[1], how.flags, (__u32)how.mode, AGENT_VIA_OPENAT2);
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat2")

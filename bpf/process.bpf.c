@@ -3,7 +3,7 @@
  * syscall hooks and cost nothing measurable outside sessions. */
 #include "lib/session.bpf.h"
 #include "lib/task.bpf.h"
-#include "lib/path.bpf.h"
+#include "lib/identity.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -70,6 +70,8 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	__builtin_memset(e->_pad1, 0, sizeof(e->_pad1));
 	e->stdin_ino = 0;
 	e->stdout_ino = 0;
+	e->exe_flags = 0;
+	e->stdin_rdev = 0;
 	__u64 unused = 0;
 	e->stdio_type[0] = stdio_kind(0, &e->stdin_ino);
 	e->stdio_type[1] = stdio_kind(1, &e->stdout_ino);
@@ -92,6 +94,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	__u32 exe_len = 0;
 	if (exe)
 		exe_len = path_to_string(&exe->f_path, e->data + off, &cut);
+	file_identity(exe, &e->exe_id);
 	exe_len = BOUND(exe_len, AGENT_PATH_MAX - 1);
 	e->exe_len = exe_len;
 	off += exe_len;

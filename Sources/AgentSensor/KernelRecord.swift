@@ -116,6 +116,8 @@ package func kindName(_ kind: Int) -> StaticString {
     case AGENT_KIND_LOSS.rawValue: "loss"
     case AGENT_KIND_FLOW.rawValue: "flow"
     case AGENT_KIND_CGROUP.rawValue: "cgroup"
+    case AGENT_KIND_SEND.rawValue: "send"
+    case AGENT_KIND_DNS.rawValue: "dns"
     default: "unknown"
     }
 }

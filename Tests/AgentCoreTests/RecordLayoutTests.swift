@@ -80,7 +80,8 @@ struct RecordLayoutTests {
             .init("filename_len", \.filename_len), .init("exe_len", \.exe_len), .init("cwd_len", \.cwd_len),
             .init("_pad0", \._pad0), .init("args_len", \.args_len), .init("args_size", \.args_size),
             .init("argc", \.argc), .init("stdio_type", \.stdio_type), .init("_pad1", \._pad1),
-            .init("stdin_ino", \.stdin_ino), .init("stdout_ino", \.stdout_ino),
+            .init("stdin_ino", \.stdin_ino), .init("stdout_ino", \.stdout_ino), .init("exe_id", \.exe_id),
+            .init("exe_flags", \.exe_flags), .init("stdin_rdev", \.stdin_rdev),
         ])
     }
 
@@ -101,8 +102,10 @@ struct RecordLayoutTests {
         try expectLayout(agent_open.self, "agent_open", [
             .init("hdr", \.hdr), .init("start_ns", \.start_ns), .init("uid", \.uid), .init("gid", \.gid),
             .init("ret", \.ret), .init("flags", \.flags), .init("mode", \.mode), .init("dfd", \.dfd),
-            .init("requested_len", \.requested_len), .init("path_len", \.path_len), .init("_pad0", \._pad0),
+            .init("requested_len", \.requested_len), .init("path_len", \.path_len), .init("via", \.via),
+            .init("_pad0", \._pad0), .init("id", \.id),
         ])
+        try expectLayout(agent_file_id.self, "agent_file_id", [.init("ino", \.ino), .init("dev", \.dev), .init("mnt_id", \.mnt_id)])
     }
 
     @Test func connect() throws {
@@ -182,7 +185,9 @@ struct RecordLayoutTests {
         #expect(AGENT_KIND_LOSS.rawValue == 6)
         #expect(AGENT_KIND_FLOW.rawValue == 7)
         #expect(AGENT_KIND_CGROUP.rawValue == 8)
-        #expect(AGENT_KIND_COUNT.rawValue == 9)
+        #expect(AGENT_KIND_SEND.rawValue == 9)
+        #expect(AGENT_KIND_DNS.rawValue == 10)
+        #expect(AGENT_KIND_COUNT.rawValue == 11)
         #expect(AGENT_CGROUP_ROOT_ADDED.rawValue == 1)
         #expect(AGENT_CGROUP_SESSION_ADDED.rawValue == 2)
         #expect(AGENT_CGROUP_MOVED.rawValue == 3)

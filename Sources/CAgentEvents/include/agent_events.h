@@ -45,8 +45,10 @@ enum agent_kind {
 	AGENT_KIND_LOSS = 6,
 	AGENT_KIND_FLOW = 7,
 	AGENT_KIND_CGROUP = 8,
+	AGENT_KIND_SEND = 9,  /* unconnected sends, per socket and destination (struct agent_send) */
+	AGENT_KIND_DNS = 10,  /* a DNS message a session sent or received (struct agent_dns) */
 	/* One past the last kind: sizes the per-kind counters. */
-	AGENT_KIND_COUNT = 9,
+	AGENT_KIND_COUNT = 11,
 };
 
 /* hdr.flags */
@@ -75,6 +77,18 @@ _Static_assert(sizeof(struct agent_hdr) == 40, "abi: agent_hdr");
 #define AGENT_RECORD_SIZE_MAX 0xffff
 _Static_assert((__typeof__(((struct agent_hdr *)0)->size))~0 == AGENT_RECORD_SIZE_MAX,
 	       "abi: AGENT_RECORD_SIZE_MAX is the most hdr.size holds");
+
+/*
+ * What a file is, whatever it is called: an open of the same file under another name (a hard
+ * link, a bind mount, another mount namespace, /proc/PID/root/...) has the same dev and ino.
+ * All 0: not known (a failed open).
+ */
+struct agent_file_id {
+	__u64 ino;     /* inode number (i_ino), as stat(2) shows it */
+	__u32 dev;     /* the filesystem's device, the kernel's encoding (major << 20 | minor) */
+	__u32 mnt_id;  /* id of the mount it was reached through, as /proc/PID/mountinfo shows it */
+};
+_Static_assert(sizeof(struct agent_file_id) == 16, "abi: agent_file_id");
 
 /* Identity of a process, read from its task_struct. */
 struct agent_proc {
@@ -106,9 +120,19 @@ struct agent_exec {
 	__u8 _pad1[5];
 	__u64 stdin_ino;       /* inode of descriptor 0 when it is a pipe or socket, else 0 */
 	__u64 stdout_ino;      /* inode of descriptor 1 when it is a pipe or socket, else 0 */
+	struct agent_file_id exe_id; /* the executed file's identity */
+	__u32 exe_flags;       /* enum agent_exe_flag */
+	__u32 stdin_rdev;      /* device of descriptor 0 when it is a terminal (kernel encoding), else 0 */
 	__u8 data[];
 };
-_Static_assert(sizeof(struct agent_exec) == 144, "abi: agent_exec");
+_Static_assert(sizeof(struct agent_exec) == 168, "abi: agent_exec");
+
+/* What the executed image really is, when it is not an ordinary file on disk. */
+enum agent_exe_flag {
+	AGENT_EXE_MEMFD = 1 << 0,    /* a memfd (memfd_create): exe is "memfd:NAME" */
+	AGENT_EXE_DELETED = 1 << 1,  /* unlinked (no name left on disk): exe ends " (deleted)" */
+	AGENT_EXE_ANON = 1 << 2,     /* another file with no path (an internal mount) */
+};
 
 /* What a standard descriptor refers to at exec: a shell reading a socket is a reverse shell,
  * a shell reading the pipe a downloader writes is `curl | sh`. */
@@ -157,10 +181,22 @@ struct agent_open {
 	__s32 dfd;             /* dirfd argument (AT_FDCWD = -100) */
 	__u16 requested_len;   /* the path argument, as the process passed it */
 	__u16 path_len;        /* absolute path of the opened file (0: not resolved) */
-	__u32 _pad0;
+	__u8 via;              /* how it was asked: enum agent_open_via */
+	__u8 _pad0[3];
+	struct agent_file_id id; /* the opened file's identity (0s when the open failed) */
 	__u8 data[];
 };
-_Static_assert(sizeof(struct agent_open) == 88, "abi: agent_open");
+_Static_assert(sizeof(struct agent_open) == 104, "abi: agent_open");
+
+/* How an open entered the kernel (file.via). */
+enum agent_open_via {
+	AGENT_VIA_OPENAT = 0,
+	AGENT_VIA_OPENAT2 = 1,
+	AGENT_VIA_OPEN = 2,
+	AGENT_VIA_CREAT = 3,
+	AGENT_VIA_OPEN_BY_HANDLE_AT = 4,
+	AGENT_VIA_IO_URING = 5,   /* IORING_OP_OPENAT or IORING_OP_OPENAT2 */
+};
 
 /* connect at syscall exit. */
 struct agent_connect {
@@ -209,7 +245,7 @@ struct agent_loss {
 	struct agent_hdr hdr;
 	__u64 dropped[AGENT_KIND_COUNT];
 };
-_Static_assert(sizeof(struct agent_loss) == 112, "abi: agent_loss");
+_Static_assert(sizeof(struct agent_loss) == 128, "abi: agent_loss");
 
 /*
  * A cgroup the daemon must look at now (written with a forced wakeup, never a record of the
