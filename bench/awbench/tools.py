@@ -289,7 +289,7 @@ def count_agentwatch(path, workload, runs, file_path):
     if workload.kind == "open":
         needle = json.dumps(file_path).encode()
     else:
-        needle = {"exec": b'"process.exec"', "connect": b'"net.connect"'}[workload.kind]
+        needle = {"exec": b'"process.exec"', "connect": b'"net.connect"', "send": b'"net.send"'}[workload.kind]
     captured = {c: 0 for c in runs}
     lost, total = {}, 0
     with open(path, "rb") as f:
@@ -298,7 +298,13 @@ def count_agentwatch(path, workload, runs, file_path):
             if needle in line:
                 rec = json.loads(line)
                 for c, run in runs.items():
-                    if agentwatch_matches(workload, rec, run, file_path):
+                    if not agentwatch_matches(workload, rec, run, file_path):
+                        continue
+                    if workload.kind == "send":
+                        # Datagrams, not records: each record counts all its socket has sent to
+                        # that destination so far, so the last one holds the total.
+                        captured[c] = max(captured[c], rec["net"].get("datagrams", 0))
+                    else:
                         captured[c] += 1
             elif b'"agent.loss"' in line:
                 for kind, n in json.loads(line)["loss"]["kernel_dropped"].items():
@@ -311,7 +317,10 @@ def agentwatch_matches(workload, rec, run, file_path):
     p = rec.get("process") or {}
     kind, t = workload.kind, rec.get("type")
     if kind == "open":
-        return t == "file.open" and p.get("pid") == run.pid and rec["file"].get("path") == file_path
+        return t == "file.open" and p.get("pid") == run.pid and rec["file"].get("path") == file_path and \
+            (workload.via is None or rec["file"].get("via") == workload.via)
+    if kind == "send":
+        return t == "net.send" and p.get("pid") == run.pid and rec["net"].get("dport") == run.port
     if kind == "exec":
         return t == "process.exec" and p.get("ppid") == run.pid and p.get("exe") in workload.exec_paths
     if kind == "connect":

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from .system import BenchError, run_quiet
 
 SOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workloads")
-PROGRAMS = ("openat", "exec", "connect", "mixed")
+PROGRAMS = ("openat", "exec", "connect", "mixed", "uring_open", "udp_send")
 # The numbers of path components of the deep openat targets ("/a/b" has 2): the kernel's path
 # walk costs per component.
 DEEP_COMPONENTS = (16, 40)
@@ -25,13 +25,15 @@ class Workload:
     record for it. `kind` is the record kind every op must produce (open, exec, connect)."""
     name: str
     argv: list
-    kind: str
+    kind: str  # open, exec, connect, or send (unconnected datagrams, counted, not one record each)
     smoke_ops: int
     # For opens: the path as passed to openat and the absolute path the kernel resolves.
     requested: str = None
     resolved: str = None
     # For execs: the program every op executes, as passed and resolved.
     exec_paths: tuple = ()
+    # For opens: how they must have been asked (file.via), when that is the point of the workload.
+    via: str = None
     note: str = ""
 
     @property
@@ -109,6 +111,11 @@ def prepare(scratch, uid, gid):
         *(Workload(f"openat-deep{n}", [prog("openat"), "path", deep], "open", 2000,
                    requested=deep, resolved=deep, note=f"openat of a {n}-component absolute path + close")
           for n, deep in deep_targets.items()),
+        Workload("uring-open", [prog("uring_open"), target], "open", 2000,
+                 requested=target, resolved=target, via="io_uring",
+                 note="io_uring IORING_OP_OPENAT of an absolute path + close: no open syscall"),
+        Workload("udp-send", [prog("udp_send")], "send", 2000,
+                 note="sendto of a 512-byte datagram to an unconnected loopback receiver (expected: datagrams)"),
         Workload("exec", [prog("exec")], "exec", 20, exec_paths=(TRUE, os.path.realpath(TRUE)),
                  note="fork + execve /bin/true + wait"),
         Workload("connect", [prog("connect")], "connect", 200,
