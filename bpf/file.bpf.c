@@ -1,17 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
-/* File opens: openat and openat2. Syscall hooks: attached only while a session exists. */
-#include "lib/session.bpf.h"
-#include "lib/task.bpf.h"
-#include "lib/identity.bpf.h"
-
-/* The open tail (requested | path) as the verifier sees it at most: the requested path is
- * read with its NUL, the resolved one is written after it. */
-#define OPEN_RECORD_MAX (sizeof(struct agent_open) + 2 * AGENT_PATH_MAX)
-_Static_assert(OPEN_RECORD_MAX <= SCRATCH_SIZE, "the largest open record fits the scratch area");
-_Static_assert(OPEN_RECORD_MAX <= AGENT_RECORD_SIZE_MAX, "the largest open record's size fits hdr.size");
+/*
+ * File opens through the open syscalls: openat, openat2, open, creat and open_by_handle_at.
+ * Syscall hooks: attached only while a session exists. io_uring opens, which make none of
+ * these calls, are uring_file.bpf.c's. Failed opens are recorded too.
+ *
+ * open and creat exist on x86_64 only among the architectures agentwatch builds for (arm64
+ * has openat alone): the daemon attaches their hooks where the tracepoints exist. A 32-bit
+ * process's calls (ia32 emulation) reach no syscalls/ tracepoint, these or openat.
+ */
+#include "lib/open.bpf.h"
 
 struct open_args {
-	__u64 path;  /* user pointer to the path */
+	__u64 path;  /* user pointer to the path (0: the call takes none) */
 	__u64 flags;
 	__u32 mode;
 	__s32 dfd;
@@ -45,69 +45,38 @@ static __always_inline int emit_open(__u64 session, long ret)
 	struct open_args a = *saved;
 	bpf_map_delete_elem(&open_inflight, &tid);
 
-	struct agent_open *o = scratch_area();
+	struct agent_open *o = open_begin(session, ret, a.flags, a.mode, a.dfd, a.via);
 	if (!o)
 		return 0;
-	fill_hdr(&o->hdr, AGENT_KIND_OPEN, 0, session);
-	o->start_ns = task_start_ns((struct task_struct *)bpf_get_current_task_btf());
-	__u64 ugid = bpf_get_current_uid_gid();
-	o->uid = (__u32)ugid;
-	o->gid = ugid >> 32;
-	o->ret = ret;
-	o->flags = a.flags;
-	o->mode = a.mode;
-	o->dfd = a.dfd;
-	o->path_len = 0;
-	o->via = a.via;
-	__builtin_memset(o->_pad0, 0, sizeof(o->_pad0));
-	file_identity(NULL, &o->id);
 
 	/* At exit the kernel has just copied the path, so its page is resident. */
-	long n = bpf_probe_read_user_str(o->data, AGENT_PATH_MAX, (void *)a.path);
 	__u32 len = 0;
-	if (n > 0) {
-		len = (__u32)n - 1;
-		if (len > AGENT_PATH_MAX - 1)
-			len = AGENT_PATH_MAX - 1;
-		if (n == AGENT_PATH_MAX)
-			o->hdr.flags |= AGENT_F_PATH_TRUNCATED;
+	if (a.path) {
+		long n = bpf_probe_read_user_str(o->data, AGENT_PATH_MAX, (void *)a.path);
+		if (n > 0) {
+			len = (__u32)n - 1;
+			if (len > AGENT_PATH_MAX - 1)
+				len = AGENT_PATH_MAX - 1;
+			if (n == AGENT_PATH_MAX)
+				o->hdr.flags |= AGENT_F_PATH_TRUNCATED;
+		}
 	}
-	o->requested_len = len;
-	if (len > AGENT_PATH_MAX - 1)
-		return 0;
-
 	/* The path the kernel resolved: that of the file now installed at the new descriptor. */
-	bool cut = false;
-	__u32 plen = 0;
-	if (!resolve_paths) {
-		/* Measuring mode: no dentry walk. */
-	} else if (ret >= 0) {
-		struct file *f = current_file((int)ret);
-		if (f)
-			plen = path_to_string(&f->f_path, o->data + len, &cut);
-		file_identity(f, &o->id);
-	} else if (len > 0 && o->data[0] != '/') {
-		/* A failed relative open: the directory it was relative to, so the daemon can show
-		 * the path made absolute as well as can be done. */
-		struct task_struct *task = bpf_get_current_task_btf();
-		struct file *f = a.dfd == AT_FDCWD ? NULL : current_file(a.dfd);
-		if (f)
-			plen = path_to_string(&f->f_path, o->data + len, &cut);
-		else if (a.dfd == AT_FDCWD)
-			plen = path_to_string(&task->fs->pwd, o->data + len, &cut);
-		if (plen)
-			o->hdr.flags |= AGENT_F_PATH_IS_BASE;
-	}
-	if (cut)
-		o->hdr.flags |= AGENT_F_PATH_TRUNCATED;
-	if (plen > AGENT_PATH_MAX - 1)
-		plen = AGENT_PATH_MAX - 1;
-	o->path_len = plen;
-	__u64 total = sizeof(*o) + len + plen;
-	o->hdr.size = total;
-	output_record(o, total, AGENT_KIND_OPEN);
+	struct file *f = ret >= 0 && resolve_paths ? current_file((int)ret) : NULL;
+	open_finish(o, len, f, ret < 0);
 	return 0;
 }
+
+/* Every open syscall's exit: the record, if its entry was seen. */
+#define OPEN_EXIT(name)                                                    \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                         \
+	int on_##name##_exit(struct trace_event_raw_sys_exit *ctx)         \
+	{                                                                  \
+		__u64 session = current_session();                         \
+		if (!session)                                              \
+			return 0;                                          \
+		return emit_open(session, ctx->ret);                       \
+	}
 
 SEC("tracepoint/syscalls/sys_enter_openat")
 int on_openat_enter(struct trace_event_raw_sys_enter *ctx)
@@ -116,15 +85,7 @@ int on_openat_enter(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	return save_open((__s32)ctx->args[0], ctx->args[1], ctx->args[2], (__u32)ctx->args[3], AGENT_VIA_OPENAT);
 }
-
-SEC("tracepoint/syscalls/sys_exit_openat")
-int on_openat_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	__u64 session = current_session();
-	if (!session)
-		return 0;
-	return emit_open(session, ctx->ret);
-}
+OPEN_EXIT(openat)
 
 SEC("tracepoint/syscalls/sys_enter_openat2")
 int on_openat2_enter(struct trace_event_raw_sys_enter *ctx)
@@ -135,12 +96,39 @@ int on_openat2_enter(struct trace_event_raw_sys_enter *ctx)
 	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
 	return save_open((__s32)ctx->args[0], ctx->args[1], how.flags, (__u32)how.mode, AGENT_VIA_OPENAT2);
 }
+OPEN_EXIT(openat2)
 
-SEC("tracepoint/syscalls/sys_exit_openat2")
-int on_openat2_exit(struct trace_event_raw_sys_exit *ctx)
+/* open(path, flags, mode): openat relative to the working directory. */
+SEC("tracepoint/syscalls/sys_enter_open")
+int on_open_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	__u64 session = current_session();
-	if (!session)
+	if (!current_session())
 		return 0;
-	return emit_open(session, ctx->ret);
+	return save_open(AT_FDCWD, ctx->args[0], ctx->args[1], (__u32)ctx->args[2], AGENT_VIA_OPEN);
 }
+OPEN_EXIT(open)
+
+/* creat(path, mode): open with O_CREAT | O_WRONLY | O_TRUNC, as the kernel does it. */
+SEC("tracepoint/syscalls/sys_enter_creat")
+int on_creat_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!current_session())
+		return 0;
+	return save_open(AT_FDCWD, ctx->args[0], O_CREAT | O_WRONLY | O_TRUNC, (__u32)ctx->args[1], AGENT_VIA_CREAT);
+}
+OPEN_EXIT(creat)
+
+/*
+ * open_by_handle_at(mount_fd, handle, flags): a file named by a handle (name_to_handle_at), no
+ * path. The record's dirfd is mount_fd, its requested path empty; the path is the one resolved
+ * from the descriptor installed. A failed one (EPERM without CAP_DAC_READ_SEARCH, ESTALE) has
+ * only what the call was given: no path, no identity.
+ */
+SEC("tracepoint/syscalls/sys_enter_open_by_handle_at")
+int on_open_by_handle_at_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!current_session())
+		return 0;
+	return save_open((__s32)ctx->args[0], 0, ctx->args[2], 0, AGENT_VIA_OPEN_BY_HANDLE_AT);
+}
+OPEN_EXIT(open_by_handle_at)

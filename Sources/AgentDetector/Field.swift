@@ -101,6 +101,7 @@ package enum RuleField: Int, CaseIterable, Sendable {
     case stdinType, stdoutType, stderrType, stdinIno, stdoutIno
     case exitCode, signal, durationNs
     case filePath, fileRequestedPath, fileName, fileError, fileFlags, fileWrite, fileResult, fileMode
+    case fileVia, fileFixedFile, fileResultUnseen, fileInode, fileDevice, fileMountID
     case netFamily, netTransport, netDaddr, netSaddr, netPath, netError
     case netDport, netSport, netResult
     case netBytesSent, netBytesReceived, netBytesSentDelta, netFinal
@@ -159,6 +160,12 @@ package enum RuleField: Int, CaseIterable, Sendable {
         case .fileWrite: .derived("write", from: .fileFlags, .boolean)
         case .fileResult: .record(.fileResult)
         case .fileMode: .record(.fileMode)
+        case .fileVia: .record(.fileVia)
+        case .fileFixedFile: .record(.fileFixedFile)
+        case .fileResultUnseen: .record(.fileResultUnseen)
+        case .fileInode: .record(.fileInode)
+        case .fileDevice: .record(.fileDevice)
+        case .fileMountID: .record(.fileMountID)
         case .netFamily: .record(.netFamily)
         case .netTransport: .record(.netTransport)
         case .netDaddr: .record(.netDaddr)

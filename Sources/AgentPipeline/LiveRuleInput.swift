@@ -1,5 +1,6 @@
 import AgentDetector
 import AgentRecords
+import AgentSensor
 import AgentSessions
 import CAgentEvents
 import Glibc
@@ -141,16 +142,25 @@ struct LiveRuleInput: RuleInput {
             switch field {
             case .filePath: return .string(Self.text(shown))
             case .fileName: return .string(Self.text(Self.basename(shown)))
-            default: return resolved.count > 0 && !requested.elementsEqual(resolved) ? .string(Self.text(requested)) : nil
+            default:
+                return resolved.count > 0 && requested.count > 0 && !requested.elementsEqual(resolved) ? .string(Self.text(requested)) : nil
             }
-        case .fileError: return o.ret < 0 ? .string(ErrnoNames.name(Int32(truncatingIfNeeded: -o.ret))) : nil
+        case .fileError: return o.ret < 0 && !o.resultUnseen ? .string(ErrnoNames.name(Int32(truncatingIfNeeded: -o.ret))) : nil
         case .fileFlags: return .list(OpenFlags.cachedList(o.flags))
         case .fileWrite:
             let f = Int32(truncatingIfNeeded: o.flags)
             let acc = f & O_ACCMODE
             return .bool(acc == O_WRONLY || acc == O_RDWR || f & (O_CREAT | O_TRUNC | O_APPEND) != 0)
-        case .fileResult: return .int(Int64(o.ret))
+        case .fileResult: return o.resultUnseen ? nil : .int(Int64(o.ret))
         case .fileMode: return .int(Int64(o.mode))
+        case .fileVia: return .string("\(o.viaName)")
+        case .fileFixedFile: return o.isFixedFile ? .bool(true) : nil
+        case .fileResultUnseen: return o.resultUnseen ? .bool(true) : nil
+        // As the record writes them, when the open gave a file; an inode past Int64 is no
+        // integer to the rules (nor in a replay).
+        case .fileInode: return o.hasIdentity && o.id.ino <= UInt64(Int64.max) ? .int(Int64(o.id.ino)) : nil
+        case .fileDevice: return o.hasIdentity ? .string(o.id.deviceText) : nil
+        case .fileMountID: return o.hasIdentity ? .int(Int64(o.id.mnt_id)) : nil
         default: return nil
         }
     }

@@ -94,7 +94,9 @@ extension Recorder {
             buffer.string(requested)
         } else if resolved.count > 0 {
             buffer.string(resolved)
-            if requested.count != resolved.count || memcmp(requested.baseAddress!, resolved.baseAddress!, requested.count) != 0 {
+            // None requested (open_by_handle_at names a file by handle): none to show.
+            if requested.count > 0,
+               requested.count != resolved.count || memcmp(requested.baseAddress!, resolved.baseAddress!, requested.count) != 0 {
                 buffer.raw(",\"requested_path\":")
                 buffer.string(requested)
             }
@@ -103,6 +105,9 @@ extension Recorder {
             buffer.string(requested)
         }
         if o.hdr.flags & UInt8(AGENT_F_PATH_TRUNCATED.rawValue) != 0 { buffer.raw(",\"path_truncated\":true") }
+        buffer.raw(",\"via\":\"")
+        buffer.raw(o.viaName)
+        buffer.raw("\"")
         if o.dfd != -100 {
             buffer.raw(",\"dirfd\":")
             buffer.int(o.dfd)
@@ -111,7 +116,23 @@ extension Recorder {
         buffer.bytes.append(contentsOf: OpenFlags.json(o.flags, cache: &flagNames))
         buffer.raw(",\"mode\":")
         buffer.uint(UInt64(o.mode))
-        result(o.ret)
+        if o.resultUnseen {
+            // Written at submission: the result was never posted (IOSQE_CQE_SKIP_SUCCESS).
+            buffer.raw(",\"result_unseen\":true")
+        } else {
+            result(o.ret)
+        }
+        if o.isFixedFile { buffer.raw(",\"fixed_file\":true") }
+        if o.hasIdentity {
+            buffer.raw(",\"inode\":")
+            buffer.uint(o.id.ino)
+            buffer.raw(",\"device\":\"")
+            buffer.uint(UInt64(o.id.major))
+            buffer.raw(":")
+            buffer.uint(UInt64(o.id.minor))
+            buffer.raw("\",\"mount_id\":")
+            buffer.uint(UInt64(o.id.mnt_id))
+        }
         buffer.raw("}")
         end(.fileOpen)
     }

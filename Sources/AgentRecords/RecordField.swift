@@ -12,6 +12,7 @@ package enum RecordField: Int, CaseIterable, Sendable {
     case exitCode, signal, coreDumped, durationNs, stdinType, stdinIno, stdoutType, stdoutIno, stderrType
     case stderrIno, parentEntityID, parentPID, parentExe, filePath, fileRequestedPath, filePathTruncated
     case fileDirfd, fileFlags, fileMode, fileResult, fileError, netFamily, netV4Mapped, netTransport
+    case fileVia, fileFixedFile, fileResultUnseen, fileInode, fileDevice, fileMountID
     case netDaddr, netDport, netSaddr, netSport, netPath, netAbstract, netFD, netResult, netError
     case netBytesSent, netBytesReceived, netBytesSentDelta, netBytesReceivedDelta, netFinal, ruleID
     case ruleTitle, ruleSeverity, ruleTags, ruleSource, ruleAuthor, agentVersion, agentPID, agentKernel
@@ -152,6 +153,12 @@ package enum RecordField: Int, CaseIterable, Sendable {
         case .fileMode: Spec(.file, "mode", .number, in: .fileOpen)
         case .fileResult: Spec(.file, "result", .number, in: .fileOpen)
         case .fileError: Spec(.file, "error", .string, in: .fileOpen)
+        case .fileVia: Spec(.file, "via", .string, in: .fileOpen)
+        case .fileFixedFile: Spec(.file, "fixed_file", .bool, in: .fileOpen)
+        case .fileResultUnseen: Spec(.file, "result_unseen", .bool, in: .fileOpen)
+        case .fileInode: Spec(.file, "inode", .number, in: .fileOpen)
+        case .fileDevice: Spec(.file, "device", .string, in: .fileOpen)
+        case .fileMountID: Spec(.file, "mount_id", .number, in: .fileOpen)
         case .netFamily: Spec(.net, "family", .string, in: .net)
         case .netV4Mapped: Spec(.net, "v4_mapped", .bool, in: .net)
         case .netTransport: Spec(.net, "transport", .string, in: .net)

@@ -180,13 +180,25 @@ extension CaptureReplay {
         var text = "open " + shown(view, view.member(f, "path"))
         if view.bool(view.member(f, "path_truncated")) == true { text += "…(cut)" }
         if let r = view.member(f, "requested_path") { text += " (as \(shown(view, r)))" }
+        // openat is how nearly everything opens: only the other ways are named.
+        if let via = view.member(f, "via"), view.string(via) != "openat" { text += " via " + shown(view, via, limit: 32) }
         var flags: [String] = []
         view.forEachElement(view.member(f, "flags")) { if flags.count < 16 { flags.append(shown(view, $0, limit: 32)) } }
         if !flags.isEmpty { text += " " + flags.joined(separator: "|") }
+        let fixed = view.bool(view.member(f, "fixed_file")) == true
         if let e = view.member(f, "error") {
             text += " = " + shown(view, e, limit: 32)
         } else if let r = view.int(view.member(f, "result")) {
-            text += r >= 0 ? " = fd \(r)" : " = \(r)"
+            if fixed {
+                text += r > 0 ? " = fixed file \(r)" : " = fixed file"
+            } else {
+                text += r >= 0 ? " = fd \(r)" : " = \(r)"
+            }
+        } else if view.bool(view.member(f, "result_unseen")) == true {
+            text += " = ? (no completion asked for)"
+        }
+        if let ino = view.uint(view.member(f, "inode")) {
+            text += " [\(shown(view, view.member(f, "device"), limit: 24)) ino \(ino)]"
         }
         if let c = view.int(view.member(f, "count")), c > 1 { text += " ×\(c)" }
         return text

@@ -135,3 +135,39 @@ extension agent_cgroup {
     /// The name or path was longer than the notice holds.
     package var nameTruncated: Bool { hdr.flags & UInt8(AGENT_F_PATH_TRUNCATED.rawValue) != 0 }
 }
+
+extension agent_open {
+    /// How the open was asked (`file.via`).
+    package var viaName: StaticString {
+        switch UInt32(via) {
+        case AGENT_VIA_OPENAT.rawValue: "openat"
+        case AGENT_VIA_OPENAT2.rawValue: "openat2"
+        case AGENT_VIA_OPEN.rawValue: "open"
+        case AGENT_VIA_CREAT.rawValue: "creat"
+        case AGENT_VIA_OPEN_BY_HANDLE_AT.rawValue: "open_by_handle_at"
+        case AGENT_VIA_IO_URING.rawValue: "io_uring"
+        default: "unknown"
+        }
+    }
+
+    /// The open gave a file whose identity the kernel read (`file.inode`, `file.device`,
+    /// `file.mount_id`): 0s otherwise.
+    package var hasIdentity: Bool { id.ino != 0 }
+
+    /// io_uring opened it into a fixed-file slot: no descriptor, `ret` is 0 or the slot.
+    package var isFixedFile: Bool { hdr.flags & UInt8(AGENT_F_FIXED_FILE.rawValue) != 0 }
+
+    /// Written at submission (io_uring, IOSQE_CQE_SKIP_SUCCESS): `ret` is not the result, which
+    /// was never posted.
+    package var resultUnseen: Bool { hdr.flags & UInt8(AGENT_F_RESULT_UNSEEN.rawValue) != 0 }
+}
+
+extension agent_file_id {
+    /// The filesystem's device from the kernel's encoding (major << 20 | minor): what
+    /// major(3) and minor(3) give for stat(2)'s st_dev.
+    package var major: UInt32 { dev >> 20 }
+    package var minor: UInt32 { dev & 0xFFFFF }
+
+    /// `MAJOR:MINOR`, as /proc/PID/mountinfo writes a device.
+    package var deviceText: String { "\(major):\(minor)" }
+}

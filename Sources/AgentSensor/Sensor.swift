@@ -41,7 +41,29 @@ package final class Sensor {
     /// Attached only while at least one session exists.
     package static let syscallPrograms: [AgentProbes.Program] = [
         .on_openat_enter, .on_openat_exit, .on_openat2_enter, .on_openat2_exit,
+        .on_open_by_handle_at_enter, .on_open_by_handle_at_exit,
         .on_connect_enter, .on_connect_exit,
+    ] + legacyOpenPrograms
+
+    /// open(2) and creat(2): x86_64 has them; arm64 (the generic syscall table) has openat only,
+    /// and no tracepoints to attach these to, so there they are not loaded.
+    #if arch(x86_64)
+    package static let legacyOpenPrograms: [AgentProbes.Program] = [.on_open_enter, .on_open_exit, .on_creat_enter, .on_creat_exit]
+    #else
+    package static let legacyOpenPrograms: [AgentProbes.Program] = []
+    #endif
+    /// Loaded where they cannot be attached: never.
+    private static let absentOpenPrograms: [AgentProbes.Program] = [.on_open_enter, .on_open_exit, .on_creat_enter, .on_creat_exit]
+        .filter { !legacyOpenPrograms.contains($0) }
+
+    /// io_uring opens (bpf/uring_file.bpf.c): the submission hook this kernel has (renamed in
+    /// 6.4) and the completion hook. Attached with the syscall hooks, only while a session
+    /// exists: they run for every io_uring request and completion on the host, not only for
+    /// opens. A kernel without io_uring's tracepoints (CONFIG_IO_URING off, or no BTF for them)
+    /// has none of them loaded: its io_uring opens are not seen, and nothing else is lost.
+    package static let uringPrograms: [(program: AgentProbes.Program, tracepoint: String)] = [
+        (.on_uring_submit_req, "io_uring_submit_req"), (.on_uring_submit_sqe, "io_uring_submit_sqe"),
+        (.on_uring_complete, "io_uring_complete"),
     ]
 
     /// Attached when session-root patterns are configured: they find new roots at mkdir.
@@ -59,12 +81,16 @@ package final class Sensor {
     private var processLinks: [BPFLink] = []
     private var syscallLinks: [BPFLink] = []
     private var ring: RingBuffer?
+    /// The io_uring programs loaded on this kernel (`uringPrograms`), attached with the
+    /// syscall hooks; empty where io_uring opens cannot be seen.
+    package let uringLoaded: [AgentProbes.Program]
 
     /// Opens and loads the embedded programs (or `objectBytes`) with `settings`.
     package init(settings: SensorSettings, objectBytes: [UInt8]? = nil) throws(BPFError) {
         object = try ProbeSkeleton(bytes: objectBytes, btfPath: settings.btfPath)
         rootPaths = settings.rootPaths
         hasPatterns = !settings.patterns.isEmpty
+        uringLoaded = Self.uringChoice(tracepoints: Self.kernelTracepoints(Self.uringPrograms.map(\.tracepoint)))
         guard settings.roots.count <= Int(AGENT_MAX_ROOTS) else {
             throw BPFError("more than \(AGENT_MAX_ROOTS) session roots", errno: EINVAL)
         }
@@ -86,6 +112,8 @@ package final class Sensor {
         if !hasPatterns {
             for p in Self.rootPrograms { try object.program(p).setAutoload(false) }
         }
+        for p in Self.absentOpenPrograms { try object.program(p).setAutoload(false) }
+        for (p, _) in Self.uringPrograms where !uringLoaded.contains(p) { try object.program(p).setAutoload(false) }
         object.rodata.args_max = min(settings.argsMax, UInt32(AGENT_ARGS_MAX))
         object.rodata.wakeup_bytes = settings.wakeupBytes
         object.rodata.flow_report_bytes = settings.flowReportBytes
@@ -151,10 +179,20 @@ package final class Sensor {
 
     package var syscallHooksAttached: Bool { !syscallLinks.isEmpty }
 
+    /// What `attachSyscallHooks` attaches: the syscall programs and this kernel's io_uring ones.
+    package var sessionPrograms: [AgentProbes.Program] { Self.syscallPrograms + uringLoaded }
+
+    /// The ways of opening a file seen beyond openat and openat2, as `agent.start` names them:
+    /// `open_by_handle_at`, `open` and `creat` where the architecture has them, `io_uring_open`
+    /// where the kernel's io_uring hooks loaded.
+    package var openFeatures: [String] {
+        ["open_by_handle_at"] + (Self.legacyOpenPrograms.isEmpty ? [] : ["open", "creat"]) + (uringLoaded.isEmpty ? [] : ["io_uring_open"])
+    }
+
     package func attachSyscallHooks() throws(BPFError) {
         guard syscallLinks.isEmpty else { return }
         var links: [BPFLink] = []
-        for p in Self.syscallPrograms {
+        for p in sessionPrograms {
             links.append(try object.program(p).attach())
         }
         syscallLinks = links
@@ -169,6 +207,25 @@ package final class Sensor {
         syscallLinks.removeAll()
         processLinks.removeAll()
         rootLinks.removeAll()
+    }
+
+    /// The io_uring programs to load given the raw tracepoints the kernel has: the submission
+    /// hook it has (io_uring_submit_req, or before 6.4 io_uring_submit_sqe) and the completion
+    /// hook, or none when either is missing.
+    package static func uringChoice(tracepoints: Set<String>) -> [AgentProbes.Program] {
+        guard tracepoints.contains("io_uring_complete") else { return [] }
+        if tracepoints.contains("io_uring_submit_req") { return [.on_uring_submit_req, .on_uring_complete] }
+        if tracepoints.contains("io_uring_submit_sqe") { return [.on_uring_submit_sqe, .on_uring_complete] }
+        return []
+    }
+
+    /// Which of `names` the running kernel's BTF has as raw tracepoints (`btf_trace_NAME`):
+    /// what a tp_btf program attaches to. libbpf resolves those against this BTF whatever BTF
+    /// the object is relocated with. None without kernel BTF.
+    package static func kernelTracepoints(_ names: [String]) -> Set<String> {
+        guard let btf = btf__load_vmlinux_btf(), libbpf_get_error(UnsafeRawPointer(btf)) == 0 else { return [] }
+        defer { btf__free(btf) }
+        return Set(names.filter { btf__find_by_name_kind(btf, "btf_trace_" + $0, UInt32(BTF_KIND_TYPEDEF)) > 0 })
     }
 
     /// Every process on the host with its exact start time, from the task iterator.

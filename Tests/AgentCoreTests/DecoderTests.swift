@@ -32,14 +32,17 @@ private func execRecord(filename: [UInt8], exe: [UInt8] = [], cwd: [UInt8] = [],
     return rawBytes(of: e) + filename + exe + cwd + args
 }
 
-private func openRecord(requested: [UInt8], resolved: [UInt8] = []) -> [UInt8] {
+private func openRecord(requested: [UInt8], resolved: [UInt8] = [], via: UInt32 = AGENT_VIA_OPENAT.rawValue,
+                        id: agent_file_id = agent_file_id(), ret: Int64 = -2) -> [UInt8] {
     var o = agent_open()
     o.hdr = header(AGENT_KIND_OPEN.rawValue, size: MemoryLayout<agent_open>.size + requested.count + resolved.count)
-    o.ret = -2
+    o.ret = ret
     o.flags = 0o2_000_000  // O_CLOEXEC
     o.dfd = -100
     o.requested_len = UInt16(requested.count)
     o.path_len = UInt16(resolved.count)
+    o.via = UInt8(via)
+    o.id = id
     return rawBytes(of: o) + requested + resolved
 }
 
@@ -166,6 +169,34 @@ struct DecoderTests {
             return true
         }
         #expect(ok)
+    }
+
+    @Test("an open's via and file identity: the device split as the kernel encodes it (major << 20 | minor)")
+    func openViaAndIdentity() {
+        var d = RecordDecoder()
+        let id = agent_file_id(ino: 0xFFFF_FFFF_FFFF_FFFE, dev: 259 << 20 | 0xABCDE, mnt_id: 4_000_000_000)
+        let ok = decode(openRecord(requested: [], resolved: Array("/x".utf8), via: AGENT_VIA_IO_URING.rawValue, id: id, ret: 5), &d) { r -> Bool in
+            guard case .open(let o, let req, let res) = r else { return false }
+            #expect(req.isEmpty)
+            #expect(Array(res) == Array("/x".utf8))
+            #expect("\(o.viaName)" == "io_uring")
+            #expect(o.hasIdentity)
+            #expect(o.id.ino == 0xFFFF_FFFF_FFFF_FFFE && o.id.mnt_id == 4_000_000_000)
+            #expect(o.id.major == 259 && o.id.minor == 0xABCDE)
+            #expect(o.id.deviceText == "259:703710")
+            return true
+        }
+        #expect(ok)
+        var names: [String] = []
+        for via in [AGENT_VIA_OPENAT, AGENT_VIA_OPENAT2, AGENT_VIA_OPEN, AGENT_VIA_CREAT, AGENT_VIA_OPEN_BY_HANDLE_AT, AGENT_VIA_IO_URING] {
+            _ = decode(openRecord(requested: Array("a".utf8), via: via.rawValue), &d) { r -> Bool in
+                guard case .open(let o, _, _) = r else { return false }
+                #expect(!o.hasIdentity)
+                names.append("\(o.viaName)")
+                return true
+            }
+        }
+        #expect(names == ["openat", "openat2", "open", "creat", "open_by_handle_at", "io_uring"])
     }
 
     @Test func fork() {

@@ -194,8 +194,26 @@ struct FormatECSTests {
     func filesNetworkAlerts() throws {
         let rendered = try Self.renderAll()
         let opens = rendered.filter { $0.type == "file.open" }.map(\.doc)
-        try #require(opens.count == 6)
+        try #require(opens.count == 9)
         #expect(Self.value(opens[0], "file.path") as? String == "/home/dev/.ssh/id_ed25519")
+        // Its identity as ECS keywords; the same file opened another way has the same.
+        #expect(Self.value(opens[0], "file.inode") as? String == "1234567")
+        #expect(Self.value(opens[0], "file.device") as? String == "8:1")
+        #expect(Self.value(opens[0], "agentwatch.file.mount_id") as? Int == 29)
+        #expect(Self.value(opens[0], "agentwatch.file.via") as? String == "openat")
+        #expect(Self.value(opens[1], "agentwatch.file.via") as? String == "openat2")
+        #expect(Self.value(opens[1], "file.inode") as? String == "1234567")
+        #expect(Self.value(opens[2], "file.inode") == nil && Self.value(opens[2], "file.device") == nil)
+        #expect(Self.value(opens[6], "agentwatch.file.via") as? String == "io_uring")
+        #expect(Self.value(opens[6], "agentwatch.file.fixed_file") as? Bool == true)
+        #expect(Self.value(opens[6], "file.device") as? String == "259:1048575")
+        #expect(Self.value(opens[6], "event.outcome") as? String == "success")
+        #expect(Self.value(opens[7], "event.outcome") as? String == "unknown")
+        #expect(Self.value(opens[7], "agentwatch.file.result_unseen") as? Bool == true)
+        #expect(Self.value(opens[7], "agentwatch.file.result") == nil && Self.value(opens[7], "error.code") == nil)
+        #expect(Self.value(opens[8], "agentwatch.file.via") as? String == "open_by_handle_at")
+        #expect(Self.value(opens[8], "agentwatch.file.dirfd") as? Int == 3)
+        #expect(Self.value(opens[8], "error.code") as? String == "EPERM")
         #expect(Self.value(opens[0], "file.name") as? String == "id_ed25519")
         #expect(Self.value(opens[0], "file.directory") as? String == "/home/dev/.ssh")
         #expect(Self.value(opens[0], "file.extension") == nil)
@@ -279,7 +297,7 @@ struct FormatECSTests {
         #expect(Self.value(end.doc, "event.end") as? String == Self.value(end.native, "session.end_time") as? String)
         #expect(Self.value(end.doc, "event.start") as? String == Self.value(end.native, "session.start_time") as? String)
         #expect((Self.value(end.doc, "event.duration") as? Int ?? 0) > 0)
-        #expect((Self.value(end.doc, "agentwatch.session.counts") as? [String: Int])?["file.open"] == 6)
+        #expect((Self.value(end.doc, "agentwatch.session.counts") as? [String: Int])?["file.open"] == 9)
         let agentStart = try #require(rendered.first { $0.type == "agent.start" }).doc
         #expect(Self.value(agentStart, "agent.version") as? String == AgentVersion.string)
         #expect(Self.value(agentStart, "agentwatch.agent.kernel") as? String == "6.8.0")
@@ -296,7 +314,7 @@ struct FormatECSTests {
     func bytesRecoverable() throws {
         let rendered = try Self.renderAll()
         let tool = try #require(rendered.filter { $0.type == "process.exec" }.last)
-        let open = try #require(rendered.filter { $0.type == "file.open" }.last)
+        let open = try #require(rendered.filter { $0.type == "file.open" }.dropFirst(5).first)
         let recovered = try pythonSurrogateEscape([(tool.line, ["process", "args", "2"]), (open.line, ["file", "path"]),
                                                    (tool.line, ["process", "args", "3"]), (tool.line, ["agentwatch", "process", "comm"])])
         #expect(recovered == [[0x2F, 0x74, 0xFF, 0xFE, 0x0A, 0x22, 0x5C], [0x2F, 0x74, 0x6D, 0x70, 0x2F, 0x07, 0xC3, 0x28, 0x7F],

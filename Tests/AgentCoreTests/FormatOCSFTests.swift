@@ -225,8 +225,19 @@ struct FormatOCSFTests {
         #expect(v(exits[1], "unmapped.process.signal") as? Int == 9)
 
         let opens = events("file.open")
-        try #require(opens.count == 6)
+        try #require(opens.count == 9)
         #expect(v(opens[0], "type_uid") as? Int == 100114)
+        // OCSF's file has no inode or device: they and how it was asked stay unmapped.
+        #expect(v(opens[0], "unmapped.file.inode") as? Int == 1_234_567)
+        #expect(v(opens[0], "unmapped.file.device") as? String == "8:1")
+        #expect(v(opens[0], "unmapped.file.mount_id") as? Int == 29)
+        #expect(v(opens[0], "unmapped.file.via") as? String == "openat")
+        #expect(v(opens[6], "unmapped.file.fixed_file") as? Bool == true)
+        #expect(v(opens[6], "status_id") as? Int == 1)
+        #expect(v(opens[7], "status_id") as? Int == 0)
+        #expect(v(opens[7], "unmapped.file.result_unseen") as? Bool == true)
+        #expect(v(opens[8], "unmapped.file.via") as? String == "open_by_handle_at")
+        #expect(v(opens[8], "status_code") as? String == "EPERM")
         #expect(v(opens[0], "file.name") as? String == "id_ed25519")
         #expect(v(opens[0], "file.parent_folder") as? String == "/home/dev/.ssh")
         #expect(v(opens[0], "actor.process.pid") as? Int == Int(FormatSamples.toolPID))
@@ -286,7 +297,7 @@ struct FormatOCSFTests {
     func bytesRecoverable() throws {
         let rendered = try Self.renderAll()
         let tool = try #require(rendered.filter { $0.type == "process.exec" }.last?.line)
-        let open = try #require(rendered.filter { $0.type == "file.open" }.last?.line)
+        let open = try #require(rendered.filter { $0.type == "file.open" }.dropFirst(5).first?.line)
         let recovered = try pythonSurrogateEscape([(tool, ["unmapped", "process", "argv", "2"]), (open, ["file", "path"]),
                                                    (open, ["file", "name"])])
         #expect(recovered == [[0x2F, 0x74, 0xFF, 0xFE, 0x0A, 0x22, 0x5C], [0x2F, 0x74, 0x6D, 0x70, 0x2F, 0x07, 0xC3, 0x28, 0x7F],

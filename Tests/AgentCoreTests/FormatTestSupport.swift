@@ -77,13 +77,25 @@ enum FormatSamples {
         feed(exec(tool, exe: "/usr/bin/curl", filename: "curl",
                   argv: [Array("curl".utf8), Array("-T".utf8), [0x2F, 0x74, 0xFF, 0xFE, 0x0A, 0x22, 0x5C], Array("naïve €".utf8)],
                   cwd: "/home/dev/src", stdio: (2, 3, 4), ktime: k))
-        feed(open(tool, requested: "../.ssh/id_ed25519", path: "/home/dev/.ssh/id_ed25519", flags: O_RDONLY, ret: 3, ktime: k))
-        feed(open(tool, requested: "/home/dev/.ssh/id_ed25519", path: "/home/dev/.ssh/id_ed25519", flags: O_RDONLY, ret: 4, ktime: k))
+        // The same file twice (one identity), asked two ways.
+        let key = agent_file_id(ino: 1_234_567, dev: 8 << 20 | 1, mnt_id: 29)
+        feed(open(tool, requested: "../.ssh/id_ed25519", path: "/home/dev/.ssh/id_ed25519", flags: O_RDONLY, ret: 3, id: key, ktime: k))
+        feed(open(tool, requested: "/home/dev/.ssh/id_ed25519", path: "/home/dev/.ssh/id_ed25519", flags: O_RDONLY, ret: 4,
+                  via: UInt8(AGENT_VIA_OPENAT2.rawValue), id: key, ktime: k))
         feed(open(tool, requested: "missing.txt", path: "/home/dev/src", flags: O_RDONLY | O_CLOEXEC, ret: -2,
                   hdrFlags: UInt8(AGENT_F_PATH_IS_BASE.rawValue), dfd: 5, ktime: k))
         feed(open(tool, requested: "/tmp/new.tar.gz", path: "/tmp/new.tar.gz", flags: O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, mode: 0o644, ret: 5, ktime: k))
         feed(open(tool, requested: "/", path: "/", flags: O_RDONLY | O_DIRECTORY, ret: 6, ktime: k))
         feed(open(tool, requested: "/tmp/\u{7}bell\u{7F}", path: [0x2F, 0x74, 0x6D, 0x70, 0x2F, 0x07, 0xC3, 0x28, 0x7F], flags: O_RDONLY, ret: 7, ktime: k))
+        // io_uring into a fixed-file slot the kernel picked (slot 2), a large device number;
+        // an io_uring open recorded at submission (no completion asked for); a refused
+        // open_by_handle_at (no path, mount_fd 3).
+        feed(open(tool, requested: "/etc/shadow", path: "/etc/shadow", flags: O_RDONLY, ret: 2,
+                  hdrFlags: UInt8(AGENT_F_FIXED_FILE.rawValue), via: UInt8(AGENT_VIA_IO_URING.rawValue),
+                  id: agent_file_id(ino: 4242, dev: 259 << 20 | 0xFFFFF, mnt_id: 1), ktime: k))
+        feed(open(tool, requested: "/home/dev/.aws/credentials", path: "", flags: O_RDONLY, ret: 0,
+                  hdrFlags: UInt8(AGENT_F_RESULT_UNSEEN.rawValue | AGENT_F_FIXED_FILE.rawValue), via: UInt8(AGENT_VIA_IO_URING.rawValue), ktime: k))
+        feed(open(tool, requested: "", path: "", flags: O_RDONLY, ret: -1, dfd: 3, via: UInt8(AGENT_VIA_OPEN_BY_HANDLE_AT.rawValue), ktime: k))
         feed(connect(tool, addr: sockaddrIn((93, 184, 216, 34), port: 443), local: sockaddrIn((10, 0, 0, 5), port: 51000),
                      sockType: 1, proto: 6, ret: 0, cookie: 77, ktime: k))
         feed(connect(tool, addr: sockaddrIn6([0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1], port: 80),
@@ -205,12 +217,15 @@ enum FormatSamples {
     }
 
     static func open(_ p: Proc, requested: String, path: String, flags: Int32, mode: UInt32 = 0, ret: Int64,
-                     hdrFlags: UInt8 = 0, dfd: Int32 = -100, ktime: UInt64) -> [UInt8] {
-        open(p, requested: requested, path: Array(path.utf8), flags: flags, mode: mode, ret: ret, hdrFlags: hdrFlags, dfd: dfd, ktime: ktime)
+                     hdrFlags: UInt8 = 0, dfd: Int32 = -100, via: UInt8 = UInt8(AGENT_VIA_OPENAT.rawValue),
+                     id: agent_file_id = agent_file_id(), ktime: UInt64) -> [UInt8] {
+        open(p, requested: requested, path: Array(path.utf8), flags: flags, mode: mode, ret: ret, hdrFlags: hdrFlags, dfd: dfd,
+             via: via, id: id, ktime: ktime)
     }
 
     static func open(_ p: Proc, requested: String, path: [UInt8], flags: Int32, mode: UInt32 = 0, ret: Int64,
-                     hdrFlags: UInt8 = 0, dfd: Int32 = -100, ktime: UInt64) -> [UInt8] {
+                     hdrFlags: UInt8 = 0, dfd: Int32 = -100, via: UInt8 = UInt8(AGENT_VIA_OPENAT.rawValue),
+                     id: agent_file_id = agent_file_id(), ktime: UInt64) -> [UInt8] {
         let req = Array(requested.utf8)
         var o = agent_open()
         o.hdr = header(AGENT_KIND_OPEN, size: MemoryLayout<agent_open>.size + req.count + path.count, p, ktime: ktime, flags: hdrFlags)
@@ -223,6 +238,8 @@ enum FormatSamples {
         o.dfd = dfd
         o.requested_len = UInt16(req.count)
         o.path_len = UInt16(path.count)
+        o.via = via
+        o.id = id
         return rawBytes(of: o) + req + path
     }
 

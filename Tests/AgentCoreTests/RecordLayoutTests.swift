@@ -194,6 +194,9 @@ struct RecordLayoutTests {
         #expect(AGENT_F_ARGS_TRUNCATED.rawValue == 1)
         #expect(AGENT_F_PATH_TRUNCATED.rawValue == 2)
         #expect(AGENT_F_ADDR_TRUNCATED.rawValue == 4)
+        #expect(AGENT_F_PATH_IS_BASE.rawValue == 8)
+        #expect(AGENT_F_FIXED_FILE.rawValue == 16)
+        #expect(AGENT_F_RESULT_UNSEEN.rawValue == 32)
         #expect(AGENT_ABI_VERSION == 1)
     }
 }

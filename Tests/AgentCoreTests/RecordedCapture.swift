@@ -167,11 +167,22 @@ final class RecordedCapture: SessionSource {
         handle(bytes)
     }
 
+    /// `id` nil: the file's identity made up from the resolved path when the open succeeded
+    /// (one path, one identity), none otherwise.
     func open(session: UInt64, pid: UInt32, requested: String, resolved: String?, flags: Int32 = O_RDONLY, mode: UInt32 = 0,
-              result: Int64 = 3, dfd: Int32 = -100) {
+              result: Int64 = 3, dfd: Int32 = -100, via: UInt32 = AGENT_VIA_OPENAT.rawValue, id: agent_file_id? = nil,
+              hdrFlags: UInt32 = 0) {
         let req = Array(requested.utf8), res = Array((resolved ?? "").utf8)
         var o = agent_open()
         o.hdr = header(AGENT_KIND_OPEN, size: MemoryLayout<agent_open>.size + req.count + res.count, pid: pid, session: session)
+        o.hdr.flags = UInt8(hdrFlags)
+        o.via = UInt8(via)
+        if let id {
+            o.id = id
+        } else if result >= 0, let resolved {
+            o.id = agent_file_id(ino: UInt64(resolved.utf8.reduce(5381) { ($0 &* 33 &+ UInt32($1)) & 0xFFFFFF }) + 2,
+                                 dev: 254 << 20 | 3, mnt_id: 31)
+        }
         o.start_ns = Self.startNs(pid)
         o.uid = 1000
         o.gid = 1000

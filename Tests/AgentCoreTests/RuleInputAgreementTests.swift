@@ -57,6 +57,19 @@ struct RuleInputAgreementTests {
         c.open(session: 0x51, pid: 101, requested: "notes.txt", resolved: nil, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644, result: 4)
         c.open(session: 0x51, pid: 101, requested: "../x", resolved: "/home/dev", result: -2)
         c.open(session: 0x51, pid: 101, requested: "/t/\u{1B}[31m\u{202E}ü", resolved: "/t/\u{1B}[31m\u{202E}ü", flags: O_RDWR)
+        // Every way of asking, identities with a large inode and device; a fixed-file slot, an
+        // io_uring open never completed, a refused open_by_handle_at with no path at all.
+        c.open(session: 0x51, pid: 101, requested: "/etc/passwd", resolved: "/etc/passwd", via: AGENT_VIA_OPENAT2.rawValue,
+               id: agent_file_id(ino: UInt64(Int64.max), dev: 4095 << 20 | 0xFFFFF, mnt_id: UInt32.max))
+        c.open(session: 0x51, pid: 101, requested: "f", resolved: "/home/dev/f", flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600,
+               via: AGENT_VIA_CREAT.rawValue)
+        c.open(session: 0x51, pid: 101, requested: "g", resolved: "/home/dev/g", via: AGENT_VIA_OPEN.rawValue)
+        c.open(session: 0x51, pid: 101, requested: "", resolved: "/home/dev/h", via: AGENT_VIA_OPEN_BY_HANDLE_AT.rawValue)
+        c.open(session: 0x51, pid: 101, requested: "", resolved: nil, result: -1, dfd: 3, via: AGENT_VIA_OPEN_BY_HANDLE_AT.rawValue)
+        c.open(session: 0x51, pid: 101, requested: "/etc/shadow", resolved: "/etc/shadow", result: 0, via: AGENT_VIA_IO_URING.rawValue,
+               hdrFlags: AGENT_F_FIXED_FILE.rawValue)
+        c.open(session: 0x51, pid: 101, requested: "/home/dev/.ssh/id_rsa", resolved: nil, result: 0, via: AGENT_VIA_IO_URING.rawValue,
+               id: agent_file_id(), hdrFlags: AGENT_F_RESULT_UNSEEN.rawValue | AGENT_F_FIXED_FILE.rawValue)
         c.exec(session: 0x51, pid: 101, ppid: 100, exe: "/usr/bin/python3.12", argv: ["python3", "-c", "print(1)"])
         c.connect(session: 0x51, pid: 101, daddr: "203.0.113.9", dport: 4444, cookie: 7)
         c.connect(session: 0x51, pid: 101, daddr: "2001:db8::5", dport: 443, result: -111)
@@ -131,7 +144,8 @@ struct RuleInputAgreementTests {
     static let mayBeAbsent: Set<String> = [
         "process.previous_exe", "process.filename", "process.stdin.ino", "process.stdout.ino", "file.requested_path",
         "file.error", "net.error", "net.path", "net.saddr", "net.sport", "process.signal", "process.exit_code",
-        "process.auid", "net.result",
+        "process.auid", "net.result", "file.result", "file.fixed_file", "file.result_unseen", "file.inode", "file.device",
+        "file.mount_id",
     ]
 
     /// `name=<value>` pairs of a message, in order.

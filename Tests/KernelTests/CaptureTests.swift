@@ -154,7 +154,7 @@ extension KernelSuite {
             let d = try TestDaemon()
             d.start()
             defer { d.stop() }
-            let programIDs = try Sensor.syscallPrograms.map { try d.daemon.capture.sensor.object.program($0).id() }
+            let programIDs = try d.daemon.capture.sensor.sessionPrograms.map { try d.daemon.capture.sensor.object.program($0).id() }
             let attachedNow = { Set(KernelLinks.programIDs()).intersection(programIDs).count }
 
             // No session: the kernel holds no link of any syscall program.

@@ -23,6 +23,11 @@
 /* include/uapi/linux/fcntl.h: the dirfd meaning "relative to the working directory". */
 #define AT_FDCWD (-100)
 
+/* include/uapi/asm-generic/fcntl.h: the flags creat(2) opens with. */
+#define O_WRONLY 00000001
+#define O_CREAT 00000100
+#define O_TRUNC 00001000
+
 /* include/uapi/linux/stat.h: file types of i_mode. */
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000

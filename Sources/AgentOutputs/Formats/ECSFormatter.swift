@@ -102,6 +102,7 @@ extension FormatWriter {
         case .processExit:
             categories("process", "end")
         case .fileOpen:
+            // Not known (result_unseen): no creation or change claimed either.
             let ok = (line.int(.fileResult) ?? -1) >= 0
             let created = ok && line.contains(.fileFlags, "O_CREAT") && line.contains(.fileFlags, "O_EXCL")
             let truncated = ok && line.contains(.fileFlags, "O_TRUNC")
@@ -129,7 +130,12 @@ extension FormatWriter {
         case .processExec:
             string("outcome", "success")
         case .fileOpen:
-            string("outcome", (line.int(.fileResult) ?? -1) >= 0 ? "success" : "failure")
+            if let r = line.int(.fileResult) {
+                string("outcome", r >= 0 ? "success" : "failure")
+            } else {
+                // Recorded at submission, its result never posted (file.result_unseen).
+                string("outcome", "unknown")
+            }
         case .netConnect:
             if line.int(.netResult) == 0 {
                 string("outcome", "success")
@@ -300,6 +306,9 @@ extension FormatWriter {
             }
             if let dir = FormatValues.directory(path) { string("directory", bytes: dir) }
         }
+        // ECS keywords: the inode as its decimal string, the device as MAJOR:MINOR.
+        copyNumberString("inode", line, .fileInode)
+        copyString("device", &line, .fileDevice)
         close()
     }
 

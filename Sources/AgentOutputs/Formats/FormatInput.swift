@@ -149,7 +149,14 @@ struct FormatInput {
 
 extension RecordField {
     /// The details of an open that neither ECS nor OCSF has a field for.
-    static let openDetails: [RecordField] = [.fileRequestedPath, .filePathTruncated, .fileDirfd, .fileFlags, .fileMode, .fileResult]
+    static let openDetails: [RecordField] = [
+        .fileRequestedPath, .filePathTruncated, .fileVia, .fileDirfd, .fileFlags, .fileMode, .fileResult, .fileResultUnseen,
+        .fileFixedFile, .fileMountID,
+    ]
+    /// The file's identity beside them, which ECS has fields for (`file.inode`, `file.device`)
+    /// and OCSF does not.
+    static let openIdentity: [RecordField] = [.fileInode, .fileDevice]
+    static let openDetailsAndIdentity: [RecordField] = openDetails + openIdentity
     /// What an alert adds beyond its rule and message: the records that made it, the matches
     /// counted and not raised.
     static let alertDetails: [RecordField] = [.evidence, .suppressed]

@@ -105,7 +105,10 @@ extension FormatWriter {
         case .processExec:
             uint("status_id", 1); string("status", "Success")
         case .fileOpen:
-            if (line.int(.fileResult) ?? -1) >= 0 {
+            if !line.has(.fileResult) {
+                // Recorded at submission, its result never posted (file.result_unseen).
+                uint("status_id", 0); string("status", "Unknown")
+            } else if (line.int(.fileResult) ?? -1) >= 0 {
                 uint("status_id", 1); string("status", "Success")
             } else {
                 uint("status_id", 2); string("status", "Failure")
@@ -333,7 +336,7 @@ extension FormatWriter {
         open("unmapped")
         copy("process", &line, Self.unmappedProcess)
         copy("session", &line, Self.unmappedSession)
-        copy("file", &line, RecordField.openDetails)
+        copy("file", &line, RecordField.openDetailsAndIdentity)
         copy("net", &line, Self.unmappedNet)
         copy("rule", &line, Self.unmappedRule)
         copy(&line, RecordField.alertDetails)

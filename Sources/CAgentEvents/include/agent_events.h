@@ -57,6 +57,8 @@ enum agent_flag {
 	AGENT_F_PATH_TRUNCATED = 1 << 1,  /* a path field hit its bound */
 	AGENT_F_ADDR_TRUNCATED = 1 << 2,  /* the sockaddr passed to connect was longer than we copy */
 	AGENT_F_PATH_IS_BASE = 1 << 3,    /* open failed: path is the directory a relative request was made in */
+	AGENT_F_FIXED_FILE = 1 << 4,      /* open (io_uring): into a fixed-file slot, no descriptor: ret is 0 or the slot */
+	AGENT_F_RESULT_UNSEEN = 1 << 5,   /* open (io_uring, IOSQE_CQE_SKIP_SUCCESS): written at submission, ret not known */
 };
 
 struct agent_hdr {
@@ -166,9 +168,11 @@ struct agent_exit {
 _Static_assert(sizeof(struct agent_exit) == 104, "abi: agent_exit");
 
 /*
- * openat/openat2 at syscall exit. Tail: requested path | path. path is the absolute path of the
- * file the new descriptor refers to, resolved by the kernel; for a failed open of a relative
- * request it is the directory (dirfd or cwd) the request was relative to (AGENT_F_PATH_IS_BASE).
+ * An open (via says how: a syscall at its exit, an io_uring request at its completion). Tail:
+ * requested path | path. path is the absolute path of the file the new descriptor (or fixed
+ * file) refers to, resolved by the kernel; for a failed open of a relative request it is the
+ * directory (dirfd or cwd) the request was relative to (AGENT_F_PATH_IS_BASE).
+ * open_by_handle_at has no requested path, and dfd is its mount_fd.
  */
 struct agent_open {
 	struct agent_hdr hdr;
