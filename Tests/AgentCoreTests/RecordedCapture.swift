@@ -139,7 +139,8 @@ final class RecordedCapture: SessionSource {
     }
 
     func exec(session: UInt64, pid: UInt32, ppid: UInt32, exe: String, argv: [String], cwd: String = "/home/dev/proj",
-              filename: String? = nil, stdio: (UInt8, UInt8, UInt8) = (4, 4, 4), stdinIno: UInt64 = 0) {
+              filename: String? = nil, stdio: (UInt8, UInt8, UInt8) = (4, 4, 4), stdinIno: UInt64 = 0,
+              exeID: agent_file_id = agent_file_id(), exeFlags: UInt32 = 0, stdinRdev: UInt32 = 0) {
         let name = Array((filename ?? exe).utf8), path = Array(exe.utf8), dir = Array(cwd.utf8)
         var args: [UInt8] = []
         for a in argv {
@@ -159,6 +160,9 @@ final class RecordedCapture: SessionSource {
         e.argc = UInt32(argv.count)
         e.stdio_type = stdio
         e.stdin_ino = stdinIno
+        e.exe_id = exeID
+        e.exe_flags = exeFlags
+        e.stdin_rdev = stdinRdev
         var bytes: [UInt8] = rawBytes(of: e)
         bytes += name
         bytes += path
@@ -168,7 +172,7 @@ final class RecordedCapture: SessionSource {
     }
 
     func open(session: UInt64, pid: UInt32, requested: String, resolved: String?, flags: Int32 = O_RDONLY, mode: UInt32 = 0,
-              result: Int64 = 3, dfd: Int32 = -100) {
+              result: Int64 = 3, dfd: Int32 = -100, id: agent_file_id = agent_file_id()) {
         let req = Array(requested.utf8), res = Array((resolved ?? "").utf8)
         var o = agent_open()
         o.hdr = header(AGENT_KIND_OPEN, size: MemoryLayout<agent_open>.size + req.count + res.count, pid: pid, session: session)
@@ -182,6 +186,7 @@ final class RecordedCapture: SessionSource {
         o.dfd = dfd
         o.requested_len = UInt16(req.count)
         o.path_len = UInt16(res.count)
+        o.id = id
         handle(rawBytes(of: o) + req + res)
     }
 
