@@ -26,8 +26,10 @@ static __always_inline bool is_tty_major(__u32 major)
 	       (major >= UNIX98_PTY_SLAVE_MAJOR && major < UNIX98_PTY_SLAVE_MAJOR + UNIX98_PTY_MAJOR_COUNT);
 }
 
-/* Classifies standard descriptor fd of the current task; pipes and sockets also give their inode. */
-static __always_inline __u8 stdio_kind(int fd, __u64 *ino)
+/* Classifies standard descriptor fd of the current task; pipes and sockets also give their
+ * inode, terminals their device (the kernel's encoding, major << 20 | minor: a pseudo-terminal's
+ * slave is major 136, its minor the pts index). */
+static __always_inline __u8 stdio_kind(int fd, __u64 *ino, __u32 *rdev)
 {
 	struct file *file = current_file(fd);
 	if (!file)
@@ -43,10 +45,14 @@ static __always_inline __u8 stdio_kind(int fd, __u64 *ino)
 	case S_IFSOCK:
 		*ino = BPF_CORE_READ(inode, i_ino);
 		return AGENT_STDIO_SOCKET;
-	case S_IFCHR:
-		if (is_tty_major(BPF_CORE_READ(inode, i_rdev) >> MINORBITS))
+	case S_IFCHR: {
+		__u32 dev = BPF_CORE_READ(inode, i_rdev);
+		if (is_tty_major(dev >> MINORBITS)) {
+			*rdev = dev;
 			return AGENT_STDIO_TTY;
+		}
 		return AGENT_STDIO_CHAR;
+	}
 	default:
 		return AGENT_STDIO_OTHER;
 	}
@@ -73,9 +79,10 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	e->exe_flags = 0;
 	e->stdin_rdev = 0;
 	__u64 unused = 0;
-	e->stdio_type[0] = stdio_kind(0, &e->stdin_ino);
-	e->stdio_type[1] = stdio_kind(1, &e->stdout_ino);
-	e->stdio_type[2] = stdio_kind(2, &unused);
+	__u32 unused_rdev = 0;
+	e->stdio_type[0] = stdio_kind(0, &e->stdin_ino, &e->stdin_rdev);
+	e->stdio_type[1] = stdio_kind(1, &e->stdout_ino, &unused_rdev);
+	e->stdio_type[2] = stdio_kind(2, &unused, &unused_rdev);
 
 	__u32 off = 0;
 	long n = bpf_probe_read_kernel_str(e->data, AGENT_PATH_MAX, BPF_CORE_READ(bprm, filename));
@@ -87,13 +94,15 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	e->filename_len = off;
 
 	/* The executed image as /proc/PID/exe names it (for a script: its interpreter), and the
-	 * working directory, both resolved from the kernel's objects. */
+	 * working directory, both resolved from the kernel's objects. An image with no path is
+	 * named as d_path names it ("memfd:NAME"), an unlinked one ends " (deleted)"; exe_flags
+	 * says which. */
 	struct mm_struct *mm = BPF_CORE_READ(task, mm);
 	bool cut = false;
 	struct file *exe = BPF_CORE_READ(mm, exe_file);
 	__u32 exe_len = 0;
 	if (exe)
-		exe_len = path_to_string(&exe->f_path, e->data + off, &cut);
+		exe_len = path_to_string_flags(&exe->f_path, e->data + off, &cut, &e->exe_flags, true);
 	file_identity(exe, &e->exe_id);
 	exe_len = BOUND(exe_len, AGENT_PATH_MAX - 1);
 	e->exe_len = exe_len;

@@ -99,6 +99,9 @@ package enum RuleField: Int, CaseIterable, Sendable {
     case parentEntityID, parentExe, parentName, parentPID
     case processPreviousExe, processFilename
     case stdinType, stdoutType, stderrType, stdinIno, stdoutIno
+    case processExeFileless, processExeDeleted, processExeInode, processExeDevice, processExeMountID
+    case processExeWritten, processExeWrittenBy
+    case stdinDevice, stdinDriverPID, stdinDriverEntityID, stdinDriverExe, stdinDriverInet
     case exitCode, signal, durationNs
     case filePath, fileRequestedPath, fileName, fileError, fileFlags, fileWrite, fileResult, fileMode
     case fileVia, fileFixedFile, fileResultUnseen, fileInode, fileDevice, fileMountID
@@ -149,6 +152,18 @@ package enum RuleField: Int, CaseIterable, Sendable {
         case .stderrType: .record(.stderrType)
         case .stdinIno: .record(.stdinIno)
         case .stdoutIno: .record(.stdoutIno)
+        case .processExeFileless: .record(.exeFileless)
+        case .processExeDeleted: .record(.exeDeleted)
+        case .processExeInode: .record(.exeInode)
+        case .processExeDevice: .record(.exeDevice)
+        case .processExeMountID: .record(.exeMountID)
+        case .processExeWritten: .record(.exeWritten)
+        case .processExeWrittenBy: .record(.exeWrittenBy)
+        case .stdinDevice: .record(.stdinDevice)
+        case .stdinDriverPID: .record(.stdinDriverPID)
+        case .stdinDriverEntityID: .record(.stdinDriverEntityID)
+        case .stdinDriverExe: .record(.stdinDriverExe)
+        case .stdinDriverInet: .record(.stdinDriverInet)
         case .exitCode: .record(.exitCode)
         case .signal: .record(.signal)
         case .durationNs: .record(.durationNs)

@@ -50,6 +50,8 @@ struct LiveRuleInput: RuleInput {
         .processEntityID, .processComm, .processExe, .processName, .processCwd, .processArgs, .processSource,
         .processPID, .processPPID, .processUID, .processGID, .processEUID, .processAUID, .processArgv,
         .processArgvTruncated, .parentEntityID, .parentExe, .parentName, .parentPID,
+        .processExeFileless, .processExeDeleted, .processExeInode, .processExeDevice, .processExeMountID,
+        .processExeWritten, .processExeWrittenBy,
     ]
 
     private func processValue(_ id: RuleField) -> RuleValue? {
@@ -74,6 +76,14 @@ struct LiveRuleInput: RuleInput {
         case .parentExe: return p.parentExe.isEmpty ? nil : .string(Self.text(p.parentExe))
         case .parentName: return p.parentExe.isEmpty ? nil : .string(Self.text(Self.basename(p.parentExe)))
         case .parentPID: return .int(Int64(p.ppid))
+        // The exec record's image fields (the catalogue has them in process.exec only).
+        case .processExeFileless: return p.image.map { .bool($0.fileless) }
+        case .processExeDeleted: return p.image.map { .bool($0.deleted) }
+        case .processExeInode: return p.image.flatMap { $0.known ? .int(Int64(bitPattern: $0.ino)) : nil }
+        case .processExeDevice: return p.image.flatMap { $0.known ? .string(ExeImage.device($0.dev)) : nil }
+        case .processExeMountID: return p.image.flatMap { $0.known ? .int(Int64($0.mountID)) : nil }
+        case .processExeWritten: return p.image.flatMap { $0.writtenKnown ? .bool($0.written) : nil }
+        case .processExeWrittenBy: return p.image?.writtenBy.map { .string(Self.text($0)) }
         default: return nil
         }
     }
@@ -99,6 +109,11 @@ struct LiveRuleInput: RuleInput {
             case .stderrType: return .string("\(StdioInfo.name(stdio.types.2))")
             case .stdinIno: return stdio.stdinIno == 0 ? nil : .int(Int64(bitPattern: stdio.stdinIno))
             case .stdoutIno: return stdio.stdoutIno == 0 ? nil : .int(Int64(bitPattern: stdio.stdoutIno))
+            case .stdinDevice: return stdio.stdinRdev == 0 ? nil : .string(ExeImage.device(stdio.stdinRdev))
+            case .stdinDriverPID: return stdio.driver.map { .int(Int64($0.pid)) }
+            case .stdinDriverEntityID: return stdio.driver.map { .string($0.entityID) }
+            case .stdinDriverExe: return stdio.driver.map { .string(Self.text($0.exe)) }
+            case .stdinDriverInet: return stdio.driver.map { .bool($0.inet) }
             default: return nil
             }
         case .exit(let status, let durationNs):

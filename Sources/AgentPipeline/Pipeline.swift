@@ -71,7 +71,7 @@ public final class Pipeline {
             // values; a second record would count one exec twice.
             if shownByAdoption { return }
             let shownFilename = filename.elementsEqual(p.exe) ? nil : filename
-            let stdio = StdioInfo(e)
+            let stdio = table.stdio(e, of: p)
             recorder.processExec(s, p, tid: hdr.tid, previousExe: previous, argc: e.argc,
                                  filename: shownFilename, stdio: stdio, unixNs: unixNs)
             type = .processExec
@@ -89,6 +89,7 @@ public final class Pipeline {
         case .open(let o, let requested, let resolved):
             p = table.process(pid: hdr.pid, startNs: o.start_ns, session: s.cgid, clock: clock)
             recorder.fileOpen(s, p, o, requested: requested, resolved: resolved, unixNs: unixNs)
+            table.opened(o, by: p)
             type = .fileOpen
             detail = .open(o, requested: requested, resolved: resolved)
         case .connect(let c):

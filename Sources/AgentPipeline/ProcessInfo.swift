@@ -19,6 +19,8 @@ public final class ProcessInfo {
     package var args: [UInt8]
     package var argsTruncated: Bool
     package var cwd: [UInt8]?
+    /// The executed file: its identity and what it is (written on process.exec records only).
+    package var image: ExeImage?
     package var sessionCgid: UInt64
     /// Where the daemon learned of the process: "kernel", or "procfs" for one found running.
     public var source: StaticString

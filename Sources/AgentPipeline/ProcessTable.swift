@@ -8,6 +8,10 @@ public final class ProcessTable {
     public private(set) var byPID: [UInt32: ProcessInfo] = [:]
     let bootID: String
     let clockTicks: UInt64
+    /// Per session (cgroup id): the files it opened for writing lately (`process.exe_written`).
+    private var written: [UInt64: WrittenFiles] = [:]
+    /// Who drives each pseudo-terminal a session's shells read (`process.stdin.driver`).
+    var ptyDrivers = PtyDrivers()
 
     public init(bootID: String = ProcessTable.readBootID()) {
         self.bootID = bootID
@@ -96,6 +100,11 @@ public final class ProcessTable {
         p.args = Array(args)
         p.cwd = cwd.isEmpty ? nil : Array(cwd)
         p.argsTruncated = e.hdr.flags & UInt8(AGENT_F_ARGS_TRUNCATED.rawValue) != 0
+        var image = ExeImage(e)
+        if image.known {
+            image.writtenBy = written[e.hdr.session_cgid]?.writer(dev: image.dev, ino: image.ino, nowNs: e.hdr.ktime_ns)
+        }
+        p.image = image
         p.source = "kernel"
         p.adoptedAtNs = 0
         p.sessionCgid = e.hdr.session_cgid
@@ -113,6 +122,7 @@ public final class ProcessTable {
             euid: parent.euid, loginuid: parent.loginuid, auditSession: parent.auditSession, comm: parent.comm,
             exe: parent.exe, args: parent.args, argsTruncated: parent.argsTruncated, cwd: parent.cwd,
             sessionCgid: f.hdr.session_cgid, source: "kernel", approximateStart: false)
+        child.image = parent.image
         child.render(clock: clock)
         byPID[f.child_pid] = child
     }
@@ -138,16 +148,18 @@ public final class ProcessTable {
         let parentStart = bestStart(pid: ppid, ticks: Self.procStat(Int32(ppid))?.startTicks).ns
         let (parentID, parentExe) = parentInfo(ppid: ppid, parentStartNs: parentStart)
         let status = Self.procStatus(Int32(pid))
+        let (image, exe) = ExeImage.fromProc(pid: pid, link: Self.procExe(Int32(pid)))
         let p = ProcessInfo(
             pid: pid, startNs: start, entityID: entityID(pid: pid, startNs: start), ppid: ppid,
             parentEntityID: parentID, parentExe: parentExe,
             uid: status.uid, gid: status.gid, euid: status.euid,
             loginuid: (try? readFile("/proc/\(pid)/loginuid")).flatMap { UInt32($0.trimmingCharacters()) } ?? UInt32.max,
             auditSession: (try? readFile("/proc/\(pid)/sessionid")).flatMap { UInt32($0.trimmingCharacters()) } ?? UInt32.max,
-            comm: stat?.comm ?? [], exe: Self.procExe(Int32(pid)) ?? [],
+            comm: stat?.comm ?? [], exe: exe ?? [],
             args: (try? readBytes("/proc/\(pid)/cmdline", limit: Int(AGENT_ARGS_MAX))) ?? [], argsTruncated: false,
             cwd: Self.readLink("/proc/\(pid)/cwd"), sessionCgid: session, source: "procfs",
             approximateStart: startNs == 0 && !best.exact)
+        p.image = image
         p.adoptedAtNs = readAt
         p.render(clock: clock)
         byPID[pid] = p
@@ -191,8 +203,26 @@ public final class ProcessTable {
 }
 
 extension ProcessTable {
-    /// Forgets the processes of a session that ended.
+    /// Forgets the processes of a session that ended, and what it wrote.
     package func removeSession(_ cgid: UInt64) {
         byPID = byPID.filter { $0.value.sessionCgid != cgid }
+        written[cgid] = nil
+        ptyDrivers.forget(session: cgid)
+    }
+
+    /// A file.open record: a file a session opened for writing is remembered by its identity,
+    /// with its writer, for `process.exe_written` of a later exec of it.
+    package func opened(_ o: agent_open, by p: ProcessInfo) {
+        guard o.ret >= 0, o.id.ino != 0 || o.id.dev != 0, WrittenFiles.isWrite(o.flags) else { return }
+        written[o.hdr.session_cgid, default: WrittenFiles()].note(dev: o.id.dev, ino: o.id.ino, ktimeNs: o.hdr.ktime_ns, writer: p.exe)
+    }
+
+    /// What the standard descriptors of an exec were, with the driver of a shell's terminal.
+    package func stdio(_ e: agent_exec, of p: ProcessInfo) -> StdioInfo {
+        var stdio = StdioInfo(e)
+        if stdio.types.0 == UInt8(AGENT_STDIO_TTY.rawValue), PtyDrivers.ptsIndex(e.stdin_rdev) != nil, PtyDrivers.isShell(p) {
+            stdio.driver = ptyDrivers.driver(of: e.stdin_rdev, for: p, nowNs: e.hdr.ktime_ns, table: self)
+        }
+        return stdio
     }
 }

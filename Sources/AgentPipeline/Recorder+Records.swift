@@ -30,8 +30,9 @@ extension Recorder {
         sessionAndProcess(s, p, tid: tid) {
             self.buffer.raw(",\"argc\":")
             self.buffer.uint(UInt64(argc))
+            if let image = p.image { self.exeImage(image) }
             if let stdio {
-                self.stdioStream("stdin", stdio.types.0, ino: stdio.stdinIno)
+                self.stdioStream("stdin", stdio.types.0, ino: stdio.stdinIno, rdev: stdio.stdinRdev, driver: stdio.driver)
                 self.stdioStream("stdout", stdio.types.1, ino: stdio.stdoutIno)
                 self.stdioStream("stderr", stdio.types.2, ino: 0)
             }
@@ -47,7 +48,7 @@ extension Recorder {
         end(.processExec)
     }
 
-    private func stdioStream(_ name: StaticString, _ kind: UInt8, ino: UInt64) {
+    private func stdioStream(_ name: StaticString, _ kind: UInt8, ino: UInt64, rdev: UInt32 = 0, driver: StdinDriver? = nil) {
         buffer.raw(",")
         buffer.key(name)
         buffer.raw("{\"type\":")
@@ -58,7 +59,55 @@ extension Recorder {
             buffer.raw(",\"ino\":")
             buffer.uint(ino)
         }
+        if rdev != 0 {
+            buffer.raw(",\"device\":")
+            device(rdev)
+        }
+        if let driver {
+            buffer.raw(",\"driver\":{\"pid\":")
+            buffer.uint(UInt64(driver.pid))
+            buffer.raw(",\"entity_id\":")
+            buffer.string(driver.entityID)
+            buffer.raw(",\"exe\":")
+            buffer.string(driver.exe)
+            buffer.raw(",\"inet\":")
+            buffer.bool(driver.inet)
+            buffer.raw("}")
+        }
         buffer.raw("}")
+    }
+
+    /// `"MAJOR:MINOR"` of a device in the kernel's encoding.
+    private func device(_ dev: UInt32) {
+        buffer.raw("\"")
+        buffer.uint(UInt64(dev >> 20))
+        buffer.raw(":")
+        buffer.uint(UInt64(dev & 0xFFFFF))
+        buffer.raw("\"")
+    }
+
+    /// `exe_fileless`, `exe_deleted`, the image's identity and `exe_written` (with its writer).
+    private func exeImage(_ image: ExeImage) {
+        buffer.raw(",\"exe_fileless\":")
+        buffer.bool(image.fileless)
+        buffer.raw(",\"exe_deleted\":")
+        buffer.bool(image.deleted)
+        if image.known {
+            buffer.raw(",\"exe_inode\":")
+            buffer.uint(image.ino)
+            buffer.raw(",\"exe_device\":")
+            device(image.dev)
+            buffer.raw(",\"exe_mount_id\":")
+            buffer.uint(UInt64(image.mountID))
+        }
+        if image.writtenKnown {
+            buffer.raw(",\"exe_written\":")
+            buffer.bool(image.written)
+            if let by = image.writtenBy {
+                buffer.raw(",\"exe_written_by\":")
+                buffer.string(by)
+            }
+        }
     }
 
     func processExit(_ s: Session, _ p: ProcessInfo, tid: UInt32, status: Int32, durationNs: UInt64, unixNs: Int64) {

@@ -11,6 +11,8 @@ package enum RecordField: Int, CaseIterable, Sendable {
     case cwd, processStartTime, processSource, parent, argc, previousExe, filename, stdin, stdout, stderr
     case exitCode, signal, coreDumped, durationNs, stdinType, stdinIno, stdoutType, stdoutIno, stderrType
     case stderrIno, parentEntityID, parentPID, parentExe, filePath, fileRequestedPath, filePathTruncated
+    case exeFileless, exeDeleted, exeInode, exeDevice, exeMountID, exeWritten, exeWrittenBy
+    case stdinDevice, stdinDriver, stdinDriverPID, stdinDriverEntityID, stdinDriverExe, stdinDriverInet
     case fileDirfd, fileFlags, fileMode, fileResult, fileError, netFamily, netV4Mapped, netTransport
     case fileVia, fileFixedFile, fileResultUnseen, fileInode, fileDevice, fileMountID
     case netDaddr, netDport, netSaddr, netSport, netPath, netAbstract, netFD, netResult, netError
@@ -142,6 +144,19 @@ package enum RecordField: Int, CaseIterable, Sendable {
         case .stdoutIno: Spec(.stdout, "ino", .number, in: .execRecords)
         case .stderrType: Spec(.stderr, "type", .string, in: .execRecords)
         case .stderrIno: Spec(.stderr, "ino", .number, in: .execRecords)
+        case .exeFileless: Spec(.process, "exe_fileless", .bool, in: .execRecords)
+        case .exeDeleted: Spec(.process, "exe_deleted", .bool, in: .execRecords)
+        case .exeInode: Spec(.process, "exe_inode", .number, in: .execRecords)
+        case .exeDevice: Spec(.process, "exe_device", .string, in: .execRecords)
+        case .exeMountID: Spec(.process, "exe_mount_id", .number, in: .execRecords)
+        case .exeWritten: Spec(.process, "exe_written", .bool, in: .execRecords)
+        case .exeWrittenBy: Spec(.process, "exe_written_by", .string, in: .execRecords)
+        case .stdinDevice: Spec(.stdin, "device", .string, in: .execRecords)
+        case .stdinDriver: Spec(.stdin, "driver", .object, in: .execRecords)
+        case .stdinDriverPID: Spec(.stdinDriver, "pid", .number, in: .execRecords)
+        case .stdinDriverEntityID: Spec(.stdinDriver, "entity_id", .string, in: .execRecords)
+        case .stdinDriverExe: Spec(.stdinDriver, "exe", .string, in: .execRecords)
+        case .stdinDriverInet: Spec(.stdinDriver, "inet", .bool, in: .execRecords)
         case .parentEntityID: Spec(.parent, "entity_id", .string, in: .processRecords)
         case .parentPID: Spec(.parent, "pid", .number, in: .processRecords)
         case .parentExe: Spec(.parent, "exe", .string, in: .processRecords)

@@ -153,11 +153,21 @@ extension CaptureReplay {
         text += "  " + argv(view, view.member(po, "argv"))
         if view.bool(view.member(po, "argv_truncated")) == true { text += " …(argv cut)" }
         if let prev = view.member(po, "previous_exe") { text += "  (was \(shown(view, prev)))" }
+        if view.bool(view.member(po, "exe_fileless")) == true { text += "  (fileless)" }
+        if view.bool(view.member(po, "exe_written")) == true {
+            text += "  (written by \(view.member(po, "exe_written_by").map { shown(view, $0) } ?? "the session"))"
+        }
         var stdio: [String] = []
         for (name, key) in [("stdin", "stdin" as StaticString), ("stdout", "stdout"), ("stderr", "stderr")] {
             let s = view.member(po, key)
             if let t = view.member(s, "type"), !view.stringEquals(t, "tty"), !view.stringEquals(t, "char"), !view.stringEquals(t, "none") {
                 stdio.append("\(name) \(shown(view, t, limit: 16))\(view.uint(view.member(s, "ino")).map { ":\($0)" } ?? "")")
+            }
+            if let d = view.member(s, "driver") {
+                // A terminal driven by a process of the session: name it, and its network.
+                let inet = view.bool(view.member(d, "inet")) == true
+                stdio.append("\(name) pty driven by pid \(view.uint(view.member(d, "pid")).map(String.init) ?? "?") "
+                    + shown(view, view.member(d, "exe")) + (inet ? " (connected to the network)" : ""))
             }
         }
         if !stdio.isEmpty { text += "  [" + stdio.joined(separator: ", ") + "]" }

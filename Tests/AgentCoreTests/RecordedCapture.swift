@@ -139,7 +139,8 @@ final class RecordedCapture: SessionSource {
     }
 
     func exec(session: UInt64, pid: UInt32, ppid: UInt32, exe: String, argv: [String], cwd: String = "/home/dev/proj",
-              filename: String? = nil, stdio: (UInt8, UInt8, UInt8) = (4, 4, 4), stdinIno: UInt64 = 0) {
+              filename: String? = nil, stdio: (UInt8, UInt8, UInt8) = (4, 4, 4), stdinIno: UInt64 = 0,
+              exeID: agent_file_id = agent_file_id(), exeFlags: UInt32 = 0, stdinRdev: UInt32 = 0) {
         let name = Array((filename ?? exe).utf8), path = Array(exe.utf8), dir = Array(cwd.utf8)
         var args: [UInt8] = []
         for a in argv {
@@ -159,6 +160,9 @@ final class RecordedCapture: SessionSource {
         e.argc = UInt32(argv.count)
         e.stdio_type = stdio
         e.stdin_ino = stdinIno
+        e.exe_id = exeID
+        e.exe_flags = exeFlags
+        e.stdin_rdev = stdinRdev
         var bytes: [UInt8] = rawBytes(of: e)
         bytes += name
         bytes += path

@@ -71,6 +71,16 @@ struct RuleInputAgreementTests {
         c.open(session: 0x51, pid: 101, requested: "/home/dev/.ssh/id_rsa", resolved: nil, result: 0, via: AGENT_VIA_IO_URING.rawValue,
                id: agent_file_id(), hdrFlags: AGENT_F_RESULT_UNSEEN.rawValue | AGENT_F_FIXED_FILE.rawValue)
         c.exec(session: 0x51, pid: 101, ppid: 100, exe: "/usr/bin/python3.12", argv: ["python3", "-c", "print(1)"])
+        // A file the session writes, then runs (process.exe_written), from a terminal; a memfd.
+        let tool = agent_file_id(ino: 777, dev: 259 << 20 | 2, mnt_id: 30)
+        c.open(session: 0x51, pid: 101, requested: "tool", resolved: "/home/dev/proj/tool", flags: O_WRONLY | O_CREAT | O_TRUNC,
+               mode: 0o755, result: 5, id: tool)
+        c.exec(session: 0x51, pid: 101, ppid: 100, exe: "/home/dev/proj/tool", argv: ["./tool"], filename: "./tool",
+               exeID: tool, stdinRdev: 136 << 20 | 4)
+        c.exec(session: 0x51, pid: 101, ppid: 100, exe: "memfd:x", argv: ["x"], filename: "/proc/self/fd/3",
+               exeID: agent_file_id(ino: 9, dev: 1, mnt_id: 14), exeFlags: AGENT_EXE_MEMFD.rawValue)
+        c.exec(session: 0x51, pid: 101, ppid: 100, exe: "/usr/bin/python3.12", argv: ["python3", "-c", "print(1)"],
+               exeID: agent_file_id(ino: 1234, dev: 259 << 20 | 2, mnt_id: 30))
         c.connect(session: 0x51, pid: 101, daddr: "203.0.113.9", dport: 4444, cookie: 7)
         c.connect(session: 0x51, pid: 101, daddr: "2001:db8::5", dport: 443, result: -111)
         c.flow(session: 0x51, pid: 101, cookie: 7, sent: 1 << 20, received: 10, sentDelta: 1 << 20, final: false)
@@ -145,7 +155,9 @@ struct RuleInputAgreementTests {
         "process.previous_exe", "process.filename", "process.stdin.ino", "process.stdout.ino", "file.requested_path",
         "file.error", "net.error", "net.path", "net.saddr", "net.sport", "process.signal", "process.exit_code",
         "process.auid", "net.result", "file.result", "file.fixed_file", "file.result_unseen", "file.inode", "file.device",
-        "file.mount_id",
+        "file.mount_id", "process.exe_written_by", "process.stdin.device", "process.stdin.driver.pid",
+        "process.stdin.driver.entity_id", "process.stdin.driver.exe", "process.stdin.driver.inet",
+        "process.exe_inode", "process.exe_device", "process.exe_mount_id",
     ]
 
     /// `name=<value>` pairs of a message, in order.

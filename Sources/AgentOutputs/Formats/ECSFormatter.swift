@@ -381,6 +381,7 @@ extension FormatWriter {
     private static let customAgent: [RecordField] = [.agent, .loss]
     private static let customProcess: [RecordField] = [
         .comm, .auid, .auditSessionID, .argvTruncated, .processSource, .filename, .signal, .coreDumped, .stdin, .stdout, .stderr,
+        .exeFileless, .exeDeleted, .exeInode, .exeDevice, .exeMountID, .exeWritten, .exeWrittenBy,
     ]
     private static let customSession: [RecordField] = [.sessionCgroup, .sessionCgroupID, .sessionAdopted, .sessionHomes, .sessionCounts]
     private static let customNet: [RecordField] = [

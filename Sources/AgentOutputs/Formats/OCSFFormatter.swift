@@ -347,6 +347,7 @@ extension FormatWriter {
     private static let unmappedProcess: [RecordField] = [
         .uid, .gid, .auid, .auditSessionID, .comm, .argv, .argvTruncated, .argc, .processSource, .previousExe, .filename,
         .signal, .coreDumped, .durationNs, .stdin, .stdout, .stderr,
+        .exeFileless, .exeDeleted, .exeInode, .exeDevice, .exeMountID, .exeWritten, .exeWrittenBy,
     ]
     private static let unmappedSession: [RecordField] = [.sessionCgroup, .sessionLabels]
     private static let unmappedRule: [RecordField] = [.ruleSeverity, .ruleTags, .ruleSource, .ruleAuthor]
