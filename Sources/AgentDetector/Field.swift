@@ -104,6 +104,7 @@ package enum RuleField: Int, CaseIterable, Sendable {
     case netFamily, netTransport, netDaddr, netSaddr, netPath, netError
     case netDport, netSport, netResult
     case netBytesSent, netBytesReceived, netBytesSentDelta, netFinal
+    case fileKnownAs
 
     /// What the field is made of.
     package enum Source: Sendable {
@@ -159,6 +160,7 @@ package enum RuleField: Int, CaseIterable, Sendable {
         case .fileWrite: .derived("write", from: .fileFlags, .boolean)
         case .fileResult: .record(.fileResult)
         case .fileMode: .record(.fileMode)
+        case .fileKnownAs: .record(.fileKnownAs)
         case .netFamily: .record(.netFamily)
         case .netTransport: .record(.netTransport)
         case .netDaddr: .record(.netDaddr)

@@ -24,6 +24,8 @@ struct LiveRuleInput: RuleInput {
     let process: ProcessInfo
     let tid: UInt32
     let detail: Detail
+    /// A file.open's `file.known_as`: the catalog path of a file reached under another path.
+    var knownAs: String? = nil
 
     package var typeName: String { type.typeName }
     var sessionID: String { session.id }
@@ -151,6 +153,7 @@ struct LiveRuleInput: RuleInput {
             return .bool(acc == O_WRONLY || acc == O_RDWR || f & (O_CREAT | O_TRUNC | O_APPEND) != 0)
         case .fileResult: return .int(Int64(o.ret))
         case .fileMode: return .int(Int64(o.mode))
+        case .fileKnownAs: return knownAs.map { .string($0) }
         default: return nil
         }
     }

@@ -21,6 +21,8 @@ package enum RecordField: Int, CaseIterable, Sendable {
     case agentRestartRequired, agentRulesCount, agentRulesDigest, previousRunEnded, previousRunLastSeq
     case previousRunLastTime, previousRunLastType, previousRunCutBytes, lossKernelDropped
     case lossKernelDroppedTotal, lossQueueDropped, lossReportedBy, lossSink, lossFirstSeq, lossLastSeq
+    /// The credential catalog path of the file a `file.open` reached under another path.
+    case fileKnownAs
 
     /// Where a field is and what it holds.
     package struct Spec: Sendable {
@@ -152,6 +154,7 @@ package enum RecordField: Int, CaseIterable, Sendable {
         case .fileMode: Spec(.file, "mode", .number, in: .fileOpen)
         case .fileResult: Spec(.file, "result", .number, in: .fileOpen)
         case .fileError: Spec(.file, "error", .string, in: .fileOpen)
+        case .fileKnownAs: Spec(.file, "known_as", .string, in: .fileOpen)
         case .netFamily: Spec(.net, "family", .string, in: .net)
         case .netV4Mapped: Spec(.net, "v4_mapped", .bool, in: .net)
         case .netTransport: Spec(.net, "transport", .string, in: .net)

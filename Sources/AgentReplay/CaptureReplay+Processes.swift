@@ -180,6 +180,7 @@ extension CaptureReplay {
         var text = "open " + shown(view, view.member(f, "path"))
         if view.bool(view.member(f, "path_truncated")) == true { text += "…(cut)" }
         if let r = view.member(f, "requested_path") { text += " (as \(shown(view, r)))" }
+        if let k = view.member(f, "known_as") { text += " (the same file as \(shown(view, k)))" }
         var flags: [String] = []
         view.forEachElement(view.member(f, "flags")) { if flags.count < 16 { flags.append(shown(view, $0, limit: 32)) } }
         if !flags.isEmpty { text += " " + flags.joined(separator: "|") }

@@ -167,8 +167,10 @@ final class RecordedCapture: SessionSource {
         handle(bytes)
     }
 
+    /// `id`: the opened file's identity (inode, device in the kernel's encoding), as the kernel
+    /// fills it for a successful open.
     func open(session: UInt64, pid: UInt32, requested: String, resolved: String?, flags: Int32 = O_RDONLY, mode: UInt32 = 0,
-              result: Int64 = 3, dfd: Int32 = -100) {
+              result: Int64 = 3, dfd: Int32 = -100, id: (ino: UInt64, dev: UInt32)? = nil) {
         let req = Array(requested.utf8), res = Array((resolved ?? "").utf8)
         var o = agent_open()
         o.hdr = header(AGENT_KIND_OPEN, size: MemoryLayout<agent_open>.size + req.count + res.count, pid: pid, session: session)
@@ -182,6 +184,10 @@ final class RecordedCapture: SessionSource {
         o.dfd = dfd
         o.requested_len = UInt16(req.count)
         o.path_len = UInt16(res.count)
+        if let id {
+            o.id.ino = id.ino
+            o.id.dev = id.dev
+        }
         handle(rawBytes(of: o) + req + res)
     }
 

@@ -149,7 +149,7 @@ struct FormatInput {
 
 extension RecordField {
     /// The details of an open that neither ECS nor OCSF has a field for.
-    static let openDetails: [RecordField] = [.fileRequestedPath, .filePathTruncated, .fileDirfd, .fileFlags, .fileMode, .fileResult]
+    static let openDetails: [RecordField] = [.fileRequestedPath, .filePathTruncated, .fileDirfd, .fileFlags, .fileMode, .fileResult, .fileKnownAs]
     /// What an alert adds beyond its rule and message: the records that made it, the matches
     /// counted and not raised.
     static let alertDetails: [RecordField] = [.evidence, .suppressed]
