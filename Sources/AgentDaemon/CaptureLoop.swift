@@ -115,6 +115,7 @@ package final class CaptureLoop: @unchecked Sendable {
             for attempt in asked.escapes { escapeRefused(attempt) }
             tracker.applyLearned()
             consumeRing()
+            tracker.refreshCatalogs()
             reportOutputDrops()
             let now = WallClock.monotonicNs()
             // inotify does not always report mkdir on cgroupfs; a look is one readdir per root.

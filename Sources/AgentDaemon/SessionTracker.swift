@@ -1,3 +1,4 @@
+import AgentDetector
 import AgentPipeline
 import AgentRecords
 import AgentSensor
@@ -72,7 +73,10 @@ final class SessionTracker: SessionSource {
         guard inotifyFD >= 0 else { throw AgentError("inotify: \(String(cString: strerror(errno)))") }
     }
 
-    deinit { close(inotifyFD) }
+    deinit {
+        scanner.stop()
+        close(inotifyFD)
+    }
 
     var recorder: Recorder { pipeline.recorder }
     var table: ProcessTable { pipeline.table }
@@ -194,6 +198,7 @@ final class SessionTracker: SessionSource {
         let gone = ending
         ending = []
         for s in gone {
+            catalogs[s.cgid] = nil
             pipeline.endSession(s, unixNs: wallNow())
             recorder.sessionRecord(.sessionEnd, s, unixNs: wallNow(), ended: true)
             table.removeSession(s.cgid)
@@ -216,10 +221,11 @@ final class SessionTracker: SessionSource {
         return changed
     }
 
-    /// A started session's log line, its processes when adopted, and the mark `agentwatch run`
-    /// waits for: the daemon watches it (its syscall hooks are attached).
+    /// A started session's log line, its catalog, its processes when adopted, and the mark
+    /// `agentwatch run` waits for: the daemon watches it (its syscall hooks are attached).
     private func watched(_ s: Session, adopting: Bool) {
         logger.info("session \(s.id) started\(adopting ? " (already running)" : "") uid \(s.uid) cgroup \(s.cgroup)")
+        scanCatalog(s, nowNs: WallClock.monotonicNs(), wait: true)
         if adopting {
             for pid in CgroupFS.processes(below: s.path) where pid > 0 {
                 let p = table.adopt(pid: UInt32(pid), startNs: 0, session: s.cgid, clock: clock)
@@ -228,6 +234,94 @@ final class SessionTracker: SessionSource {
             }
         }
         CgroupFS.setxattr(s.path, SessionMetadata.watchedXattr, Array(String(getpid()).utf8))
+    }
+
+    // MARK: the credential catalog
+
+    /// The catalog of each live session: its last scan (with the handles that tell a file that
+    /// left its catalog path from one that is gone), the scan asked for and not yet back, and a
+    /// second look asked for after a file was created in a catalog directory (an editor renames
+    /// its temporary file over the original after creating it).
+    private struct CatalogState {
+        var last: CredentialCatalog.Result?
+        var pending: UInt64?
+        var requestedNs: Int64 = 0
+        var followUpNs: Int64?
+    }
+    private var catalogs: [UInt64: CatalogState] = [:]
+    private let scanner = CatalogScanner()
+    private var tickets: UInt64 = 0
+    /// The patterns of the rules in force, and which rule set they were read from.
+    private var catalog = CredentialCatalog(patterns: [])
+    /// Held (not an ObjectIdentifier, whose address a later rule set may take).
+    private var catalogRules: RuleSet?
+    /// How long a starting session waits for its first scan before its processes run.
+    static let firstScanWaitNs: Int64 = 500_000_000
+
+    /// Takes the rules' catalog when the rules changed; true when its patterns did.
+    private func syncCatalogPatterns() -> Bool {
+        let rules = pipeline.detector?.rules
+        guard rules !== catalogRules else { return false }
+        catalogRules = rules
+        let paths = rules?.identityPaths ?? []
+        guard paths != catalog.patterns else { return false }
+        catalog = CredentialCatalog(patterns: paths)
+        return true
+    }
+
+    /// Asks for the session's catalog to be scanned; `wait`: for a session starting, whose
+    /// first process should find its catalog known (up to `firstScanWaitNs`).
+    private func scanCatalog(_ s: Session, nowNs: Int64, wait: Bool = false) {
+        _ = syncCatalogPatterns()
+        guard !catalog.patterns.isEmpty else {
+            s.identities.replace(entries: [:], directories: [], nowNs: nowNs)
+            catalogs[s.cgid] = nil
+            return
+        }
+        tickets += 1
+        var st = catalogs[s.cgid] ?? CatalogState()
+        st.pending = tickets
+        st.requestedNs = nowNs
+        st.followUpNs = nil
+        catalogs[s.cgid] = st
+        scanner.submit(.init(cgid: s.cgid, ticket: tickets, homes: s.homes, catalog: catalog, previous: st.last))
+        if wait { applyScans(scanner.wait(for: tickets, timeoutNs: Self.firstScanWaitNs)) }
+    }
+
+    /// Scans that came back go into their sessions (if still live).
+    private func applyScans(_ done: [CatalogScanner.Done]) {
+        for d in done {
+            guard var st = catalogs[d.cgid], let s = registry.sessions[d.cgid] ?? learned.byCgid[d.cgid] else { continue }
+            if st.pending == d.ticket { st.pending = nil }
+            let before = st.last?.notes
+            st.last = d.result
+            catalogs[d.cgid] = st
+            s.identities.replace(entries: d.result.entries, directories: d.result.directories, nowNs: WallClock.monotonicNs())
+            if !d.result.notes.isEmpty, before != d.result.notes {
+                logger.warning("session \(s.id): credential catalog incomplete: \(d.result.notes.joined(separator: "; "))")
+            }
+        }
+    }
+
+    /// Applies the scans that came back, and asks for those that are due: every
+    /// `CredentialCatalog.intervalNs`, soon after the session created a file in a catalog
+    /// directory (and once more a second later), and all of them when the rules' catalog
+    /// changed. A session whose scan is still out waits for it. Called by the loop after each
+    /// drain.
+    func refreshCatalogs() {
+        applyScans(scanner.takeDone())
+        let now = WallClock.monotonicNs()
+        let changed = syncCatalogPatterns()
+        for s in registry.sessions.values {
+            let st = catalogs[s.cgid]
+            guard changed || st?.pending == nil else { continue }
+            let since = now - (st?.requestedNs ?? 0)
+            let wanted = s.identities.rescanWanted && since >= CredentialCatalog.wantedGapNs
+            let followUp = st?.followUpNs.map { now >= $0 } ?? false
+            guard changed || wanted || followUp || (st != nil && since >= CredentialCatalog.intervalNs) else { continue }
+            scanCatalog(s, nowNs: now)
+            if wanted { catalogs[s.cgid]?.followUpNs = now + 1_000_000_000 }
+        }
     }
 
     private func attachSyscallHooks(because reason: String) {

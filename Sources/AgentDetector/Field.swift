@@ -108,6 +108,7 @@ package enum RuleField: Int, CaseIterable, Sendable {
     case netFamily, netTransport, netDaddr, netSaddr, netPath, netError
     case netDport, netSport, netResult
     case netBytesSent, netBytesReceived, netBytesSentDelta, netFinal
+    case fileKnownAs
 
     /// What the field is made of.
     package enum Source: Sendable {
@@ -181,6 +182,7 @@ package enum RuleField: Int, CaseIterable, Sendable {
         case .fileInode: .record(.fileInode)
         case .fileDevice: .record(.fileDevice)
         case .fileMountID: .record(.fileMountID)
+        case .fileKnownAs: .record(.fileKnownAs)
         case .netFamily: .record(.netFamily)
         case .netTransport: .record(.netTransport)
         case .netDaddr: .record(.netDaddr)

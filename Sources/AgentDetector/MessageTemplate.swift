@@ -5,6 +5,8 @@ struct MessageTemplate: Sendable {
     enum Part: Sendable {
         case text(String)
         case field(Int)
+        /// `{field?text}`: the text, with `%` as the value, only when the record has the field.
+        case optional(Int, [String])
     }
 
     let parts: [Part]
@@ -16,6 +18,8 @@ struct MessageTemplate: Sendable {
             switch part {
             case .text(let t): out += t
             case .field(let slot): out += cache.value(slot, fetch)?.rendered ?? "-"
+            case .optional(let slot, let pieces):
+                if let v = cache.value(slot, fetch)?.rendered { out += pieces.joined(separator: v) }
             }
         }
         return out
@@ -42,12 +46,22 @@ struct MessageTemplate: Sendable {
                 guard let close = s[(i + 1)...].firstIndex(of: "}") else {
                     return .failure(MessageTemplateError(offset: i, message: "'{' in the message is never closed", hint: "write {{ for a literal brace"))
                 }
-                let name = String(String.UnicodeScalarView(s[(i + 1)..<close])).trimmingCharacters()
+                let inner = s[(i + 1)..<close]
+                let question = inner.firstIndex(of: "?")
+                let name = String(String.UnicodeScalarView(inner[..<(question ?? close)])).trimmingCharacters()
                 if !literal.isEmpty {
                     parts.append(.text(String(literal)))
                     literal = String.UnicodeScalarView()
                 }
-                if let slot = resolve(name, i + 1) { parts.append(.field(slot)) } else { ok = false }
+                if let slot = resolve(name, i + 1) {
+                    if let question {
+                        parts.append(.optional(slot, Self.pieces(inner[(question + 1)...])))
+                    } else {
+                        parts.append(.field(slot))
+                    }
+                } else {
+                    ok = false
+                }
                 i = close + 1
             } else {
                 literal.append(c)
@@ -56,6 +70,30 @@ struct MessageTemplate: Sendable {
         }
         if !literal.isEmpty { parts.append(.text(String(literal))) }
         return ok ? .success(MessageTemplate(parts: parts)) : .failure(MessageTemplateError(offset: -1, message: "", hint: nil))
+    }
+}
+
+extension MessageTemplate {
+    /// The text of `{field?text}` split at each `%` (where the value goes); `%%` is a literal `%`.
+    static func pieces(_ text: ArraySlice<Unicode.Scalar>) -> [String] {
+        var pieces: [String] = []
+        var current = String.UnicodeScalarView()
+        var i = text.startIndex
+        while i < text.endIndex {
+            if text[i] == "%", i + 1 < text.endIndex, text[i + 1] == "%" {
+                current.append("%")
+                i += 2
+            } else if text[i] == "%" {
+                pieces.append(String(current))
+                current = String.UnicodeScalarView()
+                i += 1
+            } else {
+                current.append(text[i])
+                i += 1
+            }
+        }
+        pieces.append(String(current))
+        return pieces
     }
 }
 

@@ -70,9 +70,17 @@ extension RuleLoader {
             let text = scalarString(node) ?? ""
             let loc = def.file.location(node)
             if text.hasPrefix("@") {
-                if let spliced = resolveList(String(text.dropFirst()), at: loc) { items += spliced } else { ok = false }
+                if let spliced = resolveList(String(text.dropFirst()), at: loc) {
+                    items += def.identity ? spliced.map { ListItem(text: $0.text, location: $0.location, identity: true) } : spliced
+                } else {
+                    ok = false
+                }
             } else {
-                items.append(ListItem(text: text, location: loc))
+                if def.identity, !(text == "~" || text.hasPrefix("~/") || text.hasPrefix("/")) {
+                    error(loc, "\(Self.quote(text)) is not a path: the items of an identity list are absolute paths or start with ~/",
+                          hint: "identity: true makes the list's paths part of the credential catalog; remove it for a list of names")
+                }
+                items.append(ListItem(text: text, location: loc, identity: def.identity))
             }
         }
         guard ok else { return nil }
@@ -150,6 +158,10 @@ extension RuleLoader {
             isList = true
         case .listRef(let name, let span):
             guard let resolved = resolveList(name, at: span.location) else { return Self.invalid }
+            if field.ruleField == .fileKnownAs, let plain = resolved.first(where: { !$0.identity }) {
+                warning(span.location, "file.known_as holds only paths of the credential catalog, and @\(name) has items outside it (\(Self.quote(plain.text)))\(ctx.suffix)",
+                        hint: "mark the list identity: true (or splice it from one) so its files are known by identity")
+            }
             items = resolved.map { item in ValueItem(kind: .bare, text: item.text, location: { item.location }) }
             isList = true
         }

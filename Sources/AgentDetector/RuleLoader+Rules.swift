@@ -145,7 +145,12 @@ extension RuleLoader {
             }
         }
         for e in exceptions { e.slots(into: &used) }
-        for case .field(let s) in message.parts { used.insert(s) }
+        for part in message.parts {
+            switch part {
+            case .field(let s), .optional(let s, _): used.insert(s)
+            case .text: break
+            }
+        }
         let exceptionTree: Matcher? = exceptions.isEmpty ? nil : .any(exceptions)
         let trees = [condition, exceptionTree].compactMap { $0 } + (sequence?.steps.map(\.tree) ?? [])
         let build = { [kind, threshold, definition] (shared: Set<Int>) -> Rule in

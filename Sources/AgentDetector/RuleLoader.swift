@@ -11,6 +11,8 @@ final class RuleLoader {
         let location: SourceLocation
         let file: RuleFileText
         let items: [Node]
+        /// `identity: true`: the list's paths join the credential catalog, known by identity.
+        var identity = false
     }
 
     struct MacroDefinition {
@@ -23,6 +25,8 @@ final class RuleLoader {
     struct ListItem {
         let text: String
         let location: SourceLocation
+        /// The item comes from a list marked `identity: true` (itself, or spliced from one).
+        var identity = false
     }
 
     var lists: [String: ListDefinition] = [:]
@@ -56,6 +60,16 @@ final class RuleLoader {
         slots[field] = slotFields.count
         slotFields.append(field)
         return slotFields.count - 1
+    }
+
+    /// The paths of the lists marked `identity: true`, spliced, once each (lists by name).
+    func identityPaths() -> [String] {
+        var seen = Set<String>()
+        var out: [String] = []
+        for name in lists.keys.sorted() where lists[name]!.identity {
+            for item in resolvedLists[name] ?? [] where seen.insert(item.text).inserted { out.append(item.text) }
+        }
+        return out
     }
 
     // MARK: Collecting
@@ -102,7 +116,7 @@ final class RuleLoader {
     }
 
     private func collectList(_ node: Node, _ file: RuleFileText) {
-        guard let map = mapping(node, "a list", file, allowed: ["list", "items"]) else { return }
+        guard let map = mapping(node, "a list", file, allowed: ["list", "items", "identity"]) else { return }
         guard let name = requiredName(map, "list", node, file) else { return }
         let at = file.location(map["list"] ?? node)
         if let first = lists[name.text] {
@@ -123,7 +137,16 @@ final class RuleLoader {
         } else {
             error(at, "list \(name.text) has no items")
         }
-        lists[name.text] = ListDefinition(location: at, file: file, items: items)
+        var identity = false
+        if let node = map["identity"], node.null == nil {
+            if let b = yamlBool(node) {
+                identity = b
+            } else {
+                error(file.location(node), "identity must be true or false",
+                      hint: "identity: true makes the list's paths part of the credential catalog, known by identity (file.known_as)")
+            }
+        }
+        lists[name.text] = ListDefinition(location: at, file: file, items: items, identity: identity)
     }
 
     private func collectMacro(_ node: Node, _ file: RuleFileText) {

@@ -60,7 +60,8 @@ extension RuleSet {
         let errors = Self.ordered(loader.errors, fileOrder)
         let warnings = Self.ordered(loader.warnings, fileOrder)
         guard errors.isEmpty else { throw RuleErrors(diagnostics: errors, warnings: warnings) }
-        return RuleSet(rules: rules, digest: digest, warnings: warnings, slotFields: loader.slotFields, regexPatterns: loader.regexPatterns, memoCount: loader.memoIDs.count, keptSlots: loader.keptSlots)
+        return RuleSet(rules: rules, digest: digest, warnings: warnings, slotFields: loader.slotFields, regexPatterns: loader.regexPatterns, memoCount: loader.memoIDs.count, keptSlots: loader.keptSlots,
+                       identityPaths: loader.identityPaths())
     }
 
     /// Diagnostics once each, in file, line and column order.

@@ -8,6 +8,11 @@ public final class RuleSet: Sendable {
     package let warnings: [RuleDiagnostic]
     /// Every field some enabled rule reads: a live `RuleInput` need compute no other.
     package let fields: Set<Field>
+    /// The credential catalog: the path patterns of every list marked `identity: true` (with
+    /// what they splice), once each, `~` as written. The daemon learns the identity of the files
+    /// they name in each session, and `file.known_as` names the catalog path of a file reached
+    /// under another.
+    package let identityPaths: [String]
 
     /// Fields by slot: matchers refer to values by slot, the Detector caches them by slot.
     package let slotFields: [Field]
@@ -21,7 +26,8 @@ public final class RuleSet: Sendable {
     package let byType: [String: [Int]]
 
     init(rules: [Rule], digest: String, warnings: [RuleDiagnostic], slotFields: [Field], regexPatterns: [String],
-         memoCount: Int, keptSlots: Set<Int>) {
+         memoCount: Int, keptSlots: Set<Int>, identityPaths: [String] = []) {
+        self.identityPaths = identityPaths
         self.memoCount = memoCount
         self.keptSlots = keptSlots
         self.rules = rules

@@ -25,6 +25,8 @@ struct LiveRuleInput: RuleInput {
     let process: ProcessInfo
     let tid: UInt32
     let detail: Detail
+    /// A file.open's `file.known_as`: the catalog path of a file reached under another path.
+    var knownAs: String? = nil
 
     package var typeName: String { type.typeName }
     var sessionID: String { session.id }
@@ -176,6 +178,7 @@ struct LiveRuleInput: RuleInput {
         case .fileInode: return o.hasIdentity && o.id.ino <= UInt64(Int64.max) ? .int(Int64(o.id.ino)) : nil
         case .fileDevice: return o.hasIdentity ? .string(o.id.deviceText) : nil
         case .fileMountID: return o.hasIdentity ? .int(Int64(o.id.mnt_id)) : nil
+        case .fileKnownAs: return knownAs.map { .string($0) }
         default: return nil
         }
     }

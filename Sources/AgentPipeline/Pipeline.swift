@@ -4,6 +4,7 @@ import AgentSensor
 import AgentSessions
 import AgentSupport
 import CAgentEvents
+import Glibc
 
 /// Finds the session a kernel record belongs to, by the session's cgroup id.
 public protocol SessionSource: AnyObject {
@@ -61,6 +62,7 @@ public final class Pipeline {
         let type: RecordType
         let p: ProcessInfo
         let detail: LiveRuleInput.Detail
+        var knownAs: String?
         switch record {
         case .exec(let e, let filename, let exe, let cwd, let args):
             let previous: [UInt8]?
@@ -88,7 +90,8 @@ public final class Pipeline {
             detail = .exit(status: x.exit_code, durationNs: duration)
         case .open(let o, let requested, let resolved):
             p = table.process(pid: hdr.pid, startNs: o.start_ns, session: s.cgid, clock: clock)
-            recorder.fileOpen(s, p, o, requested: requested, resolved: resolved, unixNs: unixNs)
+            if o.ret >= 0 { knownAs = Self.catalogPath(s, o, requested: requested, resolved: resolved) }
+            recorder.fileOpen(s, p, o, requested: requested, resolved: resolved, knownAs: knownAs, unixNs: unixNs)
             table.opened(o, by: p)
             type = .fileOpen
             detail = .open(o, requested: requested, resolved: resolved)
@@ -113,12 +116,23 @@ public final class Pipeline {
         }
         s.counts[Int(type.rawValue)] &+= 1
         if let detector {
-            let live = LiveRuleInput(type: type, seq: recorder.seq, timeNs: unixNs, session: s, process: p, tid: hdr.tid, detail: detail)
+            let live = LiveRuleInput(type: type, seq: recorder.seq, timeNs: unixNs, session: s, process: p, tid: hdr.tid, detail: detail,
+                                     knownAs: knownAs)
             detector.evaluate(live) { alert in
                 recorder.alert(alert, s, p, tid: hdr.tid, unixNs: unixNs)
                 s.counts[Int(RecordType.alert.rawValue)] &+= 1
             }
         }
+    }
+
+    /// A successful open's `file.known_as`: the session's catalog path of the file opened (by
+    /// its device and inode), when the path it was opened by is not that. A file made with
+    /// O_CREAT in a directory the catalog watches asks for the catalog to be scanned again.
+    @inline(__always)
+    static func catalogPath(_ s: Session, _ o: agent_open, requested: UnsafeRawBufferPointer, resolved: UnsafeRawBufferPointer) -> String? {
+        let path = resolved.count > 0 ? resolved : requested
+        if o.flags & UInt64(O_CREAT) != 0 { s.identities.noteCreated(path) }
+        return s.identities.knownAs(dev: o.id.dev, ino: o.id.ino, path: path)
     }
 
     /// A session ended: alerts its rules still owe (suppressed matches), before `session.end`.

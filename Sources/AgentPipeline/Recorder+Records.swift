@@ -128,7 +128,9 @@ extension Recorder {
         end(.processExit)
     }
 
-    func fileOpen(_ s: Session, _ p: ProcessInfo, _ o: agent_open, requested: UnsafeRawBufferPointer, resolved: UnsafeRawBufferPointer, unixNs: Int64) {
+    /// `knownAs`: the credential catalog path of the file, when it was reached under another.
+    func fileOpen(_ s: Session, _ p: ProcessInfo, _ o: agent_open, requested: UnsafeRawBufferPointer, resolved: UnsafeRawBufferPointer,
+                  knownAs: String? = nil, unixNs: Int64) {
         begin(.fileOpen, unixNs: unixNs)
         sessionAndProcess(s, p, tid: o.hdr.tid)
         buffer.raw(",\"file\":{\"path\":")
@@ -181,6 +183,10 @@ extension Recorder {
             buffer.uint(UInt64(o.id.minor))
             buffer.raw("\",\"mount_id\":")
             buffer.uint(UInt64(o.id.mnt_id))
+        }
+        if let knownAs {
+            buffer.raw(",\"known_as\":")
+            buffer.string(knownAs)
         }
         buffer.raw("}")
         end(.fileOpen)

@@ -24,6 +24,8 @@ package enum RecordField: Int, CaseIterable, Sendable {
     case agentRestartRequired, agentRulesCount, agentRulesDigest, previousRunEnded, previousRunLastSeq
     case previousRunLastTime, previousRunLastType, previousRunCutBytes, lossKernelDropped
     case lossKernelDroppedTotal, lossQueueDropped, lossReportedBy, lossSink, lossFirstSeq, lossLastSeq
+    /// The credential catalog path of the file a `file.open` reached under another path.
+    case fileKnownAs
 
     /// Where a field is and what it holds.
     package struct Spec: Sendable {
@@ -174,6 +176,7 @@ package enum RecordField: Int, CaseIterable, Sendable {
         case .fileInode: Spec(.file, "inode", .number, in: .fileOpen)
         case .fileDevice: Spec(.file, "device", .string, in: .fileOpen)
         case .fileMountID: Spec(.file, "mount_id", .number, in: .fileOpen)
+        case .fileKnownAs: Spec(.file, "known_as", .string, in: .fileOpen)
         case .netFamily: Spec(.net, "family", .string, in: .net)
         case .netV4Mapped: Spec(.net, "v4_mapped", .bool, in: .net)
         case .netTransport: Spec(.net, "transport", .string, in: .net)

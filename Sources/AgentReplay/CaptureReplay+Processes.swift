@@ -192,6 +192,7 @@ extension CaptureReplay {
         if let r = view.member(f, "requested_path") { text += " (as \(shown(view, r)))" }
         // openat is how nearly everything opens: only the other ways are named.
         if let via = view.member(f, "via"), view.string(via) != "openat" { text += " via " + shown(view, via, limit: 32) }
+        if let k = view.member(f, "known_as") { text += " (the same file as \(shown(view, k)))" }
         var flags: [String] = []
         view.forEachElement(view.member(f, "flags")) { if flags.count < 16 { flags.append(shown(view, $0, limit: 32)) } }
         if !flags.isEmpty { text += " " + flags.joined(separator: "|") }

@@ -22,6 +22,8 @@ public final class Session {
     package var counts = [UInt64](repeating: 0, count: RecordType.allCases.count)
     /// `"session":{...}`, rendered once.
     package let json: [UInt8]
+    /// The credential catalog's files under this session's homes, by identity (`file.known_as`).
+    package let identities = FileIdentities()
 
     public init(id: String, path: String, cgroup: String, cgid: UInt64, uid: UInt32, labels: [(key: String, value: String)], adopted: Bool, home: String? = nil) {
         var homes: [String] = []

@@ -1,6 +1,7 @@
 @testable import AgentDetector
 @testable import AgentReplay
 import AgentRecords
+import AgentSessions
 import CAgentEvents
 import Foundation
 import Glibc
@@ -48,12 +49,17 @@ struct RuleInputAgreementTests {
     /// whose filename differs from its exe, one that replaced an image, odd bytes in names.
     static func capture() -> RecordedCapture {
         let c = RecordedCapture(rules: rules)
-        c.sessionStart("s1", cgid: 0x51, labels: [("agent", "claude")])
+        let s1 = c.sessionStart("s1", cgid: 0x51, labels: [("agent", "claude")])
+        // A catalog file of the session, known by identity.
+        s1.identities.replace(entries: [FileIdentities.Key(dev: 8 << 20 | 1, ino: 4711): FileIdentities.Entry(paths: [Array("/home/dev/.ssh/id_rsa".utf8)])],
+                              directories: [], nowNs: 1)
         c.exec(session: 0x51, pid: 100, ppid: 1, exe: "/usr/bin/bash", argv: ["bash"])
         c.fork(session: 0x51, parent: 100, child: 101)
         c.exec(session: 0x51, pid: 101, ppid: 100, exe: "/usr/bin/cat", argv: ["cat", "/home/dev/.aws/credentials", "a b", ""],
                filename: "cat", stdio: (2, 3, 4), stdinIno: 4242)
         c.open(session: 0x51, pid: 101, requested: "/home/dev/.aws/credentials", resolved: "/home/dev/.aws/credentials")
+        // The catalog file under another path (a hard link): file.known_as.
+        c.open(session: 0x51, pid: 101, requested: "notes.txt", resolved: "/home/dev/proj/notes.txt", id: agent_file_id(ino: 4711, dev: 8 << 20 | 1, mnt_id: 0))
         c.open(session: 0x51, pid: 101, requested: "notes.txt", resolved: nil, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644, result: 4)
         c.open(session: 0x51, pid: 101, requested: "../x", resolved: "/home/dev", result: -2)
         c.open(session: 0x51, pid: 101, requested: "/t/\u{1B}[31m\u{202E}ü", resolved: "/t/\u{1B}[31m\u{202E}ü", flags: O_RDWR)
@@ -120,6 +126,9 @@ struct RuleInputAgreementTests {
         #expect(summary.intact, "\(summary.line)")
         let replayed = Self.messages(ofAlertsIn: report.split(separator: "\n").map(String.init))
         #expect(replayed.count == live.count)
+        // The field only a catalog file under another path carries, on both sides.
+        #expect(live.values.contains { $0.contains("file.known_as=</home/dev/.ssh/id_rsa>") })
+        #expect(replayed.values.contains { $0.contains("file.known_as=</home/dev/.ssh/id_rsa>") })
         var compared = 0
         for (seq, message) in live.sorted(by: { $0.key < $1.key }) {
             guard let again = replayed[seq] else {
@@ -157,7 +166,7 @@ struct RuleInputAgreementTests {
         "process.auid", "net.result", "file.result", "file.fixed_file", "file.result_unseen", "file.inode", "file.device",
         "file.mount_id", "process.exe_written_by", "process.stdin.device", "process.stdin.driver.pid",
         "process.stdin.driver.entity_id", "process.stdin.driver.exe", "process.stdin.driver.inet",
-        "process.exe_inode", "process.exe_device", "process.exe_mount_id",
+        "process.exe_inode", "process.exe_device", "process.exe_mount_id", "file.known_as",
     ]
 
     /// `name=<value>` pairs of a message, in order.

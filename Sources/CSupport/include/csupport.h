@@ -3,6 +3,7 @@
 #define AGENTWATCH_CSUPPORT_H
 
 #include "fatal_signals.h"
+#include "file_identity.h"
 
 /* Open flags that are GNU extensions, with this architecture's values. */
 struct aw_gnu_open_flags {
