@@ -40,7 +40,8 @@ package final class CaptureLoop: @unchecked Sendable {
     private let epollFD: Int32
 
     /// What the kernel programs capture, as `agent.start` names it.
-    static let features = ["exec", "fork", "exit", "openat", "openat2", "connect", "flow"]
+    static let features = ["exec", "fork", "exit", "openat", "openat2", "connect", "flow", "file_identity", "identity_catalog",
+                           "fileless_exec", "pty_driver"]
 
     private enum Tag: UInt64 { case ring = 1, roots, inbox }
 
