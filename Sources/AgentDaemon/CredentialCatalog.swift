@@ -269,10 +269,23 @@ struct CredentialCatalog: Sendable {
         /// as the kernel resolves it (a symlinked home).
         mutating func watch(_ dir: String) {
             directories.insert(Array(dir.utf8))
-            if let real = realpath(dir, nil) {
-                directories.insert(Array(String(cString: real).utf8))
-                free(real)
+            if let real = Self.resolved(dir) { directories.insert(real) }
+        }
+
+        /// The directory's path as the kernel resolves it: the link of a descriptor of it in
+        /// /proc/self/fd. Not realpath(3): glibc's fortified inline realpath is defined in two
+        /// clang modules this target sees (Glibc and Yams's CYaml) and a fortified release
+        /// build refuses the second definition.
+        static func resolved(_ dir: String) -> [UInt8]? {
+            let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { return nil }
+            defer { close(fd) }
+            var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX))
+            let n = buffer.withUnsafeMutableBufferPointer { b in
+                b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlink("/proc/self/fd/\(fd)", $0, b.count) }
             }
+            guard n > 0, n < buffer.count, buffer[0] == UInt8(ascii: "/") else { return nil }
+            return Array(buffer[..<n])
         }
 
         /// A path a pattern matched: a catalog file when it is a regular file (symlinks followed).

@@ -109,6 +109,8 @@ package enum RuleField: Int, CaseIterable, Sendable {
     case netDport, netSport, netResult
     case netBytesSent, netBytesReceived, netBytesSentDelta, netFinal
     case fileKnownAs
+    case netVia, netDname, netDatagrams, netDatagramsDelta
+    case dnsDirection, dnsID, dnsName, dnsType, dnsFlags, dnsRcode, dnsResolvedIP, dnsUnmatched
 
     /// What the field is made of.
     package enum Source: Sendable {
@@ -196,6 +198,18 @@ package enum RuleField: Int, CaseIterable, Sendable {
         case .netBytesReceived: .record(.netBytesReceived)
         case .netBytesSentDelta: .record(.netBytesSentDelta)
         case .netFinal: .record(.netFinal)
+        case .netVia: .record(.netVia)
+        case .netDname: .record(.netDname)
+        case .netDatagrams: .record(.netDatagrams)
+        case .netDatagramsDelta: .record(.netDatagramsDelta)
+        case .dnsDirection: .record(.dnsDirection)
+        case .dnsID: .record(.dnsID)
+        case .dnsName: .record(.dnsName)
+        case .dnsType: .record(.dnsType)
+        case .dnsFlags: .record(.dnsFlags)
+        case .dnsRcode: .record(.dnsRcode)
+        case .dnsResolvedIP: .record(.dnsResolvedIP)
+        case .dnsUnmatched: .record(.dnsUnmatched)
         }
     }
 
@@ -237,11 +251,12 @@ package enum RuleField: Int, CaseIterable, Sendable {
     /// The record types whose rules see the field: those that carry it, except that an alert's
     /// process (its trigger's, copied) is not read by rules. Two more, as the loader has always
     /// taken them: `session.uid` on every session record (the daemon knows it from the
-    /// session's start; process records do not carry it), and `net.error` on flows too.
+    /// session's start; process records do not carry it), and `net.error` on flows too (not
+    /// on net.send and net.dns, which have no result).
     private static let presences: [RecordTypeSet] = allCases.map { f in
         switch f {
         case .sessionUID: return RecordField.sessionID.types
-        case .netError: return RecordField.net.types
+        case .netError: return .netConnected
         default:
             var under: RecordField? = f.recordField
             while let u = under, u != .process { under = u.parent }

@@ -14,8 +14,10 @@ struct LiveRuleInput: RuleInput {
         case exec(stdio: StdioInfo, previousExe: [UInt8]?, filename: UnsafeRawBufferPointer?)
         case exit(status: Int32, durationNs: UInt64)
         case open(agent_open, requested: UnsafeRawBufferPointer, resolved: UnsafeRawBufferPointer)
-        case connect(agent_connect)
-        case flow(agent_flow, connect: agent_connect?)
+        case connect(agent_connect, dname: String?)
+        case flow(agent_flow, connect: agent_connect?, dname: String?)
+        case send(agent_send, dname: String?)
+        case dns(agent_dns, DNSMessage?, cut: Bool, unmatched: Bool)
     }
 
     package let type: RecordType
@@ -128,18 +130,25 @@ struct LiveRuleInput: RuleInput {
             }
         case .open(let o, let requested, let resolved):
             return openValue(field.ruleField, o, requested: requested, resolved: resolved)
-        case .connect(let c):
+        case .connect(let c, let dname):
             if field.ruleField == .netResult { return .int(Int64(c.ret)) }
             if field.ruleField == .netError { return c.ret < 0 ? .string(ErrnoNames.name(-c.ret)) : nil }
+            if field.ruleField == .netVia { return .string("\(Self.viaName(c.via))") }
+            if field.ruleField == .netDname { return dname.map { .string($0) } }
             return Self.address(field.ruleField, c)
-        case .flow(let f, let connect):
+        case .flow(let f, let connect, let dname):
             switch field.ruleField {
             case .netBytesSent: return .int(Int64(bitPattern: f.bytes_sent))
             case .netBytesReceived: return .int(Int64(bitPattern: f.bytes_received))
             case .netBytesSentDelta: return .int(Int64(bitPattern: f.sent_delta))
             case .netFinal: return .bool(f.final != 0)
+            case .netDname: return dname.map { .string($0) }
             default: return connect.flatMap { Self.address(field.ruleField, $0) }
             }
+        case .send(let x, let dname):
+            return sendValue(field.ruleField, x, dname: dname)
+        case .dns(let d, let m, _, let unmatched):
+            return dnsValue(field.ruleField, d, m, unmatched: unmatched)
         }
     }
 

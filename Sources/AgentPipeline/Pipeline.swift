@@ -34,8 +34,10 @@ public final class Pipeline {
     /// Connects whose sockets the kernel counts bytes for, by socket cookie: a net.flow record
     /// carries the connect's addresses. Bounded: a socket whose release was never reported
     /// (the kernel map is LRU too) cannot grow it without end.
-    private var flows: [UInt64: agent_connect] = [:]
+    private var flows: [UInt64: (connect: agent_connect, dname: String?)] = [:]
     static let maxFlows = 65536
+    /// The names each session resolved, by session cgroup id (net.dname).
+    var names: [UInt64: SessionNames] = [:]
 
     public init(recorder: Recorder, sessions: SessionSource, table: ProcessTable = ProcessTable()) {
         self.recorder = recorder
@@ -96,21 +98,38 @@ public final class Pipeline {
             type = .fileOpen
             detail = .open(o, requested: requested, resolved: resolved)
         case .connect(let c):
-            p = table.process(pid: hdr.pid, startNs: c.start_ns, session: s.cgid, clock: clock)
-            recorder.netConnect(s, p, c, unixNs: unixNs)
+            p = process(pid: hdr.pid, startNs: c.start_ns, session: s.cgid)
+            let dname = names[s.cgid]?.name(for: Self.destination(c), nowNs: unixNs)
+            recorder.netConnect(s, p, c, dname: dname, unixNs: unixNs)
             if c.cookie != 0 {
                 if flows.count >= Self.maxFlows, let any = flows.keys.first { flows[any] = nil }
-                flows[c.cookie] = c
+                flows[c.cookie] = (c, dname)
             }
             type = .netConnect
-            detail = .connect(c)
+            detail = .connect(c, dname: dname)
         case .flow(let f):
-            p = table.process(pid: hdr.pid, startNs: f.start_ns, session: s.cgid, clock: clock)
+            p = process(pid: hdr.pid, startNs: f.start_ns, session: s.cgid)
             let connect = flows[f.cookie]
-            recorder.netFlow(s, p, f, connect: connect, unixNs: unixNs)
+            recorder.netFlow(s, p, f, connect: connect?.connect, dname: connect?.dname, unixNs: unixNs)
             if f.final != 0 { flows[f.cookie] = nil }
             type = .netFlow
-            detail = .flow(f, connect: connect)
+            detail = .flow(f, connect: connect?.connect, dname: connect?.dname)
+        case .send(let x):
+            p = process(pid: hdr.pid, startNs: 0, session: s.cgid)
+            var daddr = x.daddr
+            let to = withUnsafeBytes(of: &daddr) { SessionNames.Address(family: x.family, bytes: $0) }
+            let dname = names[s.cgid]?.name(for: to, nowNs: unixNs)
+            recorder.netSend(s, p, x, dname: dname, firstNs: clock.wall(bootNs: x.first_ns), lastNs: clock.wall(bootNs: x.last_ns), unixNs: unixNs)
+            type = .netSend
+            detail = .send(x, dname: dname)
+        case .dns(let d, let bytes):
+            p = process(pid: hdr.pid, startNs: 0, session: s.cgid)
+            let message = DNSMessage.parse(bytes)
+            let matched = message.map { learn(d, $0, session: s.cgid, unixNs: unixNs) } ?? false
+            let unmatched = d.direction == UInt8(AGENT_DNS_ANSWER.rawValue) && !matched
+            recorder.netDNS(s, p, d, message, cut: d.len < d.msg_len, unmatched: unmatched, unixNs: unixNs)
+            type = .netDNS
+            detail = .dns(d, message, cut: d.len < d.msg_len, unmatched: unmatched)
         case .loss, .cgroup:
             return
         }
@@ -137,6 +156,7 @@ public final class Pipeline {
 
     /// A session ended: alerts its rules still owe (suppressed matches), before `session.end`.
     package func endSession(_ s: Session, unixNs: Int64) {
+        names[s.cgid] = nil
         detector?.endSession(s.id, timeNs: unixNs) { alert in
             recorder.alert(alert, s, nil, tid: 0, unixNs: unixNs)
             s.counts[Int(RecordType.alert.rawValue)] &+= 1

@@ -11,7 +11,7 @@ import Synchronization
 extension Recorder {
     /// `,"session":{...},"process":{"tid":N,...}`
     @inline(__always)
-    private func sessionAndProcess(_ s: Session, _ p: ProcessInfo, tid: UInt32, extra: (() -> Void)? = nil) {
+    func sessionAndProcess(_ s: Session, _ p: ProcessInfo, tid: UInt32, extra: (() -> Void)? = nil) {
         buffer.raw(",")
         buffer.bytes.append(contentsOf: s.json)
         buffer.raw(",\"process\":{\"tid\":")
@@ -203,12 +203,16 @@ extension Recorder {
         }
     }
 
-    func netConnect(_ s: Session, _ p: ProcessInfo, _ c: agent_connect, unixNs: Int64) {
+    /// `net.connect`; `dname`: the name the session resolved the destination from.
+    func netConnect(_ s: Session, _ p: ProcessInfo, _ c: agent_connect, dname: String? = nil, unixNs: Int64) {
         begin(.netConnect, unixNs: unixNs)
         sessionAndProcess(s, p, tid: c.hdr.tid)
         buffer.raw(",\"net\":{")
         addresses(c)
-        buffer.raw(",\"fd\":")
+        dnameMember(dname)
+        buffer.raw(",\"via\":\"")
+        buffer.raw(LiveRuleInput.viaName(c.via))
+        buffer.raw("\",\"fd\":")
         buffer.int(c.fd)
         result(c.ret)
         buffer.raw("}")
@@ -217,12 +221,13 @@ extension Recorder {
 
     /// `net.flow`: bytes through a socket, with the addresses of the connect that opened it
     /// (`connect` nil when the daemon did not see that connect).
-    func netFlow(_ s: Session, _ p: ProcessInfo, _ f: agent_flow, connect: agent_connect?, unixNs: Int64) {
+    func netFlow(_ s: Session, _ p: ProcessInfo, _ f: agent_flow, connect: agent_connect?, dname: String? = nil, unixNs: Int64) {
         begin(.netFlow, unixNs: unixNs)
         sessionAndProcess(s, p, tid: f.hdr.tid)
         buffer.raw(",\"net\":{")
         if let connect {
             addresses(connect)
+            dnameMember(dname)
             buffer.raw(",")
         }
         buffer.raw("\"bytes_sent\":")

@@ -26,6 +26,8 @@ package enum RecordField: Int, CaseIterable, Sendable {
     case lossKernelDroppedTotal, lossQueueDropped, lossReportedBy, lossSink, lossFirstSeq, lossLastSeq
     /// The credential catalog path of the file a `file.open` reached under another path.
     case fileKnownAs
+    case netVia, netDname, netDatagrams, netDatagramsDelta, netFirstTime, netLastTime, netEvicted
+    case dns, dnsDirection, dnsID, dnsName, dnsType, dnsFlags, dnsRcode, dnsAnswers, dnsResolvedIP, dnsCut, dnsUnmatched
 
     /// Where a field is and what it holds.
     package struct Spec: Sendable {
@@ -178,22 +180,22 @@ package enum RecordField: Int, CaseIterable, Sendable {
         case .fileMountID: Spec(.file, "mount_id", .number, in: .fileOpen)
         case .fileKnownAs: Spec(.file, "known_as", .string, in: .fileOpen)
         case .netFamily: Spec(.net, "family", .string, in: .net)
-        case .netV4Mapped: Spec(.net, "v4_mapped", .bool, in: .net)
+        case .netV4Mapped: Spec(.net, "v4_mapped", .bool, in: .netConnected)
         case .netTransport: Spec(.net, "transport", .string, in: .net)
         case .netDaddr: Spec(.net, "daddr", .string, in: .net)
         case .netDport: Spec(.net, "dport", .number, in: .net)
         case .netSaddr: Spec(.net, "saddr", .string, in: .net)
         case .netSport: Spec(.net, "sport", .number, in: .net)
-        case .netPath: Spec(.net, "path", .string, in: .net)
-        case .netAbstract: Spec(.net, "abstract", .bool, in: .net)
+        case .netPath: Spec(.net, "path", .string, in: .netConnected)
+        case .netAbstract: Spec(.net, "abstract", .bool, in: .netConnected)
         case .netFD: Spec(.net, "fd", .number, in: .netConnect)
         case .netResult: Spec(.net, "result", .number, in: .netConnect)
         case .netError: Spec(.net, "error", .string, in: .netConnect)
-        case .netBytesSent: Spec(.net, "bytes_sent", .number, in: .netFlow)
+        case .netBytesSent: Spec(.net, "bytes_sent", .number, in: .netSent)
         case .netBytesReceived: Spec(.net, "bytes_received", .number, in: .netFlow)
-        case .netBytesSentDelta: Spec(.net, "bytes_sent_delta", .number, in: .netFlow)
+        case .netBytesSentDelta: Spec(.net, "bytes_sent_delta", .number, in: .netSent)
         case .netBytesReceivedDelta: Spec(.net, "bytes_received_delta", .number, in: .netFlow)
-        case .netFinal: Spec(.net, "final", .bool, in: .netFlow)
+        case .netFinal: Spec(.net, "final", .bool, in: .netSent)
         case .ruleID: Spec(.rule, "id", .string, in: .alert)
         case .ruleTitle: Spec(.rule, "title", .string, in: .alert)
         case .ruleSeverity: Spec(.rule, "severity", .string, in: .alert)
@@ -235,6 +237,24 @@ package enum RecordField: Int, CaseIterable, Sendable {
         case .lossSink: Spec(.loss, "sink", .string, in: .agentLoss)
         case .lossFirstSeq: Spec(.loss, "first_seq", .number, in: .agentLoss)
         case .lossLastSeq: Spec(.loss, "last_seq", .number, in: .agentLoss)
+        case .netVia: Spec(.net, "via", .string, in: .netConnect)
+        case .netDname: Spec(.net, "dname", .string, in: .netNamed)
+        case .netDatagrams: Spec(.net, "datagrams", .number, in: .netSend)
+        case .netDatagramsDelta: Spec(.net, "datagrams_delta", .number, in: .netSend)
+        case .netFirstTime: Spec(.net, "first_time", .string, in: .netSend, time: true)
+        case .netLastTime: Spec(.net, "last_time", .string, in: .netSend, time: true)
+        case .netEvicted: Spec(.net, "evicted", .bool, in: .netSend)
+        case .dns: Spec(nil, "dns", .object, in: .netDNS)
+        case .dnsDirection: Spec(.dns, "direction", .string, in: .netDNS)
+        case .dnsID: Spec(.dns, "id", .number, in: .netDNS)
+        case .dnsName: Spec(.dns, "name", .string, in: .netDNS)
+        case .dnsType: Spec(.dns, "type", .string, in: .netDNS)
+        case .dnsFlags: Spec(.dns, "flags", .array, element: .string, in: .netDNS)
+        case .dnsRcode: Spec(.dns, "rcode", .string, in: .netDNS)
+        case .dnsAnswers: Spec(.dns, "answers", .array, element: .object, in: .netDNS)
+        case .dnsResolvedIP: Spec(.dns, "resolved_ip", .array, element: .string, in: .netDNS)
+        case .dnsCut: Spec(.dns, "cut", .bool, in: .netDNS)
+        case .dnsUnmatched: Spec(.dns, "unmatched", .bool, in: .netDNS)
         }
     }
 }

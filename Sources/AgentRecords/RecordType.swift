@@ -4,6 +4,7 @@ package enum RecordType: UInt8, CaseIterable, Sendable {
     case agentStart, agentStop, agentHeartbeat, agentLoss
     case netFlow, alert
     case agentReload
+    case netSend, netDNS
 
     package var name: StaticString {
         switch self {
@@ -20,6 +21,8 @@ package enum RecordType: UInt8, CaseIterable, Sendable {
         case .netFlow: "net.flow"
         case .alert: "alert"
         case .agentReload: "agent.reload"
+        case .netSend: "net.send"
+        case .netDNS: "net.dns"
         }
     }
 }
@@ -37,7 +40,7 @@ package struct RecordTypeSet: OptionSet, Sendable, Hashable {
 
     package static let all = RecordTypeSet(RecordType.allCases)
     /// The records of a session's processes (an alert carries its trigger's process).
-    package static let processRecords = RecordTypeSet([.processExec, .processExit, .fileOpen, .netConnect, .netFlow, .alert])
+    package static let processRecords = RecordTypeSet([.processExec, .processExit, .fileOpen, .netConnect, .netFlow, .netSend, .netDNS, .alert])
     /// The records that belong to a session.
     package static let sessionBound = processRecords.union(RecordTypeSet([.sessionStart, .sessionEnd]))
     package static let execRecords = RecordTypeSet([.processExec, .alert])
@@ -45,9 +48,17 @@ package struct RecordTypeSet: OptionSet, Sendable, Hashable {
     package static let sessionStartEnd = RecordTypeSet([.sessionStart, .sessionEnd])
     package static let sessionEnd = RecordTypeSet([.sessionEnd])
     package static let fileOpen = RecordTypeSet([.fileOpen])
-    package static let net = RecordTypeSet([.netConnect, .netFlow])
+    package static let net = RecordTypeSet([.netConnect, .netFlow, .netSend, .netDNS])
     package static let netConnect = RecordTypeSet([.netConnect])
     package static let netFlow = RecordTypeSet([.netFlow])
+    package static let netSend = RecordTypeSet([.netSend])
+    package static let netDNS = RecordTypeSet([.netDNS])
+    /// Bytes sent: through a connected socket (net.flow) or without a connection (net.send).
+    package static let netSent = RecordTypeSet([.netFlow, .netSend])
+    /// The records of a connect: its addresses, unix paths included.
+    package static let netConnected = RecordTypeSet([.netConnect, .netFlow])
+    /// The records whose destination may carry the name the session resolved it from.
+    package static let netNamed = RecordTypeSet([.netConnect, .netFlow, .netSend])
     package static let alert = RecordTypeSet([.alert])
     /// The daemon's own records that carry `agent`.
     package static let agent = RecordTypeSet([.agentStart, .agentStop, .agentHeartbeat, .agentReload])

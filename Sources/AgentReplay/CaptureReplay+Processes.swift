@@ -14,13 +14,13 @@ extension CaptureReplay {
         switch type {
         case .fileOpen: process?.opens += 1
         case .netConnect: process?.connects += 1
-        case .netFlow: process?.bytesSent &+= view.uint(view.at("net", "bytes_sent_delta")) ?? 0
+        case .netFlow, .netSend: process?.bytesSent &+= view.uint(view.at("net", "bytes_sent_delta")) ?? 0
         default: break
         }
         // A record is described only when a report shows it: on the timeline (not for ndjson),
         // or listed under its process in a tree (a few per process).
         let timeline = selected && report.wantsEvents
-        let notable = type == .netConnect || type == .netFlow && view.bool(view.at("net", "final")) == true
+        let notable = type == .netConnect || (type == .netFlow || type == .netSend) && view.bool(view.at("net", "final")) == true
         let listed = selected && process.map { listing($0, notable: notable, type == .fileOpen ? view : nil) } == true
         if timeline || listed || type == .processExit && process != nil {
             let text: String
@@ -29,6 +29,8 @@ extension CaptureReplay {
             case .processExit: text = exitText(view, po)
             case .fileOpen: text = openText(view)
             case .netConnect: text = connectText(view)
+            case .netSend: text = sendText(view)
+            case .netDNS: text = dnsText(view)
             default: text = flowText(view)
             }
             if let p = process, type == .processExit {
@@ -84,6 +86,8 @@ extension CaptureReplay {
         case .processExit: .exit
         case .fileOpen: .open
         case .netConnect: .connect
+        case .netSend: .send
+        case .netDNS: .dns
         default: .flow
         }
     }
@@ -219,12 +223,16 @@ extension CaptureReplay {
         if let path = view.member(n, "path") { return shown(view, path, limit: 512) }
         let addr = shown(view, view.member(n, "daddr"), limit: 64)
         let port = view.int(view.member(n, "dport")).map(String.init) ?? "?"
-        return addr.contains(":") ? "[\(addr)]:\(port)" : "\(addr):\(port)"
+        let text = addr.contains(":") ? "[\(addr)]:\(port)" : "\(addr):\(port)"
+        // The name the session resolved the address from.
+        guard let dname = view.member(n, "dname") else { return text }
+        return "\(text) (\(shown(view, dname, limit: 256)))"
     }
 
     func connectText(_ view: JSONTree.View) -> String {
         let n = view.member(0, "net")
         var text = "connect \(shown(view, view.member(n, "transport"), limit: 16)) \(address(view, n))"
+        if let via = view.member(n, "via"), !view.stringEquals(via, "connect") { text += " via \(shown(view, via, limit: 16))" }
         if let e = view.member(n, "error") {
             text += " = " + shown(view, e, limit: 32)
         } else if let r = view.int(view.member(n, "result")) {
@@ -241,6 +249,41 @@ extension CaptureReplay {
         if let d = view.uint(view.member(n, "bytes_sent_delta")), d != sent { text += " (+\(ReplayText.bytes(d)))" }
         text += ", received \(ReplayText.bytes(view.uint(view.member(n, "bytes_received")) ?? 0))"
         if view.bool(view.member(n, "final")) == true { text += ", closed" }
+        return text
+    }
+
+    func sendText(_ view: JSONTree.View) -> String {
+        let n = view.member(0, "net")
+        var text = "send \(shown(view, view.member(n, "transport"), limit: 16)) → \(address(view, n))"
+        let sent = view.uint(view.member(n, "bytes_sent")) ?? 0
+        text += " \(ReplayText.bytes(sent)) in \(view.uint(view.member(n, "datagrams")) ?? 0) datagrams"
+        if let d = view.uint(view.member(n, "bytes_sent_delta")), d != sent { text += " (+\(ReplayText.bytes(d)))" }
+        if view.bool(view.member(n, "evicted")) == true {
+            text += ", aggregate ended (the socket sent to more destinations than are kept)"
+        } else if view.bool(view.member(n, "final")) == true {
+            text += ", closed"
+        }
+        return text
+    }
+
+    func dnsText(_ view: JSONTree.View) -> String {
+        let n = view.member(0, "net"), d = view.member(0, "dns")
+        let answer = view.stringEquals(view.member(d, "direction"), "answer")
+        let server = address(view, n)
+        var text = answer ? "dns answer from \(server):" : "dns query to \(server):"
+        text += " \(shown(view, view.member(d, "type"), limit: 16)) \(shown(view, view.member(d, "name"), limit: 256))"
+        if answer {
+            text += " \(shown(view, view.member(d, "rcode"), limit: 16))"
+            var data: [String] = []
+            var more = 0
+            view.forEachElement(view.member(d, "answers")) { a in
+                guard data.count < 8 else { more += 1; return }
+                data.append(shown(view, view.member(a, "data"), limit: 256))
+            }
+            if !data.isEmpty { text += " → " + data.joined(separator: ", ") + (more > 0 ? " …(\(more) more)" : "") }
+            if view.bool(view.member(d, "unmatched")) == true { text += " (answers no query seen)" }
+        }
+        if view.bool(view.member(d, "cut")) == true { text += " (message cut)" }
         return text
     }
 }

@@ -43,7 +43,7 @@ extension CaptureReplay {
             sessionStart(view, h, seq: seq, selected: selected, location: location)
         case .sessionEnd:
             sessionEnd(view, h, seq: seq, selected: selected, location: location)
-        case .processExec, .processExit, .fileOpen, .netConnect, .netFlow:
+        case .processExec, .processExit, .fileOpen, .netConnect, .netFlow, .netSend, .netDNS:
             processRecord(view, h, type: type, seq: seq, selected: selected, location: location)
         case .alert:
             liveAlert(view, h, seq: seq, selected: selected, location: location)

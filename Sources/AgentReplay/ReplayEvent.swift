@@ -3,7 +3,7 @@
 /// could not read). Every string is already made safe to show (`ReplayText`).
 struct ReplayEvent {
     enum Kind: UInt8 {
-        case exec, exit, open, connect, flow
+        case exec, exit, open, connect, flow, send, dns
         case sessionStart, sessionEnd
         case alert, replayedAlert
         case loss, gap, broken, restart, anchor, problem
@@ -24,6 +24,8 @@ struct ReplayEvent {
             case .open: "open"
             case .connect: "connect"
             case .flow: "flow"
+            case .send: "send"
+            case .dns: "dns"
             case .sessionStart: "session"
             case .sessionEnd: "session"
             case .alert: "ALERT"

@@ -1,5 +1,5 @@
 /// Runs rules again over a capture's records, in order, as the daemon ran them live: the same
-/// record types (a session process's exec, exit, open, connect and flow records), each as a
+/// record types (a session process's exec, exit, open, connect, flow, send and dns records), each as a
 /// `CapturedRuleInput` over the line as the replay parsed it, with the session's homes from its
 /// `session.start`; a session's end settles what the rules still owe (`Detector.endSession`),
 /// and each daemon start (`agent.start`) begins with a fresh Detector, as the daemon did.
@@ -18,7 +18,7 @@ final class ReplayRules {
     /// Sessions whose homes are remembered at most (a capture of endless session starts
     /// cannot grow this without end; the oldest half is forgotten).
     static let maxSessions = 100_000
-    private let evaluated: Set<RecordType> = [.processExec, .processExit, .fileOpen, .netConnect, .netFlow]
+    private let evaluated: Set<RecordType> = [.processExec, .processExit, .fileOpen, .netConnect, .netFlow, .netSend, .netDNS]
     private let typesWithRules: Set<RecordType>
 
     init(rules: RuleSet) {

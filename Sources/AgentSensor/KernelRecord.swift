@@ -12,6 +12,10 @@ public enum KernelRecord {
     case loss(agent_loss)
     /// Not a record of the stream: a cgroup the daemon must look at now.
     case cgroup(agent_cgroup)
+    /// Unconnected sends of a socket to one destination, aggregated in the kernel.
+    case send(agent_send)
+    /// A DNS message a session socket sent or received; `message` is its copied bytes.
+    case dns(agent_dns, message: UnsafeRawBufferPointer)
 
     public var header: agent_hdr {
         switch self {
@@ -23,6 +27,8 @@ public enum KernelRecord {
         case .flow(let f): f.hdr
         case .loss(let l): l.hdr
         case .cgroup(let c): c.hdr
+        case .send(let s): s.hdr
+        case .dns(let d, _): d.hdr
         }
     }
 }
@@ -65,6 +71,8 @@ public struct RecordDecoder {
         case AGENT_KIND_FLOW.rawValue: record = Self.fixed(bytes, agent_flow.self).map { .flow($0) }
         case AGENT_KIND_LOSS.rawValue: record = Self.fixed(bytes, agent_loss.self).map { .loss($0) }
         case AGENT_KIND_CGROUP.rawValue: record = Self.fixed(bytes, agent_cgroup.self).map { .cgroup($0) }
+        case AGENT_KIND_SEND.rawValue: record = Self.fixed(bytes, agent_send.self).map { .send($0) }
+        case AGENT_KIND_DNS.rawValue: record = Self.dns(bytes)
         default:
             counters.unknownKind += 1
             return nil
@@ -102,6 +110,17 @@ public struct RecordDecoder {
         guard let requested = tail(b, at, Int(o.requested_len)),
               let resolved = tail(b, at + Int(o.requested_len), Int(o.path_len)) else { return nil }
         return .open(o, requested: requested, resolved: resolved)
+    }
+}
+
+extension RecordDecoder {
+    /// A DNS record: the message is the tail, `len` bytes, at most AGENT_DNS_MAX.
+    fileprivate static func dns(_ b: UnsafeRawBufferPointer) -> KernelRecord? {
+        guard b.count >= MemoryLayout<agent_dns>.size else { return nil }
+        let d = b.loadUnaligned(as: agent_dns.self)
+        let at = MemoryLayout<agent_dns>.size
+        guard Int(d.len) <= Int(AGENT_DNS_MAX), at + Int(d.len) <= b.count else { return nil }
+        return .dns(d, message: UnsafeRawBufferPointer(rebasing: b[at..<(at + Int(d.len))]))
     }
 }
 

@@ -56,21 +56,24 @@ package final class Sensor {
     private static let absentOpenPrograms: [AgentProbes.Program] = [.on_open_enter, .on_open_exit, .on_creat_enter, .on_creat_exit]
         .filter { !legacyOpenPrograms.contains($0) }
 
-    /// io_uring opens (bpf/uring_file.bpf.c): the submission hook this kernel has (renamed in
-    /// 6.4) and the completion hook. Attached with the syscall hooks, only while a session
+    /// io_uring opens and connects (bpf/uring_file.bpf.c, bpf/uring_net.bpf.c): the submission
+    /// hook this kernel has (renamed in 6.4) and the completion hook. Attached with the syscall hooks, only while a session
     /// exists: they run for every io_uring request and completion on the host, not only for
     /// opens. A kernel without io_uring's tracepoints (CONFIG_IO_URING off, or no BTF for them)
     /// has none of them loaded: its io_uring opens are not seen, and nothing else is lost.
     package static let uringPrograms: [(program: AgentProbes.Program, tracepoint: String)] = [
         (.on_uring_submit_req, "io_uring_submit_req"), (.on_uring_submit_sqe, "io_uring_submit_sqe"),
         (.on_uring_complete, "io_uring_complete"),
+        (.uring_net_submit_req, "io_uring_submit_req"), (.uring_net_submit_sqe, "io_uring_submit_sqe"),
+        (.uring_net_complete, "io_uring_complete"),
     ]
 
     /// Attached when session-root patterns are configured: they find new roots at mkdir.
     package static let rootPrograms: [AgentProbes.Program] = [.on_cgroup_mkdir, .on_cgroup_rmdir]
 
     /// Attached to every session root: they run only for sockets of session processes.
-    package static let cgroupPrograms: [AgentProbes.Program] = [.flow_connect4, .flow_connect6, .flow_egress, .flow_ingress, .flow_release]
+    package static let cgroupPrograms: [AgentProbes.Program] = [.flow_connect4, .flow_connect6, .flow_egress, .flow_ingress, .flow_release,
+                                                                     .send_sock_create, .send_sendmsg4, .send_sendmsg6]
 
     /// The programs' object through its generated skeleton: programs, maps and settings by name.
     package let object: ProbeSkeleton
@@ -84,6 +87,8 @@ package final class Sensor {
     /// The io_uring programs loaded on this kernel (`uringPrograms`), attached with the
     /// syscall hooks; empty where io_uring opens cannot be seen.
     package let uringLoaded: [AgentProbes.Program]
+    /// What the net hooks capture on this kernel, as `agent.start`'s features name it.
+    package let netFeatures: [String]
 
     /// Opens and loads the embedded programs (or `objectBytes`) with `settings`.
     package init(settings: SensorSettings, objectBytes: [UInt8]? = nil) throws(BPFError) {
@@ -118,6 +123,7 @@ package final class Sensor {
         object.rodata.wakeup_bytes = settings.wakeupBytes
         object.rodata.flow_report_bytes = settings.flowReportBytes
         object.rodata.resolve_paths = settings.resolvePaths ? 1 : 0
+        netFeatures = Self.netFeatures(uring: uringLoaded, btfPath: settings.btfPath)
         try object.map(.events).setMaxEntries(settings.ringBufferBytes)
         try object.load()
     }
@@ -214,8 +220,12 @@ package final class Sensor {
     /// hook, or none when either is missing.
     package static func uringChoice(tracepoints: Set<String>) -> [AgentProbes.Program] {
         guard tracepoints.contains("io_uring_complete") else { return [] }
-        if tracepoints.contains("io_uring_submit_req") { return [.on_uring_submit_req, .on_uring_complete] }
-        if tracepoints.contains("io_uring_submit_sqe") { return [.on_uring_submit_sqe, .on_uring_complete] }
+        if tracepoints.contains("io_uring_submit_req") {
+            return [.on_uring_submit_req, .on_uring_complete, .uring_net_submit_req, .uring_net_complete]
+        }
+        if tracepoints.contains("io_uring_submit_sqe") {
+            return [.on_uring_submit_sqe, .on_uring_complete, .uring_net_submit_sqe, .uring_net_complete]
+        }
         return []
     }
 

@@ -413,7 +413,7 @@ struct DecoderTests {
             let length = Int(rng.next() % 301)
             var b = rng.bytes(length)
             if i % 2 == 1, length >= 40 {
-                b[0] = UInt8(rng.next() % 8)
+                b[0] = UInt8(rng.next() % 11)
                 patch16(&b, at: hdrSizeOffset, UInt16(Int(rng.next() % UInt64(length + 16)) + 24))
                 let sizeField = Int(b[2]) | Int(b[3]) << 8
                 if b[0] == UInt8(AGENT_KIND_EXEC.rawValue), length >= 120 {
@@ -426,6 +426,8 @@ struct DecoderTests {
                     let room = max(0, sizeField - 88)
                     patch16(&b, at: openRequestedLenOffset, UInt16(rng.next() % UInt64(room / 2 + 2)))
                     patch16(&b, at: openPathLenOffset, UInt16(rng.next() % UInt64(room / 2 + 2)))
+                } else if b[0] == UInt8(AGENT_KIND_DNS.rawValue), length >= 96 {
+                    patch16(&b, at: MemoryLayout<agent_dns>.offset(of: \agent_dns.len)!, UInt16(rng.next() % UInt64(max(0, sizeField - 96) + 8)))
                 }
             }
             let inBounds = b.withUnsafeBytes { raw -> Bool? in
@@ -442,10 +444,12 @@ struct DecoderTests {
                 case .open(_, let q, let p): return size >= 88 && inside(q) && inside(p)
                 case .fork: return size >= 112
                 case .exit: return size >= 104
-                case .connect: return size >= 224
+                case .connect: return size >= 232
                 case .flow: return size >= 96
                 case .loss: return size >= 112
                 case .cgroup: return size >= 352
+                case .send: return size >= 152
+                case .dns(_, let m): return size >= 96 && inside(m)
                 }
             }
             switch inBounds {

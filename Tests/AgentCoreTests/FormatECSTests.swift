@@ -58,6 +58,15 @@ struct FormatECSTests {
         guard let spec = fields[path], let type = spec["type"] as? String else {
             return problems.append("\(path): not an ECS field")
         }
+        // An array of objects (dns.answers): each object's members are fields under its path.
+        if type == "object", let array = value as? [Any] {
+            if spec["array"] as? Bool != true { problems.append("\(path): an array where ECS expects one value") }
+            for item in array {
+                guard let dict = item as? [String: Any] else { return problems.append("\(path): \(item) is not an object") }
+                for (k, v) in dict { check(v, "\(path).\(k)", fields, &problems) }
+            }
+            return
+        }
         let items: [Any]
         if let array = value as? [Any] {
             if spec["array"] as? Bool != true { problems.append("\(path): an array where ECS expects one value") }
@@ -230,7 +239,10 @@ struct FormatECSTests {
         #expect(Self.value(opens[4], "file.directory") as? String == "/")
 
         let connects = rendered.filter { $0.type == "net.connect" }.map(\.doc)
-        try #require(connects.count == 7)
+        try #require(connects.count == 8)
+        #expect(Self.value(connects[7], "destination.domain") as? String == "upload.example.com")
+        #expect(Self.value(connects[0], "destination.domain") == nil)
+        #expect(Self.value(connects[7], "agentwatch.net.via") as? String == "connect")
         #expect(Self.value(connects[0], "destination.ip") as? String == "93.184.216.34")
         #expect(Self.value(connects[0], "destination.port") as? Int == 443)
         #expect(Self.value(connects[0], "source.ip") as? String == "10.0.0.5")
@@ -263,6 +275,44 @@ struct FormatECSTests {
         #expect(Self.value(flows[0], "event.type") as? [String] == ["connection", "info"])
         #expect(Self.value(flows[1], "event.type") as? [String] == ["connection", "end"])
         #expect(Self.value(flows[2], "destination.ip") == nil, "a flow whose connect was not seen has no addresses")
+
+        let sends = rendered.filter { $0.type == "net.send" }.map(\.doc)
+        try #require(sends.count == 3)
+        #expect(Self.value(sends[0], "event.type") as? [String] == ["connection", "info"])
+        #expect(Self.value(sends[1], "event.type") as? [String] == ["connection", "end"])
+        #expect(Self.value(sends[1], "network.bytes") as? Int == 2_400_000)
+        #expect(Self.value(sends[1], "source.bytes") as? Int == 2_400_000)
+        #expect(Self.value(sends[1], "source.packets") as? Int == 2000)
+        #expect(Self.value(sends[1], "network.packets") as? Int == 2000)
+        #expect(Self.value(sends[1], "destination.domain") as? String == "upload.example.com")
+        #expect(Self.value(sends[1], "destination.port") as? Int == 4500)
+        #expect(Self.value(sends[1], "network.transport") as? String == "udp")
+        #expect(Self.value(sends[1], "agentwatch.net.datagrams_delta") as? Int == 1999)
+        #expect(Self.value(sends[1], "event.start") as? String != nil && Self.value(sends[1], "event.end") as? String != nil)
+        #expect(Self.value(sends[2], "network.transport") as? String == "ipv6-icmp")
+        #expect(Self.value(sends[2], "agentwatch.net.evicted") as? Bool == true)
+
+        let dns = rendered.filter { $0.type == "net.dns" }.map(\.doc)
+        try #require(dns.count == 3)
+        #expect(dns.map { Self.value($0, "dns.type") as? String } == ["query", "answer", "answer"])
+        #expect(dns.map { Self.value($0, "network.direction") as? String } == ["egress", "ingress", "ingress"])
+        #expect(Self.value(dns[0], "event.category") as? [String] == ["network"])
+        #expect(Self.value(dns[0], "event.type") as? [String] == ["protocol"])
+        #expect(Self.value(dns[0], "network.protocol") as? String == "dns")
+        #expect(Self.value(dns[0], "dns.id") as? String == "4242")
+        #expect(Self.value(dns[0], "dns.question.name") as? String == "upload.example.com")
+        #expect(Self.value(dns[0], "dns.question.type") as? String == "A")
+        #expect(Self.value(dns[0], "dns.header_flags") as? [String] == ["RD"])
+        #expect(Self.value(dns[0], "destination.ip") as? String == "127.0.0.53")
+        #expect(Self.value(dns[0], "destination.port") as? Int == 53)
+        #expect(Self.value(dns[1], "dns.response_code") as? String == "NOERROR")
+        #expect(Self.value(dns[1], "dns.resolved_ip") as? [String] == ["93.184.216.34", "2001:db8::34"])
+        let answers = try #require(Self.value(dns[1], "dns.answers") as? [[String: Any]])
+        #expect(answers.map { $0["data"] as? String } == ["edge.example.net", "93.184.216.34", "2001:db8::34"])
+        #expect(answers.first?["name"] as? String == "upload.example.com" && answers.first?["ttl"] as? Int == 300)
+        #expect(Self.value(dns[2], "dns.response_code") as? String == "NXDOMAIN")
+        #expect(Self.value(dns[2], "network.transport") as? String == "tcp")
+        #expect(Self.value(dns[2], "agentwatch.dns.unmatched") as? Bool == true)
 
         let alerts = rendered.filter { $0.type == "alert" }
         try #require(alerts.count == 2)

@@ -109,6 +109,25 @@ enum FormatSamples {
         feed(flow(tool, cookie: 77, sent: 2_000_000, received: 4096, sentDelta: 1_048_576, receivedDelta: 0, final: false, ktime: k))
         feed(flow(tool, cookie: 77, sent: 3_000_000, received: 8192, sentDelta: 1_000_000, receivedDelta: 4096, final: true, ktime: k))
         feed(flow(tool, cookie: 99, sent: 10, received: 20, sentDelta: 10, receivedDelta: 20, final: true, ktime: k))
+        // A lookup (query and answer), a connect to the answer (net.dname), unconnected sends.
+        feed(NetRecords.dns(header(AGENT_KIND_DNS, size: 0, tool, ktime: k), cookie: 120, direction: AGENT_DNS_QUERY, server: "127.0.0.53",
+                            message: DNSWire.query(id: 4242, name: "upload.example.com")))
+        feed(NetRecords.dns(header(AGENT_KIND_DNS, size: 0, tool, ktime: k), cookie: 120, direction: AGENT_DNS_ANSWER, server: "127.0.0.53",
+                            message: DNSWire.answer(id: 4242, name: "upload.example.com", alias: "edge.example.net",
+                                                    addresses: [DNSWire.v4("93.184.216.34"), DNSWire.v6("2001:db8::34")])))
+        feed(NetRecords.dns(header(AGENT_KIND_DNS, size: 0, tool, ktime: k), cookie: 121, direction: AGENT_DNS_ANSWER, server: "10.0.0.1",
+                            transport: 6, message: DNSWire.answer(id: 1, name: "gone.example.com", addresses: [], rcode: 3)))
+        feed(connect(tool, addr: sockaddrIn((93, 184, 216, 34), port: 8443), local: sockaddrIn((10, 0, 0, 5), port: 51001),
+                     sockType: 1, proto: 6, ret: 0, cookie: 122, ktime: k))
+        feed(NetRecords.send(header(AGENT_KIND_SEND, size: 0, tool, ktime: k), cookie: 123, daddr: "93.184.216.34", dport: 4500,
+                             saddr: "10.0.0.5", sport: 51002, bytes: 1200, datagrams: 1, bytesDelta: 1200, datagramsDelta: 1,
+                             reason: AGENT_SEND_FIRST, firstNs: k, lastNs: k))
+        feed(NetRecords.send(header(AGENT_KIND_SEND, size: 0, tool, ktime: k), cookie: 123, daddr: "93.184.216.34", dport: 4500,
+                             saddr: "10.0.0.5", sport: 51002, bytes: 2_400_000, datagrams: 2000, bytesDelta: 2_398_800, datagramsDelta: 1999,
+                             reason: AGENT_SEND_FINAL, firstNs: k - 1_000_000, lastNs: k))
+        feed(NetRecords.send(header(AGENT_KIND_SEND, size: 0, tool, ktime: k), cookie: 124, daddr: "2001:db8::9", dport: 0,
+                             saddr: "fd00::5", sport: 0, bytes: 64, datagrams: 1, bytesDelta: 64, datagramsDelta: 1,
+                             reason: AGENT_SEND_EVICTED, firstNs: k, lastNs: k, sockType: 3, proto: 58))
         feed(exit(tool, status: 1 << 8, ktime: k))
         feed(exit(shell, status: 9 | 0x80, ktime: k))
         pipeline.endSession(session, unixNs: pipeline.clock.wall(bootNs: k))

@@ -113,7 +113,25 @@ struct RecordLayoutTests {
             .init("hdr", \.hdr), .init("start_ns", \.start_ns), .init("uid", \.uid), .init("gid", \.gid),
             .init("ret", \.ret), .init("fd", \.fd), .init("addr_len", \.addr_len), .init("local_len", \.local_len),
             .init("sock_type", \.sock_type), .init("protocol", \.`protocol`), .init("addr", \.addr),
-            .init("local", \.local), .init("cookie", \.cookie),
+            .init("local", \.local), .init("cookie", \.cookie), .init("via", \.via), .init("_pad0", \._pad0),
+        ])
+    }
+
+    @Test func send() throws {
+        try expectLayout(agent_send.self, "agent_send", [
+            .init("hdr", \.hdr), .init("cookie", \.cookie), .init("first_ns", \.first_ns), .init("last_ns", \.last_ns),
+            .init("bytes", \.bytes), .init("datagrams", \.datagrams), .init("bytes_delta", \.bytes_delta),
+            .init("datagrams_delta", \.datagrams_delta), .init("uid", \.uid), .init("gid", \.gid), .init("family", \.family),
+            .init("dport", \.dport), .init("sport", \.sport), .init("sock_type", \.sock_type), .init("protocol", \.`protocol`),
+            .init("reason", \.reason), .init("_pad0", \._pad0), .init("daddr", \.daddr), .init("saddr", \.saddr),
+        ])
+    }
+
+    @Test func dns() throws {
+        try expectLayout(agent_dns.self, "agent_dns", [
+            .init("hdr", \.hdr), .init("cookie", \.cookie), .init("family", \.family), .init("sport", \.sport),
+            .init("dport", \.dport), .init("direction", \.direction), .init("transport", \.transport), .init("len", \.len),
+            .init("msg_len", \.msg_len), .init("_pad0", \._pad0), .init("saddr", \.saddr), .init("daddr", \.daddr),
         ])
     }
 

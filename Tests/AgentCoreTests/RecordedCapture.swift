@@ -233,6 +233,19 @@ final class RecordedCapture: SessionSource {
         handle(rawBytes(of: f))
     }
 
+    func send(session: UInt64, pid: UInt32, cookie: UInt64, daddr: String, dport: UInt16, bytes: UInt64, datagrams: UInt64,
+              bytesDelta: UInt64, datagramsDelta: UInt64, reason: agent_send_reason) {
+        let h = header(AGENT_KIND_SEND, size: MemoryLayout<agent_send>.size, pid: pid, session: session)
+        handle(NetRecords.send(h, cookie: cookie, daddr: daddr, dport: dport, saddr: daddr.contains(":") ? "fd00::2" : "10.0.0.2",
+                               sport: 40001, bytes: bytes, datagrams: datagrams, bytesDelta: bytesDelta, datagramsDelta: datagramsDelta,
+                               reason: reason, firstNs: h.ktime_ns - 500_000, lastNs: h.ktime_ns))
+    }
+
+    func dns(session: UInt64, pid: UInt32, cookie: UInt64, direction: agent_dns_direction, server: String, message: [UInt8]) {
+        let h = header(AGENT_KIND_DNS, size: MemoryLayout<agent_dns>.size + message.count, pid: pid, session: session)
+        handle(NetRecords.dns(h, cookie: cookie, direction: direction, server: server, message: message))
+    }
+
     func exit(session: UInt64, pid: UInt32, ppid: UInt32, comm: String, status: Int32) {
         var x = agent_exit()
         x.hdr = header(AGENT_KIND_EXIT, size: MemoryLayout<agent_exit>.size, pid: pid, session: session)

@@ -15,7 +15,7 @@ import Testing
 /// sides, from one capture written by the real pipeline, and the messages must be equal.
 @Suite("live and replayed rule input agree")
 struct RuleInputAgreementTests {
-    static let ruleTypes: [RecordType] = [.processExec, .processExit, .fileOpen, .netConnect, .netFlow]
+    static let ruleTypes: [RecordType] = [.processExec, .processExit, .fileOpen, .netConnect, .netFlow, .netSend, .netDNS]
 
     /// The catalogue's fields a record of `type` carries (session labels by key).
     static func fields(_ type: RecordType) -> [String] {
@@ -91,6 +91,19 @@ struct RuleInputAgreementTests {
         c.connect(session: 0x51, pid: 101, daddr: "2001:db8::5", dport: 443, result: -111)
         c.flow(session: 0x51, pid: 101, cookie: 7, sent: 1 << 20, received: 10, sentDelta: 1 << 20, final: false)
         c.flow(session: 0x51, pid: 101, cookie: 7, sent: 3 << 20, received: 99, sentDelta: 2 << 20, final: true)
+        // A name resolved, then a connect, a flow and unconnected sends to its address (net.dname).
+        c.dns(session: 0x51, pid: 101, cookie: 8, direction: AGENT_DNS_QUERY, server: "127.0.0.53",
+              message: DNSWire.query(id: 4711, name: "exfil.example.test"))
+        c.dns(session: 0x51, pid: 101, cookie: 8, direction: AGENT_DNS_ANSWER, server: "127.0.0.53",
+              message: DNSWire.answer(id: 4711, name: "exfil.example.test", alias: "edge.example.net", addresses: [DNSWire.v4("198.51.100.4")]))
+        c.dns(session: 0x51, pid: 101, cookie: 8, direction: AGENT_DNS_ANSWER, server: "127.0.0.53",
+              message: DNSWire.answer(id: 9, name: "unasked.example.test", addresses: [DNSWire.v4("198.51.100.5")], rcode: 3))
+        c.connect(session: 0x51, pid: 101, daddr: "198.51.100.4", dport: 443, cookie: 9)
+        c.flow(session: 0x51, pid: 101, cookie: 9, sent: 1 << 20, received: 7, sentDelta: 1 << 20, final: true)
+        c.send(session: 0x51, pid: 101, cookie: 10, daddr: "198.51.100.4", dport: 53, bytes: 100, datagrams: 1, bytesDelta: 100,
+               datagramsDelta: 1, reason: AGENT_SEND_FIRST)
+        c.send(session: 0x51, pid: 101, cookie: 10, daddr: "2001:db8::77", dport: 9999, bytes: 3 << 20, datagrams: 3000,
+               bytesDelta: 2 << 20, datagramsDelta: 2000, reason: AGENT_SEND_EVICTED)
         c.exit(session: 0x51, pid: 101, ppid: 100, comm: "python3", status: 9 | 0x80)
         c.exit(session: 0x51, pid: 100, ppid: 1, comm: "bash", status: 3 << 8)
         c.sessionEnd(0x51)
@@ -167,6 +180,7 @@ struct RuleInputAgreementTests {
         "file.mount_id", "process.exe_written_by", "process.stdin.device", "process.stdin.driver.pid",
         "process.stdin.driver.entity_id", "process.stdin.driver.exe", "process.stdin.driver.inet",
         "process.exe_inode", "process.exe_device", "process.exe_mount_id", "file.known_as",
+                "net.dname", "dns.rcode", "dns.resolved_ip", "dns.unmatched",
     ]
 
     /// `name=<value>` pairs of a message, in order.

@@ -22,11 +22,13 @@ OCSF_CLASSES = [
     "events/system/file_activity.json",
     "events/system/event_log_activity.json",
     "events/network/network_activity.json",
+    "events/network/dns_activity.json",
     "events/findings/detection_finding.json",
 ]
 OCSF_OBJECTS = [
     "metadata", "product", "device", "actor", "process", "user", "file", "network_endpoint",
     "network_connection_info", "network_traffic", "finding_info", "analytic", "evidences",
+    "dns_query", "dns_answer",
 ]
 
 

@@ -278,8 +278,10 @@ extension KernelSuite {
 
         @Test("the io_uring programs are chosen by the tracepoints the kernel has: io_uring_submit_req from 6.4, io_uring_submit_sqe before")
         func uringChoice() {
-            #expect(Sensor.uringChoice(tracepoints: ["io_uring_submit_req", "io_uring_complete"]) == [.on_uring_submit_req, .on_uring_complete])
-            #expect(Sensor.uringChoice(tracepoints: ["io_uring_submit_sqe", "io_uring_complete"]) == [.on_uring_submit_sqe, .on_uring_complete])
+            #expect(Sensor.uringChoice(tracepoints: ["io_uring_submit_req", "io_uring_complete"])
+                == [.on_uring_submit_req, .on_uring_complete, .uring_net_submit_req, .uring_net_complete])
+            #expect(Sensor.uringChoice(tracepoints: ["io_uring_submit_sqe", "io_uring_complete"])
+                == [.on_uring_submit_sqe, .on_uring_complete, .uring_net_submit_sqe, .uring_net_complete])
             #expect(Sensor.uringChoice(tracepoints: ["io_uring_submit_sqe"]).isEmpty)
             #expect(Sensor.uringChoice(tracepoints: []).isEmpty)
             // This kernel: 6.4 or later has io_uring_submit_req; its programs loaded.
@@ -369,7 +371,7 @@ extension KernelSuite {
             return btf
         }
 
-        @Test("the io_uring programs load where io_uring's types are 6.1's, and where requests have no command area", arguments: ["6.1", "none"])
+        @Test("the io_uring open and connect programs load where io_uring's types are 6.1's, and where requests have no command area", arguments: ["6.1", "none"])
         func uringLayouts(_ mode: String) throws {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aw-uring-btf-\(getpid())").path
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -379,6 +381,8 @@ extension KernelSuite {
             var sensor: Sensor?
             #expect(throws: Never.self) { sensor = try Sensor(settings: settings) }
             #expect(sensor?.uringLoaded.isEmpty == false, "the programs were loaded, not left out")
+            // Requests without a command area keep no connect's arguments: not claimed as seen.
+            #expect(sensor?.netFeatures.contains("io_uring_connect") == (mode == "6.1"))
         }
     }
 }

@@ -114,8 +114,8 @@ def prepare(scratch, uid, gid):
         Workload("uring-open", [prog("uring_open"), target], "open", 2000,
                  requested=target, resolved=target, via="io_uring",
                  note="io_uring IORING_OP_OPENAT of an absolute path + close: no open syscall"),
-        # udp-send (bench/workloads/udp_send.c, counted from net.send datagrams in tools.py) joins
-        # this list with the daemon's net.send records: until then it could only fail.
+        Workload("udp-send", [prog("udp_send")], "send", 2000,
+                 note="sendto of a 512-byte datagram to an unconnected loopback receiver (expected: datagrams)"),
         Workload("exec", [prog("exec")], "exec", 20, exec_paths=(TRUE, os.path.realpath(TRUE)),
                  note="fork + execve /bin/true + wait"),
         Workload("connect", [prog("connect")], "connect", 200,

@@ -45,9 +45,15 @@ struct {
 } loss_counters SEC(".maps") __weak;
 
 /*
- * Connected inet sockets of sessions, by socket cookie: registered at connect (net.bpf.c),
- * counted by the cgroup_skb programs and reported at thresholds and at release (flow.bpf.c).
- * LRU: a socket whose release was never seen cannot fill the map.
+ * Connected inet sockets of sessions, by socket cookie: registered at connect (net.bpf.c,
+ * uring_net.bpf.c, the socket hook in flow.bpf.c), counted by the cgroup_skb programs and
+ * reported at thresholds and at release (flow.bpf.c). Not LRU: an eviction would end a
+ * socket's count without its final record and lose what it sent since its last one, with no
+ * trace. Every entry is removed: a TCP socket always reaches TCP_CLOSE before it is destroyed
+ * (flow_tcp_close), and a datagram socket counted here was made in a session, whose root's
+ * sock_release hook sees it go (a socket made elsewhere gets no cookie from the connect hook,
+ * which runs for the socket's own cgroup, so it is never registered). When the map is full a
+ * socket is not counted, and that is counted as a lost flow record (agent.loss).
  */
 struct flow_state {
 	__u64 session_cgid;
@@ -65,11 +71,14 @@ struct flow_state {
 	__u32 rx_next;
 	__u8 tx_seen;
 	__u8 rx_seen;
-	__u8 _pad[6];
+	/* 1: the connect that registered it is not reported yet (pending_connects holds it): its
+	 * first payload or its close reports it (flow.bpf.c). */
+	__u8 deferred;
+	__u8 _pad[5];
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, struct flow_state);
@@ -133,6 +142,8 @@ union scratch_buf {
 	struct agent_loss loss;
 	struct agent_cgroup cgroup;
 	struct agent_task_start task_start;
+	struct agent_send send;
+	struct agent_dns dns;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -59,6 +59,7 @@ extension FormatWriter {
         }
         if line.has(.file) { ecsFile(&line, &text) }
         if line.has(.net) { ecsNetwork(&line) }
+        if line.has(.dns) { ecsDNS(&line) }
         if type == .alert {
             open("rule")
             copyString("id", &line, .ruleID)
@@ -109,8 +110,10 @@ extension FormatWriter {
             categories("file", "access", created ? "creation" : nil, truncated ? "change" : nil)
         case .netConnect:
             categories("network", "connection", line.int(.netResult) == 0 || line.equals(.netError, "EINPROGRESS") ? "start" : nil)
-        case .netFlow:
+        case .netFlow, .netSend:
             categories("network", "connection", line.bool(.netFinal) == true ? "end" : "info")
+        case .netDNS:
+            categories("network", "protocol")
         case .sessionStart:
             categories("session", "start")
         case .sessionEnd:
@@ -152,6 +155,11 @@ extension FormatWriter {
             if severity > 0 { uint("severity", severity) }
         }
         if type == .processExit { copy("duration", &line, .durationNs) }
+        if type == .netSend {
+            // The aggregate's span: its first and last datagram.
+            copy("start", &line, .netFirstTime)
+            copy("end", &line, .netLastTime)
+        }
         if line.has(.sessionStartTime) {
             copy("start", &line, .sessionStartTime)
         }
@@ -315,22 +323,29 @@ extension FormatWriter {
     private mutating func ecsNetwork(_ line: inout FormatInput) {
         let ip = line.equals(.netFamily, "ipv4") || line.equals(.netFamily, "ipv6")
         open("network")
-        string("direction", "egress")
+        // A DNS answer came in to the session's socket; everything else is the session's going out.
+        string("direction", line.equals(.dnsDirection, "answer") ? "ingress" : "egress")
         if line.equals(.netFamily, "ipv4") { string("type", "ipv4") }
         if line.equals(.netFamily, "ipv6") { string("type", "ipv6") }
         if ip, let proto = FormatValues.ipProtocol(line) {
             string("transport", proto.name)
             uintString("iana_number", proto.number)
         }
+        if line.has(.dns) { string("protocol", "dns") }
         if let sent = line.uint(.netBytesSent), let received = line.uint(.netBytesReceived) {
             let (sum, overflow) = sent.addingReportingOverflow(received)
             if !overflow { uint("bytes", sum) }
+        } else if let sent = line.uint(.netBytesSent) {
+            // net.send: nothing is received without a connection.
+            uint("bytes", sent)
         }
+        copy("packets", &line, .netDatagrams)
         close()
         open("destination")
         copyString("address", &line, line.has(.netDaddr) ? .netDaddr : .netPath)
         ecsIP(&line, .netDaddr)
         copy("port", &line, .netDport)
+        copyString("domain", &line, .netDname)
         copy("bytes", &line, .netBytesReceived)
         close()
         open("source")
@@ -338,6 +353,23 @@ extension FormatWriter {
         ecsIP(&line, .netSaddr)
         copy("port", &line, .netSport)
         copy("bytes", &line, .netBytesSent)
+        copy("packets", &line, .netDatagrams)
+        close()
+    }
+
+    /// `dns.*`: the message a session sent (query) or received (answer).
+    private mutating func ecsDNS(_ line: inout FormatInput) {
+        open("dns")
+        copy("type", &line, .dnsDirection)
+        copyNumberString("id", line, .dnsID)
+        open("question")
+        copyString("name", &line, .dnsName)
+        copyString("type", &line, .dnsType)
+        close()
+        copy("header_flags", &line, .dnsFlags)
+        copyString("response_code", &line, .dnsRcode)
+        copy("answers", &line, .dnsAnswers)
+        copy("resolved_ip", &line, .dnsResolvedIP)
         close()
     }
 
@@ -370,6 +402,7 @@ extension FormatWriter {
         if !ip || FormatValues.ipProtocol(line) == nil { copy("transport", &line, .netTransport) }
         copy(&line, Self.customNet)
         close()
+        copy("dns", &line, Self.customDNS)
         copy("rule", &line, Self.customRule)
         copy("alert", &line, RecordField.alertDetails)
         copy(&line, Self.customAgent)
@@ -386,5 +419,7 @@ extension FormatWriter {
     private static let customSession: [RecordField] = [.sessionCgroup, .sessionCgroupID, .sessionAdopted, .sessionHomes, .sessionCounts]
     private static let customNet: [RecordField] = [
         .netV4Mapped, .netAbstract, .netFD, .netResult, .netBytesSentDelta, .netBytesReceivedDelta, .netFinal,
+        .netVia, .netDatagramsDelta, .netEvicted,
     ]
+    private static let customDNS: [RecordField] = [.dnsCut, .dnsUnmatched]
 }

@@ -32,6 +32,18 @@ struct OCSFEvent {
             } else {
                 self.init(4001, "Network Activity", 4, "Network Activity", 6, "Traffic", "Network Activity: Traffic")
             }
+        case .netSend:
+            if line.bool(.netFinal) == true {
+                self.init(4001, "Network Activity", 4, "Network Activity", 2, "Close", "Network Activity: Close")
+            } else {
+                self.init(4001, "Network Activity", 4, "Network Activity", 6, "Traffic", "Network Activity: Traffic")
+            }
+        case .netDNS:
+            if line.equals(.dnsDirection, "answer") {
+                self.init(4003, "DNS Activity", 4, "Network Activity", 2, "Response", "DNS Activity: Response")
+            } else {
+                self.init(4003, "DNS Activity", 4, "Network Activity", 1, "Query", "DNS Activity: Query")
+            }
         case .alert:
             self.init(2004, "Detection Finding", 2, "Findings", 1, "Create", "Detection Finding: Create")
         case .agentStart:

@@ -1,6 +1,6 @@
 /// Renders native v1 records as OCSF 1.8.0 events: `process.exec`/`process.exit` as Process
-/// Activity (1007), `file.open` as File System Activity (1001), `net.connect`/`net.flow` as
-/// Network Activity (4001), `alert` as Detection Finding (2004), `agent.start`/`agent.stop` as
+/// Activity (1007), `file.open` as File System Activity (1001), `net.connect`/`net.flow`/`net.send`
+/// as Network Activity (4001), `net.dns` as DNS Activity (4003: Query or Response), `alert` as Detection Finding (2004), `agent.start`/`agent.stop` as
 /// Event Log Activity (1008: agentwatch is the event logging service). Native fields OCSF has no
 /// attribute for go under `unmapped`. docs/formats.md has the mapping table.
 ///
@@ -62,12 +62,19 @@ extension FormatWriter {
             ocsfUser(&line)
             close()
             ocsfFile(&line, &text)
-        case .netConnect, .netFlow:
+        case .netConnect, .netFlow, .netSend:
             open("actor")
             ocsfProcess("process", &line, &text)
             ocsfUser(&line)
             close()
             ocsfNetwork(&line)
+        case .netDNS:
+            open("actor")
+            ocsfProcess("process", &line, &text)
+            ocsfUser(&line)
+            close()
+            ocsfNetwork(&line)
+            ocsfDNS(&line)
         case .alert:
             ocsfFinding(&line, &text)
         case .agentStart, .agentStop:
@@ -125,6 +132,13 @@ extension FormatWriter {
                 uint("status_id", 2); string("status", "Failure")
                 copyString("status_code", &line, .netError)
             }
+        case .netDNS where line.has(.dnsRcode):
+            if line.equals(.dnsRcode, "NOERROR") {
+                uint("status_id", 1); string("status", "Success")
+            } else {
+                uint("status_id", 2); string("status", "Failure")
+                copyString("status_code", &line, .dnsRcode)
+            }
         case .alert:
             uint("status_id", 1); string("status", "New")
         default:
@@ -142,7 +156,7 @@ extension FormatWriter {
         j.string(AgentVersion.string)
         close()
         // The network classes take actor and device from the host profile.
-        if type == .netConnect || type == .netFlow {
+        if type == .netConnect || type == .netFlow || type == .netSend || type == .netDNS {
             array("profiles")
             element()
             j.raw("\"host\"")
@@ -260,6 +274,8 @@ extension FormatWriter {
         open("dst_endpoint")
         ocsfIP(&line, .netDaddr)
         copy("port", &line, .netDport)
+        // The name the session resolved the address from.
+        copyString("hostname", &line, .netDname)
         // A unix socket is known by its path only.
         copyString("name", &line, .netPath)
         close()
@@ -288,6 +304,76 @@ extension FormatWriter {
         // traffic: since this socket's previous record; cumulative_traffic: since it opened.
         ocsfTraffic("traffic", line, out: .netBytesSentDelta, in: .netBytesReceivedDelta)
         ocsfTraffic("cumulative_traffic", line, out: .netBytesSent, in: .netBytesReceived)
+        // net.send: to one destination, outgoing only, in datagrams too.
+        ocsfSent("traffic", line, bytes: .netBytesSentDelta, packets: .netDatagramsDelta, span: false)
+        ocsfSent("cumulative_traffic", line, bytes: .netBytesSent, packets: .netDatagrams, span: true)
+    }
+
+    private mutating func ocsfSent(_ name: StaticString, _ line: FormatInput, bytes: RecordField, packets: RecordField, span: Bool) {
+        guard !line.has(.netBytesReceived), let b = line.uint(bytes), let p = line.uint(packets) else { return }
+        open(name)
+        uint("bytes_out", b)
+        uint("bytes", b)
+        uint("packets_out", p)
+        uint("packets", p)
+        if span {
+            ocsfTime("start_time", line, .netFirstTime)
+            ocsfTime("end_time", line, .netLastTime)
+        }
+        close()
+    }
+
+    /// DNS Activity: the question (its id is the packet's) and, for a response, the answers
+    /// that have data and the response code.
+    private mutating func ocsfDNS(_ line: inout FormatInput) {
+        if line.has(.dnsName) {
+            open("query")
+            copyString("hostname", &line, .dnsName)
+            copyString("type", &line, .dnsType)
+            string("class", "IN")
+            uint("opcode_id", 0)
+            copy("packet_uid", &line, .dnsID)
+            close()
+        }
+        if line.has(.dnsRcode) {
+            let (rcodeID, caption) = Self.rcode(line)
+            uint("rcode_id", rcodeID)
+            string("rcode", caption)
+            var any = false
+            let id = line.value(.dnsID)
+            FormatInput.forEach(line.value(.dnsAnswers), in: line.bytes) { _, answer in
+                var data: JSONSpan?, type: JSONSpan?, ttl: JSONSpan?
+                FormatInput.forEach(answer, in: line.bytes) { key, value in
+                    guard let key else { return }
+                    let k = UnsafeRawBufferPointer(rebasing: line.bytes[Int(key.start)..<Int(key.end)])
+                    if k.elementsEqual("\"data\"".utf8), value.kind == .string { data = value }
+                    if k.elementsEqual("\"type\"".utf8), value.kind == .string { type = value }
+                    if k.elementsEqual("\"ttl\"".utf8), value.kind == .number { ttl = value }
+                }
+                guard let data else { return }
+                if !any { array("answers"); any = true }
+                elementObject()
+                key("rdata"); copyValue(&line, data)
+                if let type { key("type"); copyValue(&line, type) }
+                if let ttl { key("ttl"); copyValue(&line, ttl) }
+                string("class", "IN")
+                if id.kind == .number { key("packet_uid"); copyValue(&line, id) }
+                close()
+            }
+            if any { arrayEnd() }
+        }
+    }
+
+    /// OCSF's rcode_id and its caption for the record's response code (the ids are the RFC's
+    /// codes; one OCSF does not name is Other, the native name is in status_code).
+    private static func rcode(_ line: FormatInput) -> (UInt64, StaticString) {
+        let names: [(StaticString, UInt64, StaticString)] = [
+            ("NOERROR", 0, "NoError"), ("FORMERR", 1, "FormError"), ("SERVFAIL", 2, "ServError"), ("NXDOMAIN", 3, "NXDomain"),
+            ("NOTIMP", 4, "NotImp"), ("REFUSED", 5, "Refused"), ("YXDOMAIN", 6, "YXDomain"), ("YXRRSET", 7, "YXRRSet"),
+            ("NXRRSET", 8, "NXRRSet"), ("NOTAUTH", 9, "NotAuth"), ("NOTZONE", 10, "NotZone"),
+        ]
+        for (name, id, caption) in names where line.equals(.dnsRcode, name) { return (id, caption) }
+        return (99, "Other")
     }
 
     private mutating func ocsfTraffic(_ name: StaticString, _ line: FormatInput, out: RecordField, in: RecordField) {
@@ -338,6 +424,7 @@ extension FormatWriter {
         copy("session", &line, Self.unmappedSession)
         copy("file", &line, RecordField.openDetailsAndIdentity)
         copy("net", &line, Self.unmappedNet)
+        copy("dns", &line, Self.unmappedDNS)
         copy("rule", &line, Self.unmappedRule)
         copy(&line, RecordField.alertDetails)
         copy("agent", &line, .agent)
@@ -351,5 +438,8 @@ extension FormatWriter {
     ]
     private static let unmappedSession: [RecordField] = [.sessionCgroup, .sessionLabels]
     private static let unmappedRule: [RecordField] = [.ruleSeverity, .ruleTags, .ruleSource, .ruleAuthor]
-    private static let unmappedNet: [RecordField] = [.netFamily, .netV4Mapped, .netTransport, .netAbstract, .netFD, .netResult, .netFinal]
+    private static let unmappedNet: [RecordField] = [
+        .netFamily, .netV4Mapped, .netTransport, .netAbstract, .netFD, .netResult, .netFinal, .netVia, .netEvicted,
+    ]
+    private static let unmappedDNS: [RecordField] = [.dnsDirection, .dnsFlags, .dnsResolvedIP, .dnsCut, .dnsUnmatched]
 }

@@ -217,8 +217,22 @@ struct agent_connect {
 	__u8 addr[AGENT_SOCKADDR_MAX];
 	__u8 local[AGENT_LOCAL_ADDR_MAX];
 	__u64 cookie;          /* socket cookie of an inet socket whose bytes are counted (0: none) */
+	__u8 via;              /* how it entered the kernel: enum agent_connect_via */
+	__u8 _pad0[7];
 };
-_Static_assert(sizeof(struct agent_connect) == 224, "abi: agent_connect");
+_Static_assert(sizeof(struct agent_connect) == 232, "abi: agent_connect");
+
+/* How a connect entered the kernel (net.via). */
+enum agent_connect_via {
+	AGENT_CONNECT_VIA_CONNECT = 0,   /* connect(2): its syscall exit */
+	AGENT_CONNECT_VIA_IO_URING = 1,  /* IORING_OP_CONNECT: its completion, or, for a success whose
+					  * completion was skipped (IOSQE_CQE_SKIP_SUCCESS), the
+					  * socket's first payload or its close */
+	AGENT_CONNECT_VIA_OTHER = 2,     /* seen only by the socket hook (cgroup/connect4|6): a
+					  * sendto(MSG_FASTOPEN), or a connect(2) made before the
+					  * syscall hooks were attached; reported at the socket's
+					  * first payload or its close */
+};
 
 /*
  * Bytes through a connected inet socket of a session, counted in the kernel per socket (no
@@ -238,6 +252,78 @@ struct agent_flow {
 	__u8 _pad0[7];
 };
 _Static_assert(sizeof(struct agent_flow) == 96, "abi: agent_flow");
+
+/*
+ * Datagrams a session socket sent without being connected (UDP sendto/sendmsg/sendmmsg with a
+ * destination, raw and ping sockets, the same through io_uring), aggregated in the kernel per
+ * socket and destination: counted by the cgroup_skb egress program from the packets themselves,
+ * so every way into the kernel is counted. Written at the first datagram to a destination, each
+ * time flow_report_bytes more were sent to it, and a last time when the socket is released (or
+ * when the socket's table of destinations is full and this one, the least recently used, makes
+ * room for another: its aggregate ends there). Never one record per datagram. hdr names the
+ * process that last sent on the socket (cgroup/sendmsg4|6) or, before any, the one that made it.
+ */
+struct agent_send {
+	struct agent_hdr hdr;
+	__u64 cookie;
+	__u64 first_ns;        /* CLOCK_BOOTTIME of the first datagram to this destination */
+	__u64 last_ns;         /* and of the last one so far */
+	__u64 bytes;           /* payload bytes sent to it, IP and UDP headers excluded */
+	__u64 datagrams;       /* datagrams sent to it (a UDP GSO send counts its segments) */
+	__u64 bytes_delta;     /* since the previous record of this socket and destination */
+	__u64 datagrams_delta;
+	__u32 uid;             /* of the process in hdr, when it sent (or made the socket) */
+	__u32 gid;
+	__u16 family;          /* AF_INET, AF_INET6 */
+	__u16 dport;           /* host order; 0 for a protocol without ports (ICMP, raw) */
+	__u16 sport;           /* the socket's own port, host order */
+	__u16 sock_type;       /* SOCK_DGRAM, SOCK_RAW */
+	__u16 protocol;        /* IPPROTO_UDP, IPPROTO_ICMP, ... as the packet carries it */
+	__u8 reason;           /* enum agent_send_reason */
+	__u8 _pad0[5];
+	__u8 daddr[16];        /* the destination (IPv4: the first 4 bytes), from the packet */
+	__u8 saddr[16];        /* the source address of the packet */
+};
+_Static_assert(sizeof(struct agent_send) == 152, "abi: agent_send");
+
+/* Why a net.send record was written. */
+enum agent_send_reason {
+	AGENT_SEND_FIRST = 1,      /* the first datagram to this destination */
+	AGENT_SEND_THRESHOLD = 2,  /* flow_report_bytes more were sent to it */
+	AGENT_SEND_FINAL = 3,      /* the socket was released: its last record for this destination */
+	AGENT_SEND_EVICTED = 4,    /* its slot was taken by a new destination: the last record of this aggregate */
+};
+
+/* Bytes of a DNS message an agent_dns record carries at most; a longer one is cut. */
+#define AGENT_DNS_MAX 1024
+
+/*
+ * A DNS message a session socket sent to port 53 (a query) or received from it (an answer),
+ * UDP or TCP (the message after TCP's 2-byte length, from a segment that starts one), copied
+ * by the cgroup_skb programs for the daemon to parse. Tail: the message, len bytes. hdr names
+ * the process the socket is counted for (its connect, or its last sender).
+ */
+struct agent_dns {
+	struct agent_hdr hdr;
+	__u64 cookie;
+	__u16 family;          /* AF_INET, AF_INET6 */
+	__u16 sport;           /* the session socket's port, host order */
+	__u16 dport;           /* the server's port (53), host order */
+	__u8 direction;        /* enum agent_dns_direction */
+	__u8 transport;        /* IPPROTO_UDP, IPPROTO_TCP */
+	__u16 len;             /* bytes of the message copied (the tail) */
+	__u16 msg_len;         /* bytes of the message in the packet: larger than len when cut */
+	__u32 _pad0;
+	__u8 saddr[16];        /* the session socket's address (IPv4: the first 4 bytes) */
+	__u8 daddr[16];        /* the server's address */
+	__u8 data[];
+};
+_Static_assert(sizeof(struct agent_dns) == 96, "abi: agent_dns");
+
+enum agent_dns_direction {
+	AGENT_DNS_QUERY = 1,   /* sent by the session's socket */
+	AGENT_DNS_ANSWER = 2,  /* received by it, from port 53 */
+};
 
 /*
  * Records this CPU could not reserve since its last loss record, per kind. Written into the

@@ -200,7 +200,7 @@ public final class Harness {
             case .fork(let f): start = f.proc.start_ns
             case .exit(let x): start = x.proc.start_ns
             case .flow(let f): start = f.start_ns
-            case .loss, .cgroup: continue
+            case .loss, .cgroup, .send, .dns: continue
             }
             if let p = table.lookup(pid: hdr.pid, startNs: start) { acc &+= UInt64(p.pid) }
             acc &+= s.cgid
