@@ -288,8 +288,9 @@ extension KernelSuite {
             let here = Sensor.kernelTracepoints(["io_uring_submit_req", "io_uring_submit_sqe", "io_uring_complete"])
             if here.contains("io_uring_submit_req") {
                 let sensor = try? Sensor(settings: SensorSettings(roots: [], ringBufferBytes: 1 << 16, argsMax: 4096, wakeupBytes: 1 << 16))
-                #expect(sensor?.uringLoaded == [.on_uring_submit_req, .on_uring_complete])
+                #expect(sensor?.uringLoaded == [.on_uring_submit_req, .on_uring_complete, .uring_net_submit_req, .uring_net_complete])
                 #expect(sensor?.openFeatures.contains("io_uring_open") == true)
+                #expect(sensor?.netFeatures.contains("io_uring_connect") == true)
             }
         }
 
