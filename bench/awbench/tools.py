@@ -405,9 +405,9 @@ class Auditd:
         result.expected = run.events
         result.captured = sum(1 for e in events if audit_matches(workload, e, run))
         result.lost_all_kinds = result.lost
-        # A workload whose ops enter the kernel by a way the peer's syscall rules do not hook
-        # (io_uring) is the measurement: nothing seen is its result, not a failed run.
-        if result.expected and not result.captured and not result.lost and workload.via is None:
+        # A workload whose ops the peer's syscall rules do not hook (io_uring, unconnected
+        # sends) is the measurement: nothing seen is its result, not a failed run.
+        if result.expected and not result.captured and not result.lost and not workload.unseen_by_syscall_peers:
             result.error = "no records captured and none reported lost"
         return result
 
@@ -541,9 +541,9 @@ class Bpftrace:
         result.expected = run.events
         result.captured = sum(1 for e in events if bpftrace_matches(workload, e, run))
         result.lost = result.lost_all_kinds = lost
-        # A workload whose ops enter the kernel by a way the peer's syscall rules do not hook
-        # (io_uring) is the measurement: nothing seen is its result, not a failed run.
-        if result.expected and not result.captured and not result.lost and workload.via is None:
+        # A workload whose ops the peer's syscall rules do not hook (io_uring, unconnected
+        # sends) is the measurement: nothing seen is its result, not a failed run.
+        if result.expected and not result.captured and not result.lost and not workload.unseen_by_syscall_peers:
             result.error = "no records captured and none reported lost"
         return result
 

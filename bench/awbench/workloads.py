@@ -37,6 +37,13 @@ class Workload:
     note: str = ""
 
     @property
+    def unseen_by_syscall_peers(self):
+        """Its ops enter the kernel by a way the peers' syscall rules do not hook (io_uring, or
+        datagrams sent unconnected, which auditd's and bpftrace's open/exec/connect rules never
+        match): a peer that sees none of them has measured that, not failed."""
+        return self.via is not None or self.kind == "send"
+
+    @property
     def components(self):
         """Path components of the file an open workload opens (what the kernel's walk visits)."""
         return len(self.resolved.strip("/").split("/")) if self.resolved else None
