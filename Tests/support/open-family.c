@@ -2,7 +2,7 @@
  * Opens a file each way the kernel has, for the kernel tests (Tests/KernelTests/
  * OpenFamilyTests.swift, which compile it with cc). The syscalls are made raw: glibc's open()
  * and creat() call openat, and io_uring is driven with io_uring_setup, io_uring_enter and
- * mmap (no liburing).
+ * mmap (no liburing: the ring is uring_ring.h, next to this file).
  *
  *   open-family open PATH [PATH...]  open(2) O_RDONLY each, reading a byte
  *   open-family creat PATH           creat(2), mode 0644
@@ -23,17 +23,17 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/io_uring.h>
 #include <linux/openat2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+
+#include "uring_ring.h"
 
 static int fail(const char *what)
 {
@@ -110,83 +110,6 @@ static int do_handle(const char *path, int gone)
 	return s == 0 ? read_byte((int)fd) : s;
 }
 
-struct ring {
-	int fd;
-	unsigned *sq_tail, *sq_mask, *sq_array;
-	unsigned *cq_head, *cq_tail, *cq_mask;
-	struct io_uring_sqe *sqes;
-	struct io_uring_cqe *cqes;
-};
-
-static int ring_init(struct ring *r)
-{
-	struct io_uring_params p;
-	memset(&p, 0, sizeof(p));
-	r->fd = (int)syscall(__NR_io_uring_setup, 8, &p);
-	if (r->fd < 0)
-		return fail("io_uring_setup");
-	size_t sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
-	size_t cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
-	int single = p.features & IORING_FEAT_SINGLE_MMAP;
-	if (single && cq_len > sq_len)
-		sq_len = cq_len;
-	char *sq = mmap(NULL, sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQ_RING);
-	if (sq == MAP_FAILED)
-		return fail("mmap sq");
-	char *cq = sq;
-	if (!single) {
-		cq = mmap(NULL, cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_CQ_RING);
-		if (cq == MAP_FAILED)
-			return fail("mmap cq");
-	}
-	r->sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-		       r->fd, IORING_OFF_SQES);
-	if (r->sqes == MAP_FAILED)
-		return fail("mmap sqes");
-	r->sq_tail = (unsigned *)(sq + p.sq_off.tail);
-	r->sq_mask = (unsigned *)(sq + p.sq_off.ring_mask);
-	r->sq_array = (unsigned *)(sq + p.sq_off.array);
-	r->cq_head = (unsigned *)(cq + p.cq_off.head);
-	r->cq_tail = (unsigned *)(cq + p.cq_off.tail);
-	r->cq_mask = (unsigned *)(cq + p.cq_off.ring_mask);
-	r->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
-	return 0;
-}
-
-/* The next submission queue entry, zeroed; queued by submit(). */
-static struct io_uring_sqe *next_sqe(struct ring *r, unsigned *tail)
-{
-	unsigned i = *tail & *r->sq_mask;
-	struct io_uring_sqe *sqe = &r->sqes[i];
-	memset(sqe, 0, sizeof(*sqe));
-	r->sq_array[i] = i;
-	(*tail)++;
-	return sqe;
-}
-
-static int submit(struct ring *r, unsigned tail, unsigned n)
-{
-	__atomic_store_n(r->sq_tail, tail, __ATOMIC_RELEASE);
-	if (syscall(__NR_io_uring_enter, r->fd, n, 0, 0, NULL, 0) != (long)n)
-		return fail("io_uring_enter submit");
-	return 0;
-}
-
-/* The next completion's result (and user_data), waiting for it. */
-static int wait_cqe(struct ring *r, int *res, __u64 *user_data)
-{
-	unsigned head = *r->cq_head;
-	while (head == __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE)) {
-		if (syscall(__NR_io_uring_enter, r->fd, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0 && errno != EINTR)
-			return fail("io_uring_enter wait");
-	}
-	struct io_uring_cqe *cqe = &r->cqes[head & *r->cq_mask];
-	*res = cqe->res;
-	*user_data = cqe->user_data;
-	__atomic_store_n(r->cq_head, head + 1, __ATOMIC_RELEASE);
-	return 0;
-}
-
 static int do_uring(int argc, char **argv)
 {
 	const char *path = argv[2];
@@ -203,17 +126,16 @@ static int do_uring(int argc, char **argv)
 		fprintf(stderr, "skip needs slot or alloc: nothing would tell when the open is done\n");
 		return 1;
 	}
-	struct ring r;
-	if (ring_init(&r))
-		return 1;
+	struct uring r;
+	if (uring_setup(&r, 8))
+		return fail("io_uring_setup");
 	if (fixed) {
 		int fds[4] = { -1, -1, -1, -1 };
 		if (syscall(__NR_io_uring_register, r.fd, IORING_REGISTER_FILES, fds, 4) < 0)
 			return fail("IORING_REGISTER_FILES");
 	}
 	static struct open_how how = { .flags = O_RDONLY };
-	unsigned tail = *r.sq_tail;
-	struct io_uring_sqe *sqe = next_sqe(&r, &tail);
+	struct io_uring_sqe *sqe = uring_sqe(&r);
 	sqe->opcode = openat2 ? IORING_OP_OPENAT2 : IORING_OP_OPENAT;
 	sqe->fd = AT_FDCWD;
 	sqe->addr = (__u64)(uintptr_t)path;
@@ -233,7 +155,7 @@ static int do_uring(int argc, char **argv)
 	unsigned n = 1;
 	if (skip && fixed) {
 		/* The read of the fixed file, run once the open is done. */
-		struct io_uring_sqe *rd = next_sqe(&r, &tail);
+		struct io_uring_sqe *rd = uring_sqe(&r);
 		rd->opcode = IORING_OP_READ;
 		rd->fd = alloc ? 0 : 1;
 		rd->flags = IOSQE_FIXED_FILE;
@@ -242,12 +164,12 @@ static int do_uring(int argc, char **argv)
 		rd->user_data = 2;
 		n = 2;
 	}
-	if (submit(&r, tail, n))
-		return 1;
+	if (uring_submit(&r, 0) != (int)n)
+		return fail("io_uring_enter submit");
 	int res;
 	__u64 ud;
-	if (wait_cqe(&r, &res, &ud))
-		return 1;
+	if (uring_wait(&r, &res, &ud))
+		return fail("io_uring_enter wait");
 	if (skip && fixed) {
 		/* The open posts nothing when it succeeds: the first completion is the read's. */
 		if (ud == 1)
@@ -261,16 +183,17 @@ static int do_uring(int argc, char **argv)
 	if (!fixed)
 		return read_byte(res);
 	/* Read the fixed file through the ring. */
-	tail = *r.sq_tail;
-	struct io_uring_sqe *rd = next_sqe(&r, &tail);
+	struct io_uring_sqe *rd = uring_sqe(&r);
 	rd->opcode = IORING_OP_READ;
 	rd->fd = alloc ? res : 1;
 	rd->flags = IOSQE_FIXED_FILE;
 	rd->addr = (__u64)(uintptr_t)buf;
 	rd->len = sizeof(buf);
 	rd->user_data = 2;
-	if (submit(&r, tail, 1) || wait_cqe(&r, &res, &ud))
-		return 1;
+	if (uring_submit(&r, 0) != 1)
+		return fail("io_uring_enter submit");
+	if (uring_wait(&r, &res, &ud))
+		return fail("io_uring_enter wait");
 	printf("uring read %d\n", res);
 	return res < 0 ? 2 : 0;
 }
