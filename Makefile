@@ -5,7 +5,7 @@
 SWIFT ?= swift
 SHELL := /bin/bash
 
-.PHONY: deps build run test bench clean package package-test
+.PHONY: deps build run test matrix bench clean package package-test
 
 deps:
 	@sh packaging/install-deps.sh
@@ -28,6 +28,15 @@ test: deps
 	.build/debug/agentwatch rules check rules
 	.build/debug/agentwatch rules test rules
 	python3 bench/run.py --smoke --agentwatch .build/debug/agentwatch
+
+# The kernel suite in a VM of one of Debian's kernels under emulation (.ci/matrix.sh):
+#   make matrix KERNEL=6.12 [FILTER=CaptureTests] [TIER=auto|fentry|kprobe|tracepoint]
+KERNEL ?= 6.12
+FILTER ?= KernelTests
+TIER ?= auto
+matrix: deps
+	$(SWIFT) build --build-tests
+	.ci/matrix.sh $(KERNEL) '$(FILTER)' $(TIER)
 
 # The full side-by-side benchmark (about 20 minutes): results in bench/results/.
 bench: deps

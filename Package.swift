@@ -135,7 +135,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KernelTests",
-            dependencies: ["AgentSupport", "AgentRecords", "AgentSensor", "AgentSessions", "AgentDetector", "AgentPipeline", "AgentOutputs", "AgentReplay", "AgentDaemon", "CAgentEvents", "BPFKit"]
+            dependencies: ["AgentSupport", "AgentRecords", "AgentSensor", "AgentProbes", "AgentSessions", "AgentDetector", "AgentPipeline", "AgentOutputs", "AgentReplay", "AgentDaemon", "CAgentEvents", "BPFKit"]
         ),
     ]
 )

@@ -1,23 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * File opens through the open syscalls: openat, openat2, open, creat and open_by_handle_at.
- * Syscall hooks: attached only while a session exists. io_uring opens, which make none of
- * these calls, are uring_file.bpf.c's. Failed opens are recorded too.
+ * Syscall hooks, on the tier the daemon chose: attached only while a session exists. io_uring
+ * opens, which make none of these calls, are uring_file.bpf.c's. Failed opens are recorded too.
  *
  * open and creat exist on x86_64 only among the architectures agentwatch builds for (arm64
  * has openat alone): the daemon attaches their hooks where the tracepoints exist. A 32-bit
- * process's calls (ia32 emulation) reach no syscalls/ tracepoint, these or openat.
+ * process's calls (ia32 emulation) reach no syscalls/ tracepoint, these or openat, and no
+ * __x64_sys_ function: they are not hooked on any tier.
  */
 #include "lib/open.bpf.h"
 
-struct open_args {
-	__u64 path;  /* user pointer to the path (0: the call takes none) */
-	__u64 flags;
-	__u32 mode;
-	__s32 dfd;
-	__u8 via; /* enum agent_open_via */
-	__u8 _pad[7];
-};
+/*
+ * The same five calls are hooked on each tier (Sensor.Tier), and each tier's record is built
+ * from the same arguments by open_args_of and open_record, so the tiers agree field by field:
+ *
+ * - tracepoint: sys_enter_X saves the arguments by thread, sys_exit_X writes the record. Any
+ *   syscall tracepoint puts every task on the host on the slow syscall path while attached.
+ * - fentry: one fexit program on the syscall's own function (__x64_sys_X), which has the
+ *   arguments and the result at once: no map, and only callers of X pay.
+ * - kprobe: ksyscall/X saves the arguments, kretsyscall/X writes the record, as on the
+ *   tracepoint tier; only callers of X pay. The kprobe is on the same syscall wrapper, whose
+ *   one argument is the user registers (every kernel agentwatch runs on has the wrappers:
+ *   x86_64 since 4.17, arm64 since 4.19), so no BPF_KSYSCALL and its kconfig extern.
+ */
 
 /* Arguments saved at entry, keyed by thread id, taken at exit. LRU: a thread killed in the
  * syscall never leaks an entry. */
@@ -28,107 +34,111 @@ struct {
 	__type(value, struct open_args);
 } open_inflight SEC(".maps");
 
-static __always_inline int save_open(__s32 dfd, __u64 path, __u64 flags, __u32 mode, __u8 via)
+/*
+ * The arguments of open call via from its first four syscall arguments:
+ *   openat(dfd, path, flags, mode), openat2(dfd, path, how, size), open(path, flags, mode),
+ *   creat(path, mode): open with O_CREAT | O_WRONLY | O_TRUNC, as the kernel does it,
+ *   open_by_handle_at(mount_fd, handle, flags): a file named by a handle (name_to_handle_at),
+ *   no path. The record's dirfd is mount_fd, its requested path empty; the path is the one
+ *   resolved from the descriptor installed. A failed one (EPERM without CAP_DAC_READ_SEARCH,
+ *   ESTALE) has only what the call was given: no path, no identity.
+ */
+static __always_inline void open_args_of(struct open_args *a, __u8 via, __u64 a0, __u64 a1, __u64 a2, __u64 a3)
 {
+	a->via = via;
+	a->dfd = (__s32)a0;
+	a->path = a1;
+	a->flags = a2;
+	a->mode = (__u32)a3;
+	if (via == AGENT_VIA_OPENAT2) {
+		struct open_how how = {};
+		bpf_probe_read_user(&how, sizeof(how), (void *)a2);
+		a->flags = how.flags;
+		a->mode = (__u32)how.mode;
+	} else if (via == AGENT_VIA_OPEN) {
+		a->dfd = AT_FDCWD;
+		a->path = a0;
+		a->flags = a1;
+		a->mode = (__u32)a2;
+	} else if (via == AGENT_VIA_CREAT) {
+		a->dfd = AT_FDCWD;
+		a->path = a0;
+		a->flags = O_CREAT | O_WRONLY | O_TRUNC;
+		a->mode = (__u32)a1;
+	} else if (via == AGENT_VIA_OPEN_BY_HANDLE_AT) {
+		a->path = 0;
+		a->mode = 0;
+	}
+}
+
+static __always_inline int save_open(__u8 via, __u64 a0, __u64 a1, __u64 a2, __u64 a3)
+{
+	if (!current_session())
+		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct open_args a = { .path = path, .flags = flags, .mode = mode, .dfd = dfd, .via = via };
+	struct open_args a = {};
+	open_args_of(&a, via, a0, a1, a2, a3);
 	bpf_map_update_elem(&open_inflight, &tid, &a, BPF_ANY);
 	return 0;
 }
 
-static __always_inline int emit_open(__u64 session, long ret)
+static __always_inline int emit_open(long ret)
 {
+	__u64 session = current_session();
+	if (!session)
+		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct open_args *saved = bpf_map_lookup_elem(&open_inflight, &tid);
 	if (!saved)
 		return 0;
 	struct open_args a = *saved;
 	bpf_map_delete_elem(&open_inflight, &tid);
+	return open_record(session, &a, ret);
+}
 
-	struct agent_open *o = open_begin(session, ret, a.flags, a.mode, a.dfd, a.via);
-	if (!o)
+/* The record straight from the syscall's registers and result (the fentry tier). */
+static __always_inline int open_from_regs(__u8 via, const struct pt_regs *regs, long ret)
+{
+	__u64 session = current_session();
+	if (!session)
 		return 0;
+	struct open_args a = {};
+	open_args_of(&a, via, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs),
+		     PT_REGS_PARM3_CORE_SYSCALL(regs), PT_REGS_PARM4_CORE_SYSCALL(regs));
+	return open_record(session, &a, ret);
+}
 
-	/* At exit the kernel has just copied the path, so its page is resident. */
-	__u32 len = 0;
-	if (a.path) {
-		long n = bpf_probe_read_user_str(o->data, AGENT_PATH_MAX, (void *)a.path);
-		if (n > 0) {
-			len = (__u32)n - 1;
-			if (len > AGENT_PATH_MAX - 1)
-				len = AGENT_PATH_MAX - 1;
-			if (n == AGENT_PATH_MAX)
-				o->hdr.flags |= AGENT_F_PATH_TRUNCATED;
-		}
+/* Every tier's programs for open call name. */
+#define OPEN_HOOKS(name, via)                                                                      \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                                \
+	int on_##name##_enter(struct trace_event_raw_sys_enter *ctx)                               \
+	{                                                                                          \
+		return save_open(via, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);     \
+	}                                                                                          \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
+	int on_##name##_exit(struct trace_event_raw_sys_exit *ctx)                                 \
+	{                                                                                          \
+		return emit_open(ctx->ret);                                                        \
+	}                                                                                          \
+	SEC("fexit/" SYSCALL_FUNCTION(name))                                                       \
+	int BPF_PROG(fexit_##name, const struct pt_regs *regs, long ret)                           \
+	{                                                                                          \
+		return open_from_regs(via, regs, ret);                                             \
+	}                                                                                          \
+	SEC("ksyscall/" #name)                                                                     \
+	int BPF_KPROBE(kprobe_##name, const struct pt_regs *regs)                                  \
+	{                                                                                          \
+		return save_open(via, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs),  \
+				 PT_REGS_PARM3_CORE_SYSCALL(regs), PT_REGS_PARM4_CORE_SYSCALL(regs));  \
+	}                                                                                          \
+	SEC("kretsyscall/" #name)                                                                  \
+	int BPF_KRETPROBE(kretprobe_##name, long ret)                                              \
+	{                                                                                          \
+		return emit_open(ret);                                                             \
 	}
-	/* The path the kernel resolved: that of the file now installed at the new descriptor. */
-	struct file *f = ret >= 0 && resolve_paths ? current_file((int)ret) : NULL;
-	open_finish(o, len, f, ret < 0);
-	return 0;
-}
 
-/* Every open syscall's exit: the record, if its entry was seen. */
-#define OPEN_EXIT(name)                                                    \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                         \
-	int on_##name##_exit(struct trace_event_raw_sys_exit *ctx)         \
-	{                                                                  \
-		__u64 session = current_session();                         \
-		if (!session)                                              \
-			return 0;                                          \
-		return emit_open(session, ctx->ret);                       \
-	}
-
-SEC("tracepoint/syscalls/sys_enter_openat")
-int on_openat_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	if (!current_session())
-		return 0;
-	return save_open((__s32)ctx->args[0], ctx->args[1], ctx->args[2], (__u32)ctx->args[3], AGENT_VIA_OPENAT);
-}
-OPEN_EXIT(openat)
-
-SEC("tracepoint/syscalls/sys_enter_openat2")
-int on_openat2_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	if (!current_session())
-		return 0;
-	struct open_how how = {};
-	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
-	return save_open((__s32)ctx->args[0], ctx->args[1], how.flags, (__u32)how.mode, AGENT_VIA_OPENAT2);
-}
-OPEN_EXIT(openat2)
-
-/* open(path, flags, mode): openat relative to the working directory. */
-SEC("tracepoint/syscalls/sys_enter_open")
-int on_open_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	if (!current_session())
-		return 0;
-	return save_open(AT_FDCWD, ctx->args[0], ctx->args[1], (__u32)ctx->args[2], AGENT_VIA_OPEN);
-}
-OPEN_EXIT(open)
-
-/* creat(path, mode): open with O_CREAT | O_WRONLY | O_TRUNC, as the kernel does it. */
-SEC("tracepoint/syscalls/sys_enter_creat")
-int on_creat_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	if (!current_session())
-		return 0;
-	return save_open(AT_FDCWD, ctx->args[0], O_CREAT | O_WRONLY | O_TRUNC, (__u32)ctx->args[1], AGENT_VIA_CREAT);
-}
-OPEN_EXIT(creat)
-
-/*
- * open_by_handle_at(mount_fd, handle, flags): a file named by a handle (name_to_handle_at), no
- * path. The record's dirfd is mount_fd, its requested path empty; the path is the one resolved
- * from the descriptor installed. A failed one (EPERM without CAP_DAC_READ_SEARCH, ESTALE) has
- * only what the call was given: no path, no identity.
- */
-SEC("tracepoint/syscalls/sys_enter_open_by_handle_at")
-int on_open_by_handle_at_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	if (!current_session())
-		return 0;
-	return save_open((__s32)ctx->args[0], 0, ctx->args[2], 0, AGENT_VIA_OPEN_BY_HANDLE_AT);
-}
-OPEN_EXIT(open_by_handle_at)
+OPEN_HOOKS(openat, AGENT_VIA_OPENAT)
+OPEN_HOOKS(openat2, AGENT_VIA_OPENAT2)
+OPEN_HOOKS(open, AGENT_VIA_OPEN)
+OPEN_HOOKS(creat, AGENT_VIA_CREAT)
+OPEN_HOOKS(open_by_handle_at, AGENT_VIA_OPEN_BY_HANDLE_AT)

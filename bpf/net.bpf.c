@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Outgoing connections: connect(2). Syscall hooks: attached only while a session exists. */
+/*
+ * Outgoing connections: connect(2). Syscall hooks, on the tier the daemon chose (file.bpf.c
+ * tells the tiers): attached only while a session exists. Every tier saves the arguments at
+ * entry, by thread, before the socket hook runs (flow.bpf.c tells a connect(2) from every other
+ * way in by that entry), and writes the record at exit.
+ */
 #include "lib/session.bpf.h"
 #include "lib/task.bpf.h"
 #include "lib/path.bpf.h"
 #include "lib/net.bpf.h"
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int on_connect_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int save_connect(__s32 fd, __u64 uaddr, __u32 len)
 {
 	if (!current_session())
 		return 0;
 	struct connect_args a = {};
-	__u32 len = (__u32)ctx->args[2];
 	__u32 copy = len > AGENT_SOCKADDR_MAX ? AGENT_SOCKADDR_MAX : len;
 	/* Keep the bound where the verifier sees it. */
 	barrier_var(copy);
@@ -19,9 +22,9 @@ int on_connect_enter(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	/* The address is read at entry: the kernel copies it in before connecting. */
 	if (copy > 0)
-		bpf_probe_read_user(a.addr, copy, (void *)ctx->args[1]);
+		bpf_probe_read_user(a.addr, copy, (void *)uaddr);
 	a.addr_len = len;
-	a.fd = (__s32)ctx->args[0];
+	a.fd = fd;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	bpf_map_update_elem(&connect_inflight, &tid, &a, BPF_ANY);
 	return 0;
@@ -33,8 +36,7 @@ static __always_inline struct socket *socket_of_fd(int fd)
 	return socket_of_file(current_file(fd));
 }
 
-SEC("tracepoint/syscalls/sys_exit_connect")
-int on_connect_exit(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int emit_connect(long ret)
 {
 	__u64 session = current_session();
 	if (!session)
@@ -54,7 +56,7 @@ int on_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	__u64 ugid = bpf_get_current_uid_gid();
 	c->uid = (__u32)ugid;
 	c->gid = ugid >> 32;
-	c->ret = (__s32)ctx->ret;
+	c->ret = (__s32)ret;
 	c->fd = a->fd;
 	c->addr_len = a->addr_len > AGENT_SOCKADDR_MAX ? AGENT_SOCKADDR_MAX : a->addr_len;
 	if (a->addr_len > AGENT_SOCKADDR_MAX)
@@ -78,4 +80,43 @@ int on_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	}
 	submit_record(c);
 	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int on_connect_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return save_connect((__s32)ctx->args[0], ctx->args[1], (__u32)ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int on_connect_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return emit_connect(ctx->ret);
+}
+
+/* fentry, not only fexit: the socket hook runs inside the call and looks for the entry. */
+SEC("fentry/" SYSCALL_FUNCTION(connect))
+int BPF_PROG(fentry_connect, const struct pt_regs *regs)
+{
+	return save_connect((__s32)PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs),
+			    (__u32)PT_REGS_PARM3_CORE_SYSCALL(regs));
+}
+
+SEC("fexit/" SYSCALL_FUNCTION(connect))
+int BPF_PROG(fexit_connect, const struct pt_regs *regs, long ret)
+{
+	return emit_connect(ret);
+}
+
+SEC("ksyscall/connect")
+int BPF_KPROBE(kprobe_connect, const struct pt_regs *regs)
+{
+	return save_connect((__s32)PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs),
+			    (__u32)PT_REGS_PARM3_CORE_SYSCALL(regs));
+}
+
+SEC("kretsyscall/connect")
+int BPF_KRETPROBE(kretprobe_connect, long ret)
+{
+	return emit_connect(ret);
 }

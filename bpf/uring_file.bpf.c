@@ -198,15 +198,7 @@ static __always_inline int uring_submit(struct io_kiocb___aw *req)
 		if (!o)
 			return 0;
 		o->hdr.flags |= AGENT_F_RESULT_UNSEEN;
-		__u32 len = 0;
-		long n = bpf_probe_read_kernel_str(o->data, AGENT_PATH_MAX, BPF_CORE_READ(open, filename, name));
-		if (n > 0) {
-			len = (__u32)n - 1;
-			if (len > AGENT_PATH_MAX - 1)
-				len = AGENT_PATH_MAX - 1;
-			if (n == AGENT_PATH_MAX)
-				o->hdr.flags |= AGENT_F_PATH_TRUNCATED;
-		}
+		__u32 len = requested_path_len(o, bpf_probe_read_kernel_str(o->data, AGENT_PATH_MAX, BPF_CORE_READ(open, filename, name)));
 		open_finish(o, len, NULL, true);
 		return 0;
 	}

@@ -140,7 +140,8 @@ package final class CaptureLoop: @unchecked Sendable {
         outputs?.start()
         recorder.agentStart(
             version: AgentVersion.string, pid: getpid(), kernel: Preflight.kernelRelease(), output: sinkDescription,
-            sessionRoots: registry.roots.map(\.path), features: Self.features + sensor.openFeatures + sensor.netFeatures, rules: reloader.rules.map(RulesInForce.init),
+            sessionRoots: registry.roots.map(\.path), features: Self.features + sensor.openFeatures + sensor.netFeatures,
+            sensor: sensor.choice, hooks: sensor.hooks, rules: reloader.rules.map(RulesInForce.init),
             unixNs: wallNow())
         if let p = recorder.previousRun, p.ended == "unclean" {
             logger.warning("the previous run ended without agent.stop after seq \(p.lastSeq.map { "\($0)" } ?? "?") (\(p.lastTime ?? "?")): what it had not yet written is lost; agent.start says so")

@@ -1,5 +1,6 @@
 import AgentOutputs
 import AgentReplay
+import AgentSensor
 import AgentSessions
 import AgentSupport
 import CAgentEvents
@@ -34,6 +35,10 @@ package struct DaemonConfig: Sendable, Equatable {
     /// Resolve each opened file's absolute path in the kernel. Off, file.path is the path as
     /// requested: only for measuring what resolution costs (the benchmark does).
     package var resolvePaths = true
+    /// How the open and connect syscalls are hooked (`sensor: auto | fentry | kprobe |
+    /// tracepoint`): nil (auto), the best tier this kernel takes, as `agent.start` reports it;
+    /// a tier named is used or the daemon does not start.
+    package var sensor: SensorTier? = nil
     /// Rule files and directories. nil: the installed rules and /etc/agentwatch/rules.d (or
     /// `rules/` in a source tree); an empty list: no rules.
     package var rules: [String]? = nil
@@ -147,6 +152,15 @@ package struct DaemonConfig: Sendable, Equatable {
             case "resolve_paths":
                 guard case .scalar = value, let b = value.bool else { throw AgentError("\(at): resolve_paths must be true or false") }
                 config.resolvePaths = b
+            case "sensor":
+                let v = try string()
+                if v == "auto" {
+                    config.sensor = nil
+                } else if let tier = SensorTier(rawValue: v) {
+                    config.sensor = tier
+                } else {
+                    throw AgentError("\(at): sensor must be auto or one of \(SensorTier.allCases.map(\.rawValue).joined(separator: ", ")), not '\(v)'")
+                }
             case "poll_interval_ms": config.pollIntervalMs = try int(1...10_000)
             case "status_interval_s": config.statusIntervalS = try int(0...86_400)
             case "runtime_dir": config.runtimeDir = try string()
@@ -166,7 +180,7 @@ package struct DaemonConfig: Sendable, Equatable {
     /// The outputs to run: `outputs`, or the one file `output`.
     package var effectiveOutputs: [OutputConfig] { outputs ?? [.file(output)] }
 
-    package static let knownKeys = ["output", "outputs", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "resolve_paths", "rules", "poll_interval_ms", "status_interval_s", "runtime_dir", "control_group", "metrics_textfile", "metrics_interval_s"]
+    package static let knownKeys = ["output", "outputs", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "resolve_paths", "sensor", "rules", "poll_interval_ms", "status_interval_s", "runtime_dir", "control_group", "metrics_textfile", "metrics_interval_s"]
 
     /// `LINE:COL: YAML error: ...`, to follow `file:`.
     static func describe(_ error: YamlError, text: String) -> String {

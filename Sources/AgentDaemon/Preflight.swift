@@ -47,11 +47,15 @@ struct Preflight {
         settings.patterns = registry.patterns.map { $0.kernelBytes() }
         settings.flowReportBytes = UInt64(config.flowReportKiB) * 1024
         settings.resolvePaths = config.resolvePaths
+        settings.tier = config.sensor
         do {
             sensor = try Sensor(settings: settings, objectBytes: objectBytes)
         } catch {
             if error.errno == EPERM || error.errno == EACCES {
                 throw AgentError("the kernel refused to load the BPF programs (\(error)): run as root, or grant CAP_SYS_ADMIN, CAP_SYS_PTRACE and CAP_CHOWN (packaging/CAPABILITIES.md)")
+            }
+            if let tier = config.sensor {
+                throw AgentError("loading the BPF programs on the \(tier.rawValue) tier (sensor: \(tier.rawValue)) failed: \(error): set sensor: auto to take the best tier this kernel has")
             }
             throw AgentError("loading the BPF programs failed: \(error)")
         }

@@ -96,6 +96,7 @@ extension DaemonConfig {
         RestartOnlySetting("args_max", \.argsMax),
         RestartOnlySetting("flow_report_kib", \.flowReportKiB),
         RestartOnlySetting("resolve_paths", \.resolvePaths),
+        RestartOnlySetting("sensor", \.sensor),
         RestartOnlySetting("runtime_dir", \.runtimeDir),
         RestartOnlySetting("control_group", \.controlGroup),
     ]

@@ -10,7 +10,7 @@ extension Recorder {
     /// with which rules; then where its chain comes from and how the run before it ended
     /// (`chainOrigin`).
     package func agentStart(version: String, pid: Int32, kernel: String, output: String, sessionRoots: [String],
-                            features: [String], rules: RulesInForce?, unixNs: Int64) {
+                            features: [String], sensor: SensorChoice, hooks: [String], rules: RulesInForce?, unixNs: Int64) {
         agentRecord(.agentStart, unixNs: unixNs) { j in
             j.key("version"); j.string(version)
             j.raw(","); j.key("pid"); j.uint(UInt64(pid))
@@ -18,6 +18,16 @@ extension Recorder {
             j.raw(","); j.key("output"); j.string(output)
             j.raw(","); j.key("session_roots"); j.stringArray(sessionRoots)
             j.raw(","); j.key("features"); j.stringArray(features)
+            j.raw(","); j.key("sensor"); j.raw("{")
+            j.key("tier"); j.string(sensor.tier.rawValue)
+            j.raw(","); j.key("forced"); j.bool(sensor.forced)
+            j.raw(","); j.key("hooks"); j.stringArray(hooks)
+            j.raw(","); j.key("refused"); j.raw("[")
+            for (i, r) in sensor.refused.enumerated() {
+                if i > 0 { j.raw(",") }
+                j.raw("{"); j.key("tier"); j.string(r.tier.rawValue); j.raw(","); j.key("error"); j.string(r.error); j.raw("}")
+            }
+            j.raw("]}")
             if let rules { j.raw(","); rules.write(into: &j) }
             self.chainOrigin(into: &j)
         }

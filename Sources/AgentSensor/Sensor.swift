@@ -22,6 +22,8 @@ package struct SensorSettings: Sendable {
     /// Session-root patterns, each as the kernel reads it (`struct agent_pattern`): roots
     /// matching them are added at run time (`addRoot`).
     package var patterns: [[UInt8]] = []
+    /// The syscall hooks' tier (`sensor` setting); nil: the best one the kernel takes.
+    package var tier: SensorTier?
 
     package init(roots: [(cgid: UInt64, level: UInt32)], ringBufferBytes: UInt32, argsMax: UInt32, wakeupBytes: UInt64, btfPath: String? = nil) {
         self.btfPath = btfPath
@@ -38,23 +40,37 @@ package struct SensorSettings: Sendable {
 package final class Sensor {
     /// Always attached: scheduler tracepoints, no syscall slow path.
     package static let processPrograms: [AgentProbes.Program] = [.on_exec, .on_fork, .on_exit, .flow_tcp_close, .on_cgroup_attach_task]
-    /// Attached only while at least one session exists.
-    package static let syscallPrograms: [AgentProbes.Program] = [
-        .on_openat_enter, .on_openat_exit, .on_openat2_enter, .on_openat2_exit,
-        .on_open_by_handle_at_enter, .on_open_by_handle_at_exit,
-        .on_connect_enter, .on_connect_exit,
-    ] + legacyOpenPrograms
+    /// The syscall hooks (opens and connects) of `tier`, attached only while at least one
+    /// session exists: bpf/file.bpf.c and bpf/net.bpf.c give each call the same record on every tier.
+    package static func syscallPrograms(_ tier: SensorTier) -> [AgentProbes.Program] {
+        switch tier {
+        case .fentry:
+            return [.fexit_openat, .fexit_openat2, .fexit_open_by_handle_at, .fentry_connect, .fexit_connect]
+                + legacyOpenPrograms(tier)
+        case .kprobe:
+            return [.kprobe_openat, .kretprobe_openat, .kprobe_openat2, .kretprobe_openat2,
+                    .kprobe_open_by_handle_at, .kretprobe_open_by_handle_at, .kprobe_connect, .kretprobe_connect]
+                + legacyOpenPrograms(tier)
+        case .tracepoint:
+            return [.on_openat_enter, .on_openat_exit, .on_openat2_enter, .on_openat2_exit,
+                    .on_open_by_handle_at_enter, .on_open_by_handle_at_exit, .on_connect_enter, .on_connect_exit]
+                + legacyOpenPrograms(tier)
+        }
+    }
 
-    /// open(2) and creat(2): x86_64 has them; arm64 (the generic syscall table) has openat only,
-    /// and no tracepoints to attach these to, so there they are not loaded.
-    #if arch(x86_64)
-    package static let legacyOpenPrograms: [AgentProbes.Program] = [.on_open_enter, .on_open_exit, .on_creat_enter, .on_creat_exit]
-    #else
-    package static let legacyOpenPrograms: [AgentProbes.Program] = []
-    #endif
-    /// Loaded where they cannot be attached: never.
-    private static let absentOpenPrograms: [AgentProbes.Program] = [.on_open_enter, .on_open_exit, .on_creat_enter, .on_creat_exit]
-        .filter { !legacyOpenPrograms.contains($0) }
+    /// open(2) and creat(2) on `tier`: x86_64 has them; arm64 (the generic syscall table) has
+    /// openat only, and nothing to attach these to, so there they are not loaded.
+    package static func legacyOpenPrograms(_ tier: SensorTier) -> [AgentProbes.Program] {
+        #if arch(x86_64)
+        switch tier {
+        case .fentry: return [.fexit_open, .fexit_creat]
+        case .kprobe: return [.kprobe_open, .kretprobe_open, .kprobe_creat, .kretprobe_creat]
+        case .tracepoint: return [.on_open_enter, .on_open_exit, .on_creat_enter, .on_creat_exit]
+        }
+        #else
+        return []
+        #endif
+    }
 
     /// io_uring opens and connects (bpf/uring_file.bpf.c, bpf/uring_net.bpf.c): the submission
     /// hook this kernel has (renamed in 6.4) and the completion hook. Attached with the syscall hooks, only while a session
@@ -77,8 +93,10 @@ package final class Sensor {
 
     /// The programs' object through its generated skeleton: programs, maps and settings by name.
     package let object: ProbeSkeleton
+    /// How the syscall hooks are attached on this kernel, and why better tiers were not taken.
+    package let choice: SensorChoice
     private let rootPaths: [String]
-    private let hasPatterns: Bool
+    let hasPatterns: Bool
     /// The socket hooks of each root found through a pattern, by the root's cgroup id.
     private var rootLinks: [UInt64: [BPFLink]] = [:]
     private var processLinks: [BPFLink] = []
@@ -92,6 +110,7 @@ package final class Sensor {
 
     /// Opens and loads the embedded programs (or `objectBytes`) with `settings`.
     package init(settings: SensorSettings, objectBytes: [UInt8]? = nil) throws(BPFError) {
+        choice = try Self.chooseTier(settings.tier, objectBytes: objectBytes, btfPath: settings.btfPath)
         object = try ProbeSkeleton(bytes: objectBytes, btfPath: settings.btfPath)
         rootPaths = settings.rootPaths
         hasPatterns = !settings.patterns.isEmpty
@@ -117,7 +136,8 @@ package final class Sensor {
         if !hasPatterns {
             for p in Self.rootPrograms { try object.program(p).setAutoload(false) }
         }
-        for p in Self.absentOpenPrograms { try object.program(p).setAutoload(false) }
+        let hooks = Self.syscallPrograms(choice.tier)
+        for p in Self.allSyscallPrograms where !hooks.contains(p) { try object.program(p).setAutoload(false) }
         for (p, _) in Self.uringPrograms where !uringLoaded.contains(p) { try object.program(p).setAutoload(false) }
         object.rodata.args_max = min(settings.argsMax, UInt32(AGENT_ARGS_MAX))
         object.rodata.wakeup_bytes = settings.wakeupBytes
@@ -185,14 +205,14 @@ package final class Sensor {
 
     package var syscallHooksAttached: Bool { !syscallLinks.isEmpty }
 
-    /// What `attachSyscallHooks` attaches: the syscall programs and this kernel's io_uring ones.
-    package var sessionPrograms: [AgentProbes.Program] { Self.syscallPrograms + uringLoaded }
+    /// What `attachSyscallHooks` attaches: the chosen tier's syscall programs and this kernel's io_uring ones.
+    package var sessionPrograms: [AgentProbes.Program] { Self.syscallPrograms(choice.tier) + uringLoaded }
 
     /// The ways of opening a file seen beyond openat and openat2, as `agent.start` names them:
     /// `open_by_handle_at`, `open` and `creat` where the architecture has them, `io_uring_open`
     /// where the kernel's io_uring hooks loaded.
     package var openFeatures: [String] {
-        ["open_by_handle_at"] + (Self.legacyOpenPrograms.isEmpty ? [] : ["open", "creat"]) + (uringLoaded.isEmpty ? [] : ["io_uring_open"])
+        ["open_by_handle_at"] + (Self.legacyOpenPrograms(choice.tier).isEmpty ? [] : ["open", "creat"]) + (uringLoaded.isEmpty ? [] : ["io_uring_open"])
     }
 
     package func attachSyscallHooks() throws(BPFError) {

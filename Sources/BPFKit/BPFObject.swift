@@ -81,6 +81,8 @@ public struct BPFProgram {
 
     public var name: String { String(cString: bpf_program__name(handle)) }
     public var fd: Int32 { bpf_program__fd(handle) }
+    /// Its ELF section: what it attaches to (`fexit/__x64_sys_openat`, `tracepoint/syscalls/...`).
+    public var section: String { String(cString: bpf_program__section_name(handle)) }
 
     /// Whether the program is loaded with the object (set before load).
     public func setAutoload(_ on: Bool) throws(BPFError) {

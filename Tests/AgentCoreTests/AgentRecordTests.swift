@@ -2,6 +2,7 @@
 @testable import AgentOutputs
 @testable import AgentPipeline
 @testable import AgentRecords
+import AgentSensor
 @testable import AgentSupport
 import Testing
 
@@ -44,7 +45,9 @@ struct AgentRecordTests {
             let roots = ["/sys/fs/cgroup/agentwatch", "/sys/fs/cgroup/x\"y"]
             let out = Self.both({ r in
                 r.agentStart(version: "1.2.3", pid: 4242, kernel: "6.8.0", output: "file:/var/log/a.ndjson", sessionRoots: roots,
-                             features: ["exec", "fork", "exit", "openat", "openat2", "connect", "flow"], rules: set.map(RulesInForce.init),
+                             features: ["exec", "fork", "exit", "openat", "openat2", "connect", "flow"],
+                             sensor: SensorChoice(tier: .kprobe, forced: false, refused: [(.fentry, "load: EPERM \"x\"")]),
+                             hooks: ["tp_btf/sched_process_exec", "ksyscall/openat"], rules: set.map(RulesInForce.init),
                              unixNs: Self.t0)
             }, { r in
                 r.agentRecord(.agentStart, unixNs: Self.t0) { j in
@@ -58,6 +61,8 @@ struct AgentRecordTests {
                         j.string(p)
                     }
                     j.raw("],"); j.key("features"); j.raw("[\"exec\",\"fork\",\"exit\",\"openat\",\"openat2\",\"connect\",\"flow\"]")
+                    j.raw(#","sensor":{"tier":"kprobe","forced":false,"hooks":["tp_btf/sched_process_exec","ksyscall/openat"],"#)
+                    j.raw(#""refused":[{"tier":"fentry","error":"load: EPERM \"x\""}]}"#)
                     if let rules = set {
                         j.raw(","); j.key("rules"); j.raw("{"); j.key("count"); j.uint(UInt64(rules.rules.filter(\.enabled).count))
                         j.raw(","); j.key("digest"); j.string(rules.digest); j.raw("}")

@@ -2,6 +2,7 @@
 @testable import AgentDetector
 @testable import AgentOutputs
 @testable import AgentPipeline
+import AgentSensor
 @testable import AgentSessions
 @testable import AgentSupport
 import Foundation
@@ -30,6 +31,14 @@ enum KernelEnv {
         }
         return true
     }
+
+    /// The tier every in-process daemon of the kernel tests is forced onto
+    /// (AGENTWATCH_TEST_SENSOR=fentry|kprobe|tracepoint, set by the kernel matrix); unset: auto.
+    static let forcedTier: SensorTier? = {
+        guard let v = ProcessInfo.processInfo.environment["AGENTWATCH_TEST_SENSOR"], !v.isEmpty, v != "auto" else { return nil }
+        guard let tier = SensorTier(rawValue: v) else { fatalError("AGENTWATCH_TEST_SENSOR=\(v): not a tier (auto, \(SensorTier.allCases.map(\.rawValue).joined(separator: ", ")))") }
+        return tier
+    }()
 
     static let packageRoot: String = {
         var url = URL(fileURLWithPath: #filePath)
@@ -72,6 +81,7 @@ final class TestDaemon: @unchecked Sendable {
         config.statusIntervalS = 0
         config.runtimeDir = dir
         config.rules = []
+        config.sensor = KernelEnv.forcedTier
         configure(&config)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
@@ -220,6 +230,19 @@ func runIn(_ cgroup: String?, _ argv: [String]) -> (pid: pid_t, status: Int32) {
 }
 
 /// Starts `argv` without waiting.
+/// What `argv` wrote to standard output, run to its end (outside any session).
+func commandOutput(_ argv: [String]) -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: argv[0])
+    p.arguments = Array(argv.dropFirst())
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    try? p.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
+}
+
 func spawn(_ argv: [String]) -> pid_t {
     var pid: pid_t = 0
     let cargs = argv.map { strdup($0) } + [nil]

@@ -79,7 +79,7 @@ extension KernelSuite {
                 let minor = (dev & 0xFF) | ((dev >> 12) & ~0xFF)
                 inode = Int(st.st_ino)
                 device = "\(major):\(minor)"
-                let out = Self.output([files.helper, "statx", path]).split(separator: " ")
+                let out = commandOutput([files.helper, "statx", path]).split(separator: " ")
                 guard out.count == 3, let mnt = Int(out[2].trimmingCharacters(in: .whitespacesAndNewlines)) else {
                     throw AgentError("statx \(path): \(out)")
                 }
@@ -87,17 +87,6 @@ extension KernelSuite {
                 mountID = mnt
             }
 
-            static func output(_ argv: [String]) -> String {
-                let p = Process()
-                p.executableURL = URL(fileURLWithPath: argv[0])
-                p.arguments = Array(argv.dropFirst())
-                let pipe = Pipe()
-                p.standardOutput = pipe
-                try? p.run()
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                p.waitUntilExit()
-                return String(decoding: data, as: UTF8.self)
-            }
         }
 
         /// Runs each command in one session, one after another, expecting each exit status;

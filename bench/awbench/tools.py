@@ -4,6 +4,7 @@ resolve paths), auditd and bpftrace. Each returns RunResults with
 the workload's ops/s and the tool's records, losses, CPU time, peak RSS and BPF program time."""
 
 import contextlib
+import gzip
 import json
 import os
 import re
@@ -272,12 +273,35 @@ def read_head(path, size=65536):
         return b""
 
 
+def output_files(path):
+    """The files of a file output, oldest first: those an agentwatch output rotated out beside
+    `path` (PATH.TIMESTAMP, gzipped or not), then `path`. A run that writes more than
+    rotate_mib (100 MiB by default) has rotated at least once: reading `path` alone would take
+    the records in the rotated files for missing ones."""
+    d, base = os.path.split(path)
+    stamp = re.compile(re.escape(base) + r"\.\d{8}T\d{6}Z(\.gz)?")
+    rotated = sorted(n for n in os.listdir(d or ".") if stamp.fullmatch(n))
+    return [os.path.join(d, n) for n in rotated] + [path]
+
+
+def open_output(path):
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
 def count_lines(path):
     n = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 24):
-            n += chunk.count(b"\n")
+    for name in output_files(path):
+        with open_output(name) as f:
+            while chunk := f.read(1 << 24):
+                n += chunk.count(b"\n")
     return n
+
+
+def output_lines(path):
+    """Every line of the file output at `path`, its rotated files first (output_files)."""
+    for name in output_files(path):
+        with open_output(name) as f:
+            yield from f
 
 
 def count_agentwatch(path, workload, runs, file_path):
@@ -292,23 +316,22 @@ def count_agentwatch(path, workload, runs, file_path):
         needle = {"exec": b'"process.exec"', "connect": b'"net.connect"', "send": b'"net.send"'}[workload.kind]
     captured = {c: 0 for c in runs}
     lost, total = {}, 0
-    with open(path, "rb") as f:
-        for line in f:
-            total += 1
-            if needle in line:
-                rec = json.loads(line)
-                for c, run in runs.items():
-                    if not agentwatch_matches(workload, rec, run, file_path):
-                        continue
-                    if workload.kind == "send":
-                        # Datagrams, not records: each record counts all its socket has sent to
-                        # that destination so far, so the last one holds the total.
-                        captured[c] = max(captured[c], rec["net"].get("datagrams", 0))
-                    else:
-                        captured[c] += 1
-            elif b'"agent.loss"' in line:
-                for kind, n in json.loads(line)["loss"]["kernel_dropped"].items():
-                    lost[kind] = lost.get(kind, 0) + n
+    for line in output_lines(path):
+        total += 1
+        if needle in line:
+            rec = json.loads(line)
+            for c, run in runs.items():
+                if not agentwatch_matches(workload, rec, run, file_path):
+                    continue
+                if workload.kind == "send":
+                    # Datagrams, not records: each record counts all its socket has sent to
+                    # that destination so far, so the last one holds the total.
+                    captured[c] = max(captured[c], rec["net"].get("datagrams", 0))
+                else:
+                    captured[c] += 1
+        elif b'"agent.loss"' in line:
+            for kind, n in json.loads(line)["loss"]["kernel_dropped"].items():
+                lost[kind] = lost.get(kind, 0) + n
     return captured, lost, total
 
 

@@ -9,6 +9,16 @@
 #include "agent_events.h"
 #include "uapi.bpf.h"
 
+/* The kernel function behind syscall name, as fentry/fexit attach to it: the architecture's
+ * syscall wrapper, which takes the user registers. */
+#if defined(__TARGET_ARCH_x86)
+#define SYSCALL_FUNCTION(name) "__x64_sys_" #name
+#elif defined(__TARGET_ARCH_arm64)
+#define SYSCALL_FUNCTION(name) "__arm64_sys_" #name
+#else
+#error "SYSCALL_FUNCTION: no syscall wrapper prefix for this architecture"
+#endif
+
 /*
  * Settings, written by the daemon before load (the object's .rodata). Defined __weak here so
  * every program file can include this header and the static linker keeps one copy.

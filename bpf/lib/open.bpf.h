@@ -82,4 +82,45 @@ static __always_inline void open_finish(struct agent_open *o, __u32 len, struct 
 	output_record(o, total, AGENT_KIND_OPEN);
 }
 
+/* The length of the requested path a string read (which returned n) just put in o's tail;
+ * a path that filled the tail is marked truncated. */
+static __always_inline __u32 requested_path_len(struct agent_open *o, long n)
+{
+	if (n <= 0)
+		return 0;
+	__u32 len = (__u32)n - 1;
+	if (len > AGENT_PATH_MAX - 1)
+		len = AGENT_PATH_MAX - 1;
+	if (n == AGENT_PATH_MAX)
+		o->hdr.flags |= AGENT_F_PATH_TRUNCATED;
+	return len;
+}
+
+/* An open call as its entry saw it: what a record needs besides the result. */
+struct open_args {
+	__u64 path;  /* user pointer to the path (0: the call takes none) */
+	__u64 flags;
+	__u32 mode;
+	__s32 dfd;
+	__u8 via; /* enum agent_open_via */
+	__u8 _pad[7];
+};
+
+/*
+ * The record of open call a, which returned ret, written at its exit (the syscall's, or on the
+ * fentry tier the kernel function's), where the kernel has just copied the path, so its page
+ * is resident. The path is read from the caller's memory as the call named it.
+ */
+static __always_inline int open_record(__u64 session, const struct open_args *a, long ret)
+{
+	struct agent_open *o = open_begin(session, ret, a->flags, a->mode, a->dfd, a->via);
+	if (!o)
+		return 0;
+	__u32 len = a->path ? requested_path_len(o, bpf_probe_read_user_str(o->data, AGENT_PATH_MAX, (void *)a->path)) : 0;
+	/* The path the kernel resolved: that of the file now installed at the new descriptor. */
+	struct file *f = ret >= 0 && resolve_paths ? current_file((int)ret) : NULL;
+	open_finish(o, len, f, ret < 0);
+	return 0;
+}
+
 #endif

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The kernel matrix: runs kernel tests inside a VM of one of Debian's kernels, under qemu's
+# software emulation (TCG: KVM stops with an emulation error on these machines), with this
+# machine's root file system shared read-only (virtme-ng). The tests are the ones already
+# built here (swift build --build-tests); nothing is built inside the VM.
+#
+#   .ci/matrix.sh KERNEL [FILTER] [TIER]
+#     KERNEL  6.1 | 6.12 (Debian 12's kernel packages, versions pinned below)
+#     FILTER  a swift test --filter regex (default: KernelTests, the whole kernel suite)
+#     TIER    auto | fentry | kprobe | tracepoint: every in-process daemon of the tests is
+#             forced onto it (AGENTWATCH_TEST_SENSOR); default auto
+#   make matrix KERNEL=6.12 [FILTER=...] [TIER=...]
+#
+# The kernel packages are fetched once (apt-get download) and kept under .build-matrix/, with
+# what each run prints (.build-matrix/out/KERNEL-TIER.log). Exit status: the tests'.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pkg_root=$(pwd)
+
+kernel=${1:?usage: .ci/matrix.sh 6.1|6.12 [FILTER] [TIER]}
+filter=${2:-KernelTests}
+tier=${3:-auto}
+case $kernel in
+	6.1) package=linux-image-6.1.0-50-amd64 version=6.1.176-1 ;;
+	6.12) package=linux-image-6.12.117+deb12-amd64 version=6.12.117-1~deb12u1 ;;
+	*) echo "matrix: unknown kernel '$kernel' (6.1 or 6.12)" >&2; exit 2 ;;
+esac
+case $tier in
+	auto|fentry|kprobe|tracepoint) ;;
+	*) echo "matrix: unknown tier '$tier' (auto, fentry, kprobe or tracepoint)" >&2; exit 2 ;;
+esac
+
+# What the VM needs: qemu, kmod (the kernel's modules), busybox (virtme-ng's initramfs), virtme-ng.
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v modprobe >/dev/null || need+=(kmod)
+command -v busybox >/dev/null || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+	echo "matrix: installing ${need[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v vng >/dev/null || { echo "matrix: installing virtme-ng (pip)"; pip install -q virtme-ng; }
+vng=$(command -v vng || echo "$HOME/.local/bin/vng")
+
+cache=$pkg_root/.build-matrix/kernels
+mkdir -p "$cache" "$pkg_root/.build-matrix/out"
+tree=$cache/${package}_$version
+if [ ! -d "$tree/boot" ]; then
+	deb=$cache/${package}_$version.deb
+	if [ ! -s "$deb" ]; then
+		echo "matrix: fetching $package=$version"
+		(cd "$cache" && apt-get download -q "$package=$version" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+		got=$(ls "$cache"/"${package}"_*.deb 2>/dev/null | head -n1)
+		if [ -z "$got" ]; then
+			echo "matrix: $package=$version is not in this machine's apt index: run apt-get update, or pin a version that is (apt-cache madison $package)" >&2
+			exit 1
+		fi
+		mv "$got" "$deb"
+	fi
+	rm -rf "$tree.tmp"
+	dpkg-deb -x "$deb" "$tree.tmp"
+	mv "$tree.tmp" "$tree"
+fi
+vmlinuz=$(ls "$tree"/boot/vmlinuz-* | head -n1)
+
+xctest=$pkg_root/.build/debug/agentwatchPackageTests.xctest
+[ -x "$xctest" ] || { echo "matrix: $xctest is missing: swift build --build-tests first" >&2; exit 1; }
+
+out=$pkg_root/.build-matrix/out
+name=$kernel-$tier
+log=$out/$name.log
+rm -f "$out/$name.rc"
+# The guest: the same environment CI gives the tests, the tier forced if asked; swift test
+# writes under .build, which the guest sees through an overlay (its writes stay in the VM).
+cat > "$out/$name.guest.sh" <<EOF
+set -u
+cd "$pkg_root"
+# Debian's kernels have kprobes and BPF trampolines: a tier refused there is a failure.
+export AGENTWATCH_REQUIRE_KERNEL=1 AGENTWATCH_REQUIRE_TIERS=fentry,kprobe,tracepoint HOME=/root PATH=$PATH
+[ "$tier" = auto ] || export AGENTWATCH_TEST_SENSOR=$tier
+echo "matrix: \$(uname -r), LSMs \$(cat /sys/kernel/security/lsm 2>/dev/null), tier $tier, filter $filter"
+start=\$(date +%s)
+swift test --skip-build --filter '$filter' 2>&1
+rc=\$?
+echo "matrix: tests took \$(( \$(date +%s) - start )) s, exit \$rc"
+echo \$rc > "$out/$name.rc"
+EOF
+echo "matrix: booting $(basename "$vmlinuz") (TCG), tier $tier, filter $filter; log $log"
+begin=$(date +%s)
+timeout "${MATRIX_TIMEOUT_S:-5400}" "$vng" -r "$vmlinuz" --disable-kvm --cpus 2 --memory 4G \
+	--rwdir "$out" --overlay-rwdir "$pkg_root/.build" \
+	-- "bash $out/$name.guest.sh" 2>&1 | tee "$log" | grep -aE "^matrix:|✘|recorded an issue|Test run with" || true
+echo "matrix: $kernel $tier: $(( $(date +%s) - begin )) s in all (boot included)"
+[ -s "$out/$name.rc" ] || { echo "matrix: the VM ended before the tests did: see $log" >&2; exit 1; }
+exit "$(cat "$out/$name.rc")"
