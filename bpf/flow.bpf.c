@@ -223,7 +223,11 @@ static __always_inline void copy_dns(struct __sk_buff *skb, struct packet *p, __
 	if (!r)
 		return;
 	barrier_var(len);
-	if (len == 0 || len > AGENT_DNS_MAX || bpf_skb_load_bytes(skb, off, r->data, len)) {
+	/* len is 12 to AGENT_DNS_MAX (a power of two) and stays so; written so that 6.1's verifier,
+	 * which loses the lower bound of a spilled length, sees 1 to AGENT_DNS_MAX too. */
+	_Static_assert((AGENT_DNS_MAX & (AGENT_DNS_MAX - 1)) == 0, "AGENT_DNS_MAX is a power of two");
+	len = ((len - 1) & (AGENT_DNS_MAX - 1)) + 1;
+	if (len > AGENT_DNS_MAX || bpf_skb_load_bytes(skb, off, r->data, len)) {
 		bpf_ringbuf_discard(r, 0);
 		return;
 	}
