@@ -275,12 +275,14 @@ def read_head(path, size=65536):
 
 def output_files(path):
     """The files of a file output, oldest first: those an agentwatch output rotated out beside
-    `path` (PATH.TIMESTAMP, gzipped or not), then `path`. A run that writes more than
+    `path` (PATH.TIMESTAMP[-N], gzipped or not), then `path`. A run that writes more than
     rotate_mib (100 MiB by default) has rotated at least once: reading `path` alone would take
     the records in the rotated files for missing ones."""
     d, base = os.path.split(path)
-    stamp = re.compile(re.escape(base) + r"\.\d{8}T\d{6}Z(\.gz)?")
-    rotated = sorted(n for n in os.listdir(d or ".") if stamp.fullmatch(n))
+    # BASE.YYYYMMDDTHHMMSSZ[-N][.gz]: N counts rotations within the same second.
+    stamp = re.compile(re.escape(base) + r"\.(\d{8}T\d{6}Z)(?:-(\d+))?(?:\.gz)?")
+    found = [(m.group(1), int(m.group(2) or 0), n) for n in os.listdir(d or ".") if (m := stamp.fullmatch(n))]
+    rotated = [n for _, _, n in sorted(found)]
     return [os.path.join(d, n) for n in rotated] + [path]
 
 
