@@ -19,6 +19,7 @@ package enum RecordField: Int, CaseIterable, Sendable {
     case netBytesSent, netBytesReceived, netBytesSentDelta, netBytesReceivedDelta, netFinal, ruleID
     case ruleTitle, ruleSeverity, ruleTags, ruleSource, ruleAuthor, agentVersion, agentPID, agentKernel
     case agentOutput, agentSessionRoots, agentFeatures, agentRules, agentChainPrev, agentChainStart
+    case agentSensor, agentSensorTier, agentSensorForced, agentSensorHooks, agentSensorRefused
     case agentPreviousRun, agentRecords, agentKernelDropped, agentDecodeRejected, agentSessions, agentOK
     case agentErrors, agentError, agentOutputs, agentOutputsStarted, agentOutputsStopped
     case agentRestartRequired, agentRulesCount, agentRulesDigest, previousRunEnded, previousRunLastSeq
@@ -209,6 +210,11 @@ package enum RecordField: Int, CaseIterable, Sendable {
         case .agentSessionRoots: Spec(.agent, "session_roots", .array, element: .string, in: .agentStart)
         case .agentFeatures: Spec(.agent, "features", .array, element: .string, in: .agentStart)
         case .agentRules: Spec(.agent, "rules", .object, in: .agentRules)
+        case .agentSensor: Spec(.agent, "sensor", .object, in: .agentStart)
+        case .agentSensorTier: Spec(.agentSensor, "tier", .string, in: .agentStart)
+        case .agentSensorForced: Spec(.agentSensor, "forced", .bool, in: .agentStart)
+        case .agentSensorHooks: Spec(.agentSensor, "hooks", .array, element: .string, in: .agentStart)
+        case .agentSensorRefused: Spec(.agentSensor, "refused", .array, element: .object, in: .agentStart)
         case .agentChainPrev: Spec(.agent, "chain_prev", .string, in: .agentStart)
         case .agentChainStart: Spec(.agent, "chain_start", .bool, in: .agentStart)
         case .agentPreviousRun: Spec(.agent, "previous_run", .object, in: .agentStart)
