@@ -96,6 +96,11 @@ static __always_inline int emit_open(long ret)
 	return open_record(session, &a, ret);
 }
 
+/* The syscall's first four arguments from its user registers (the fentry and kprobe tiers). */
+#define SYSCALL_ARGS4(regs)                                                                        \
+	PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs), \
+		PT_REGS_PARM4_CORE_SYSCALL(regs)
+
 /* The record straight from the syscall's registers and result (the fentry tier). */
 static __always_inline int open_from_regs(__u8 via, const struct pt_regs *regs, long ret)
 {
@@ -103,8 +108,7 @@ static __always_inline int open_from_regs(__u8 via, const struct pt_regs *regs, 
 	if (!session)
 		return 0;
 	struct open_args a = {};
-	open_args_of(&a, via, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs),
-		     PT_REGS_PARM3_CORE_SYSCALL(regs), PT_REGS_PARM4_CORE_SYSCALL(regs));
+	open_args_of(&a, via, SYSCALL_ARGS4(regs));
 	return open_record(session, &a, ret);
 }
 
@@ -128,8 +132,7 @@ static __always_inline int open_from_regs(__u8 via, const struct pt_regs *regs, 
 	SEC("ksyscall/" #name)                                                                     \
 	int BPF_KPROBE(kprobe_##name, const struct pt_regs *regs)                                  \
 	{                                                                                          \
-		return save_open(via, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs),  \
-				 PT_REGS_PARM3_CORE_SYSCALL(regs), PT_REGS_PARM4_CORE_SYSCALL(regs));  \
+		return save_open(via, SYSCALL_ARGS4(regs));                                        \
 	}                                                                                          \
 	SEC("kretsyscall/" #name)                                                                  \
 	int BPF_KRETPROBE(kretprobe_##name, long ret)                                              \

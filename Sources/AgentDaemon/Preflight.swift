@@ -51,11 +51,13 @@ struct Preflight {
         do {
             sensor = try Sensor(settings: settings, objectBytes: objectBytes)
         } catch {
+            // A forced tier first: a kernel without BPF trampolines refuses fentry with EPERM,
+            // which is not a missing privilege.
+            if let tier = config.sensor, tier != .tracepoint {
+                throw AgentError("loading the BPF programs on the \(tier.rawValue) tier (sensor: \(tier.rawValue)) failed: \(error): set sensor: auto to take the best tier this kernel has")
+            }
             if error.errno == EPERM || error.errno == EACCES {
                 throw AgentError("the kernel refused to load the BPF programs (\(error)): run as root, or grant CAP_SYS_ADMIN, CAP_SYS_PTRACE and CAP_CHOWN (packaging/CAPABILITIES.md)")
-            }
-            if let tier = config.sensor {
-                throw AgentError("loading the BPF programs on the \(tier.rawValue) tier (sensor: \(tier.rawValue)) failed: \(error): set sensor: auto to take the best tier this kernel has")
             }
             throw AgentError("loading the BPF programs failed: \(error)")
         }

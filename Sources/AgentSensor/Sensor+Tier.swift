@@ -17,36 +17,35 @@ package enum SensorTier: String, CaseIterable, Sendable {
 
 /// The tier a sensor runs on: forced by the `sensor` setting, or the best the kernel takes.
 package struct SensorChoice: Sendable, Equatable {
+    /// A better tier the kernel refused, with its error.
+    package struct Refusal: Sendable, Equatable {
+        package var tier: SensorTier
+        package var error: String
+
+        package init(tier: SensorTier, error: String) {
+            self.tier = tier
+            self.error = error
+        }
+    }
+
     package var tier: SensorTier
     /// Whether `sensor` forced the tier (no probing).
     package var forced: Bool
-    /// The better tiers the kernel refused, each with its error, best first.
-    package var refused: [(tier: SensorTier, error: String)]
+    /// The better tiers the kernel refused, best first.
+    package var refused: [Refusal]
 
-    package init(tier: SensorTier, forced: Bool, refused: [(tier: SensorTier, error: String)]) {
+    package init(tier: SensorTier, forced: Bool, refused: [Refusal]) {
         self.tier = tier
         self.forced = forced
         self.refused = refused
     }
-
-    package static func == (a: SensorChoice, b: SensorChoice) -> Bool {
-        a.tier == b.tier && a.forced == b.forced && a.refused.map(\.tier) == b.refused.map(\.tier)
-            && a.refused.map(\.error) == b.refused.map(\.error)
-    }
 }
 
 extension Sensor {
-    /// Every tier's syscall programs: those of the tiers not chosen are not loaded.
+    /// Every tier's syscall programs, open(2) and creat(2) included where the architecture has
+    /// none: those of the tiers not chosen are not loaded.
     package static var allSyscallPrograms: [AgentProbes.Program] {
-        #if arch(x86_64)
-        SensorTier.allCases.flatMap(syscallPrograms)
-        #else
-        // open(2) and creat(2) have nothing to attach to here on any tier.
-        SensorTier.allCases.flatMap(syscallPrograms) + [
-            .on_open_enter, .on_open_exit, .on_creat_enter, .on_creat_exit, .fexit_open, .fexit_creat,
-            .kprobe_open, .kretprobe_open, .kprobe_creat, .kretprobe_creat,
-        ]
-        #endif
+        SensorTier.allCases.flatMap { syscallPrograms($0) + (hasOpenAndCreat ? [] : openAndCreatPrograms($0)) }
     }
 
     /// `forced`, or the first tier whose probe loads and attaches: the tracepoint tier, which
@@ -57,13 +56,13 @@ extension Sensor {
             if forced != .tracepoint { try probe(forced, objectBytes: objectBytes, btfPath: btfPath) }
             return SensorChoice(tier: forced, forced: true, refused: [])
         }
-        var refused: [(tier: SensorTier, error: String)] = []
+        var refused: [SensorChoice.Refusal] = []
         for tier in SensorTier.allCases where tier != .tracepoint {
             do {
                 try probe(tier, objectBytes: objectBytes, btfPath: btfPath)
                 return SensorChoice(tier: tier, forced: false, refused: refused)
             } catch {
-                refused.append((tier, "\(error)"))
+                refused.append(SensorChoice.Refusal(tier: tier, error: "\(error)"))
             }
         }
         return SensorChoice(tier: .tracepoint, forced: false, refused: refused)

@@ -43,33 +43,35 @@ package final class Sensor {
     /// The syscall hooks (opens and connects) of `tier`, attached only while at least one
     /// session exists: bpf/file.bpf.c and bpf/net.bpf.c give each call the same record on every tier.
     package static func syscallPrograms(_ tier: SensorTier) -> [AgentProbes.Program] {
+        let common: [AgentProbes.Program]
         switch tier {
         case .fentry:
-            return [.fexit_openat, .fexit_openat2, .fexit_open_by_handle_at, .fentry_connect, .fexit_connect]
-                + legacyOpenPrograms(tier)
+            common = [.fexit_openat, .fexit_openat2, .fexit_open_by_handle_at, .fentry_connect, .fexit_connect]
         case .kprobe:
-            return [.kprobe_openat, .kretprobe_openat, .kprobe_openat2, .kretprobe_openat2,
-                    .kprobe_open_by_handle_at, .kretprobe_open_by_handle_at, .kprobe_connect, .kretprobe_connect]
-                + legacyOpenPrograms(tier)
+            common = [.kprobe_openat, .kretprobe_openat, .kprobe_openat2, .kretprobe_openat2,
+                      .kprobe_open_by_handle_at, .kretprobe_open_by_handle_at, .kprobe_connect, .kretprobe_connect]
         case .tracepoint:
-            return [.on_openat_enter, .on_openat_exit, .on_openat2_enter, .on_openat2_exit,
-                    .on_open_by_handle_at_enter, .on_open_by_handle_at_exit, .on_connect_enter, .on_connect_exit]
-                + legacyOpenPrograms(tier)
+            common = [.on_openat_enter, .on_openat_exit, .on_openat2_enter, .on_openat2_exit,
+                      .on_open_by_handle_at_enter, .on_open_by_handle_at_exit, .on_connect_enter, .on_connect_exit]
         }
+        return common + (hasOpenAndCreat ? openAndCreatPrograms(tier) : [])
     }
 
-    /// open(2) and creat(2) on `tier`: x86_64 has them; arm64 (the generic syscall table) has
-    /// openat only, and nothing to attach these to, so there they are not loaded.
-    package static func legacyOpenPrograms(_ tier: SensorTier) -> [AgentProbes.Program] {
-        #if arch(x86_64)
+    /// open(2) and creat(2): x86_64 has them; arm64 (the generic syscall table) has openat only,
+    /// and nothing to attach these to, so there they are not loaded.
+    #if arch(x86_64)
+    package static let hasOpenAndCreat = true
+    #else
+    package static let hasOpenAndCreat = false
+    #endif
+
+    /// `tier`'s programs for open(2) and creat(2), whether or not this architecture has them.
+    static func openAndCreatPrograms(_ tier: SensorTier) -> [AgentProbes.Program] {
         switch tier {
         case .fentry: return [.fexit_open, .fexit_creat]
         case .kprobe: return [.kprobe_open, .kretprobe_open, .kprobe_creat, .kretprobe_creat]
         case .tracepoint: return [.on_open_enter, .on_open_exit, .on_creat_enter, .on_creat_exit]
         }
-        #else
-        return []
-        #endif
     }
 
     /// io_uring opens and connects (bpf/uring_file.bpf.c, bpf/uring_net.bpf.c): the submission
@@ -212,7 +214,7 @@ package final class Sensor {
     /// `open_by_handle_at`, `open` and `creat` where the architecture has them, `io_uring_open`
     /// where the kernel's io_uring hooks loaded.
     package var openFeatures: [String] {
-        ["open_by_handle_at"] + (Self.legacyOpenPrograms(choice.tier).isEmpty ? [] : ["open", "creat"]) + (uringLoaded.isEmpty ? [] : ["io_uring_open"])
+        ["open_by_handle_at"] + (Self.hasOpenAndCreat ? ["open", "creat"] : []) + (uringLoaded.isEmpty ? [] : ["io_uring_open"])
     }
 
     package func attachSyscallHooks() throws(BPFError) {

@@ -46,7 +46,7 @@ struct AgentRecordTests {
             let out = Self.both({ r in
                 r.agentStart(version: "1.2.3", pid: 4242, kernel: "6.8.0", output: "file:/var/log/a.ndjson", sessionRoots: roots,
                              features: ["exec", "fork", "exit", "openat", "openat2", "connect", "flow"],
-                             sensor: SensorChoice(tier: .kprobe, forced: false, refused: [(.fentry, "load: EPERM \"x\"")]),
+                             sensor: SensorChoice(tier: .kprobe, forced: false, refused: [SensorChoice.Refusal(tier: .fentry, error: "load: EPERM \"x\"")]),
                              hooks: ["tp_btf/sched_process_exec", "ksyscall/openat"], rules: set.map(RulesInForce.init),
                              unixNs: Self.t0)
             }, { r in
