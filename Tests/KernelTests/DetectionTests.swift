@@ -120,6 +120,37 @@ extension KernelSuite {
             #expect(live.count == cases.count)
         }
 
+        /// The ways in of issue 14 reach the same rules as `cat`: a credential read through raw
+        /// open(2), through open_by_handle_at (as root: it needs CAP_DAC_READ_SEARCH), and
+        /// through io_uring OPENAT and OPENAT2 (no open syscall at all) each raise the
+        /// credential alert, once, its evidence the open with the file's path and how it was asked.
+        @Test("credential reads through open(2), open_by_handle_at and io_uring raise the credential alerts")
+        func otherWaysInRaiseCredentialAlerts() throws {
+            let home = try FakeHome()
+            let helper = home.path + "/open-family"
+            let cc = runIn(nil, ["/usr/bin/cc", "-O1", "-Wall", "-Werror", "-o", helper, KernelEnv.packageRoot + "/Tests/support/open-family.c"])
+            try #require(cc.status == 0, "cc Tests/support/open-family.c failed")
+            let d = try TestDaemon { $0.rules = [KernelEnv.packageRoot + "/rules"] }
+            d.start()
+            defer { d.stop() }
+            let h = home.path
+            let cases: [(session: String, script: String, rule: String, path: String, via: String)] = [
+                ("open", "\(helper) open ~/.ssh/id_ed25519", "cred-ssh-private-key", h + "/.ssh/id_ed25519", "open"),
+                ("handle", "\(helper) handle ~/.ssh/id_ed25519", "cred-ssh-private-key", h + "/.ssh/id_ed25519", "open_by_handle_at"),
+                ("uring", "\(helper) uring ~/.aws/credentials", "cred-cloud-credentials", h + "/.aws/credentials", "io_uring"),
+                ("uring2", "\(helper) uring ~/.aws/credentials openat2 async", "cred-cloud-credentials", h + "/.aws/credentials", "io_uring"),
+            ]
+            for c in cases {
+                let (alerts, status) = alerts(d, session: c.session, home: h, c.script)
+                #expect(status == 0, "\(c.session): the command failed")
+                #expect(ids(alerts) == [c.rule], "\(c.session): \(ids(alerts))")
+                let evidence = (alerts.first?[path: "evidence"] as? [Int]) ?? []
+                let opens = d.records().filter { r in r.string("type") == "file.open" && evidence.contains(r.int("seq") ?? -1) }
+                #expect(opens.contains { $0.string("file.path") == c.path && $0.string("file.via") == c.via },
+                        "\(c.session): evidence \(opens.map { "\($0.string("file.via") ?? "?") \($0.string("file.path") ?? "?")" })")
+            }
+        }
+
         /// Replays a capture's NDJSON records through a fresh Detector with the same rules, as
         /// `agentwatch replay` will: the alerts must be those raised live (rule, evidence).
         func replayedAlerts(_ records: [[String: Any]], rules: RuleSet) -> [String] {
