@@ -38,6 +38,14 @@ struct NetReplayTests {
         #expect(report.contains("1 net.send"))
     }
 
+    @Test("the HTML report shows the send, the DNS messages and the resolved name")
+    func html() throws {
+        let (report, _, _) = replay([("net.ndjson", Self.capture().bytes)]) { $0.format = .html }
+        #expect(report.contains("send udp → 198.51.100.8:4500 (drop.example.test)"), "\(report.suffix(2000))")
+        #expect(report.contains("dns query to 127.0.0.53:53: A drop.example.test"))
+        #expect(report.contains("connect tcp 198.51.100.8:443 (drop.example.test)"))
+    }
+
     @Test("the tree lists the sends and counts their bytes with the process's")
     func tree() throws {
         let (report, _, _) = replay([("net.ndjson", Self.capture().bytes)]) { $0.format = .tree }
