@@ -7,7 +7,7 @@
 #   .ci/matrix.sh KERNEL [FILTER] [TIER]
 #     KERNEL  6.1 | 6.12 (Debian 12's kernel packages, versions pinned below)
 #     FILTER  a swift test --filter regex (default: KernelTests, the whole kernel suite)
-#     TIER    auto | fentry | kprobe | tracepoint: every in-process daemon of the tests is
+#     TIER    auto | lsm | fentry | kprobe | tracepoint: every in-process daemon of the tests is
 #             forced onto it (AGENTWATCH_TEST_SENSOR); default auto
 #   make matrix KERNEL=6.12 [FILTER=...] [TIER=...]
 #
@@ -26,8 +26,8 @@ case $kernel in
 	*) echo "matrix: unknown kernel '$kernel' (6.1 or 6.12)" >&2; exit 2 ;;
 esac
 case $tier in
-	auto|fentry|kprobe|tracepoint) ;;
-	*) echo "matrix: unknown tier '$tier' (auto, fentry, kprobe or tracepoint)" >&2; exit 2 ;;
+	auto|lsm|fentry|kprobe|tracepoint) ;;
+	*) echo "matrix: unknown tier '$tier' (auto, lsm, fentry, kprobe or tracepoint)" >&2; exit 2 ;;
 esac
 
 # What the VM needs: qemu, kmod (the kernel's modules), busybox (virtme-ng's initramfs), virtme-ng.
@@ -81,8 +81,8 @@ rm -f "$out/$name.rc"
 cat > "$out/$name.guest.sh" <<EOF
 set -u
 cd "$pkg_root"
-# Debian's kernels have kprobes and BPF trampolines: a tier refused there is a failure.
-export AGENTWATCH_REQUIRE_KERNEL=1 AGENTWATCH_REQUIRE_TIERS=fentry,kprobe,tracepoint HOME=/root PATH=$PATH
+# Debian's kernels have BPF LSM, kprobes and BPF trampolines: a tier refused there is a failure.
+export AGENTWATCH_REQUIRE_KERNEL=1 AGENTWATCH_REQUIRE_TIERS=lsm,fentry,kprobe,tracepoint HOME=/root PATH=$PATH
 [ "$tier" = auto ] || export AGENTWATCH_TEST_SENSOR=$tier
 echo "matrix: \$(uname -r), LSMs \$(cat /sys/kernel/security/lsm 2>/dev/null), tier $tier, filter $filter"
 start=\$(date +%s)

@@ -7,7 +7,7 @@
  * open and creat exist on x86_64 only among the architectures agentwatch builds for (arm64
  * has openat alone): the daemon attaches their hooks where the tracepoints exist. A 32-bit
  * process's calls (ia32 emulation) reach no syscalls/ tracepoint, these or openat, and no
- * __x64_sys_ function: they are not hooked on any tier.
+ * __x64_sys_ function: they have programs of their own below, on every tier.
  */
 #include "lib/open.bpf.h"
 
@@ -145,3 +145,202 @@ OPEN_HOOKS(openat2, AGENT_VIA_OPENAT2)
 OPEN_HOOKS(open, AGENT_VIA_OPEN)
 OPEN_HOOKS(creat, AGENT_VIA_CREAT)
 OPEN_HOOKS(open_by_handle_at, AGENT_VIA_OPEN_BY_HANDLE_AT)
+
+/*
+ * ia32 syscalls (a 32-bit program, or int $0x80 from a 64-bit one) reach none of the programs
+ * above: no syscalls/ tracepoint fires for them and they call __ia32_* functions, not __x64_*.
+ * Their opens are hooked on each tier too, where the kernel has ia32 emulation (the daemon loads
+ * these only where its BTF has the functions), each record marked ia32. The arguments are in
+ * the user registers bx, cx, dx, si, in the 64-bit calls' order, so open_args_of reads them
+ * alike. On the tracepoint tier one raw tracepoint at every syscall's exit picks them out (the
+ * syscall tracepoints already put every task on the slow path there; this adds one check).
+ */
+#if defined(__TARGET_ARCH_x86)
+#define IA32_ARGS4(regs)                                                                           \
+	(__u32)BPF_CORE_READ(regs, bx), (__u32)BPF_CORE_READ(regs, cx), (__u32)BPF_CORE_READ(regs, dx), \
+		(__u32)BPF_CORE_READ(regs, si)
+#define TS_COMPAT 0x0002
+
+static __always_inline int open_from_ia32_regs(__u8 via, const struct pt_regs *regs, long ret)
+{
+	__u64 session = current_session();
+	if (!session)
+		return 0;
+	struct open_args a = {};
+	open_args_of(&a, via, IA32_ARGS4(regs));
+	a.ia32 = 1;
+	return open_record(session, &a, ret);
+}
+
+static __always_inline int save_open_ia32(__u8 via, const struct pt_regs *regs)
+{
+	if (!current_session())
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct open_args a = {};
+	open_args_of(&a, via, IA32_ARGS4(regs));
+	a.ia32 = 1;
+	bpf_map_update_elem(&open_inflight, &tid, &a, BPF_ANY);
+	return 0;
+}
+
+/* ia32 syscall numbers of the open calls. */
+#define IA32_NR_OPEN 5
+#define IA32_NR_CREAT 8
+#define IA32_NR_OPENAT 295
+#define IA32_NR_OPEN_BY_HANDLE_AT 342
+#define IA32_NR_OPENAT2 437
+#define IA32_NR_EXECVE 11
+#define IA32_NR_EXECVEAT 358
+#define IA32_NR_IO_URING_ENTER 426
+
+static __always_inline int ia32_open_via(long nr)
+{
+	switch (nr) {
+	case IA32_NR_OPEN: return AGENT_VIA_OPEN;
+	case IA32_NR_CREAT: return AGENT_VIA_CREAT;
+	case IA32_NR_OPENAT: return AGENT_VIA_OPENAT;
+	case IA32_NR_OPEN_BY_HANDLE_AT: return AGENT_VIA_OPEN_BY_HANDLE_AT;
+	case IA32_NR_OPENAT2: return AGENT_VIA_OPENAT2;
+	default: return -1;
+	}
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(ia32_sys_exit, struct pt_regs *regs, long ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (!(task->thread_info.status & TS_COMPAT))
+		return 0;
+	int via = ia32_open_via(regs->orig_ax);
+	if (via < 0)
+		return 0;
+	return open_from_ia32_regs((__u8)via, regs, ret);
+}
+#else
+#define open_from_ia32_regs(via, regs, ret) 0
+#define save_open_ia32(via, regs) 0
+SEC("tp_btf/sys_exit")
+int BPF_PROG(ia32_sys_exit, struct pt_regs *regs, long ret)
+{
+	return 0;
+}
+#endif
+
+/* Every tier's ia32 programs for the open call whose ia32 function is fn (x86_64 only). */
+#define IA32_OPEN_HOOKS(name, fn, via)                                                             \
+	SEC("fexit/" fn)                                                                           \
+	int BPF_PROG(fexit_ia32_##name, const struct pt_regs *regs, long ret)                      \
+	{                                                                                          \
+		return open_from_ia32_regs(via, regs, ret);                                        \
+	}                                                                                          \
+	SEC("kprobe/" fn)                                                                          \
+	int BPF_KPROBE(kprobe_ia32_##name, const struct pt_regs *regs)                             \
+	{                                                                                          \
+		return save_open_ia32(via, regs);                                                  \
+	}                                                                                          \
+	SEC("kretprobe/" fn)                                                                       \
+	int BPF_KRETPROBE(kretprobe_ia32_##name, long ret)                                         \
+	{                                                                                          \
+		return emit_open(ret);                                                             \
+	}
+
+IA32_OPEN_HOOKS(openat, "__ia32_compat_sys_openat", AGENT_VIA_OPENAT)
+IA32_OPEN_HOOKS(open, "__ia32_compat_sys_open", AGENT_VIA_OPEN)
+IA32_OPEN_HOOKS(creat, "__ia32_sys_creat", AGENT_VIA_CREAT)
+IA32_OPEN_HOOKS(openat2, "__ia32_sys_openat2", AGENT_VIA_OPENAT2)
+IA32_OPEN_HOOKS(open_by_handle_at, "__ia32_compat_sys_open_by_handle_at", AGENT_VIA_OPEN_BY_HANDLE_AT)
+
+/*
+ * Every tier but the tracepoint one: file_open (the LSM hook on the LSM tier, security_file_open,
+ * its caller, on the fentry and kprobe tiers), which the kernel runs for every file it opens,
+ * however it was asked. An open the syscall programs above record (the five calls
+ * from 64-bit code), io_uring's (uring_file.bpf.c) and an exec's own (the image and its
+ * interpreter: the exec record) are left to them. Every other is a call no other tier sees or
+ * decodes: an ia32 syscall (a 32-bit program, or int $0x80 from 64-bit code), a pty peer opened
+ * by ioctl(TIOCGPTPEER), mq_open, uselib... It is recorded here, via other, from the file
+ * itself: its path and identity, its flags, no requested path, and no result (the descriptor is
+ * not installed yet, and may never be). It allows every open: enforcement is not done here.
+ */
+#if defined(__TARGET_ARCH_x86)
+#define NR_OPEN 2
+#define NR_CREAT 85
+#define NR_EXECVE 59
+#define NR_OPENAT 257
+#define NR_OPEN_BY_HANDLE_AT 304
+#define NR_EXECVEAT 322
+#define NR_IO_URING_ENTER 426
+#define NR_OPENAT2 437
+#define SYSCALL_NR(regs) BPF_CORE_READ(regs, orig_ax)
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_OPEN (-1)
+#define NR_CREAT (-1)
+#define NR_EXECVE 221
+#define NR_OPENAT 56
+#define NR_OPEN_BY_HANDLE_AT 265
+#define NR_EXECVEAT 281
+#define NR_IO_URING_ENTER 426
+#define NR_OPENAT2 437
+#define SYSCALL_NR(regs) BPF_CORE_READ(regs, syscallno)
+#endif
+#define PF_IO_WORKER 0x00000010
+/* A file the kernel opens for its own use behind another (overlayfs' file on the layer below,
+ * a backing file): never the one the caller gets; the caller's own open is recorded. */
+#define FMODE_NOACCOUNT (1U << 29)
+
+/* Whether the current task's open of a file is one another program records. */
+static __always_inline bool open_recorded_elsewhere(struct task_struct *task)
+{
+	if (BPF_CORE_READ(task, flags) & PF_IO_WORKER)
+		return true; /* io_uring's worker or SQPOLL thread: uring_file.bpf.c */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (!regs)
+		return false;
+	long nr = (long)SYSCALL_NR(regs);
+#if defined(__TARGET_ARCH_x86)
+	if (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT)
+		/* An ia32 syscall: the ia32 open programs', io_uring's or the exec's, else this one's. */
+		return ia32_open_via(nr) >= 0 ? ia32_hooked : nr == IA32_NR_IO_URING_ENTER || nr == IA32_NR_EXECVE || nr == IA32_NR_EXECVEAT;
+	nr &= ~0x40000000L; /* an x32 call is the 64-bit one's, and its programs ran */
+#endif
+	return nr == NR_OPENAT || nr == NR_OPENAT2 || nr == NR_OPEN || nr == NR_CREAT || nr == NR_OPEN_BY_HANDLE_AT ||
+	       nr == NR_IO_URING_ENTER || nr == NR_EXECVE || nr == NR_EXECVEAT;
+}
+
+static __always_inline int other_open(struct file *file)
+{
+	__u64 session = current_session();
+	if (!session)
+		return 0;
+	if (BPF_CORE_READ(file, f_mode) & FMODE_NOACCOUNT)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (open_recorded_elsewhere(task))
+		return 0;
+	struct agent_open *o = open_begin(session, 0, BPF_CORE_READ(file, f_flags), 0, AT_FDCWD, AGENT_VIA_OTHER);
+	if (!o)
+		return 0;
+	o->hdr.flags |= AGENT_F_RESULT_UNSEEN;
+	open_finish(o, 0, file, false);
+	return 0;
+}
+
+SEC("lsm/file_open")
+int BPF_PROG(lsm_file_open, struct file *file)
+{
+	return other_open(file);
+}
+
+/* The same on the fentry and kprobe tiers: security_file_open, which calls the LSMs' hooks,
+ * runs for every file the kernel opens whether or not BPF LSM is active. */
+SEC("fentry/security_file_open")
+int BPF_PROG(fentry_file_open, struct file *file)
+{
+	return other_open(file);
+}
+
+SEC("kprobe/security_file_open")
+int BPF_KPROBE(kprobe_file_open, struct file *file)
+{
+	return other_open(file);
+}

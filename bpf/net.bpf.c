@@ -15,15 +15,8 @@ static __always_inline int save_connect(__s32 fd, __u64 uaddr, __u32 len)
 	if (!current_session())
 		return 0;
 	struct connect_args a = {};
-	__u32 copy = len > AGENT_SOCKADDR_MAX ? AGENT_SOCKADDR_MAX : len;
-	/* Keep the bound where the verifier sees it. */
-	barrier_var(copy);
-	if (copy > AGENT_SOCKADDR_MAX)
-		return 0;
 	/* The address is read at entry: the kernel copies it in before connecting. */
-	if (copy > 0)
-		bpf_probe_read_user(a.addr, copy, (void *)uaddr);
-	a.addr_len = len;
+	a.addr_len = copy_sockaddr(a.addr, (void *)uaddr, (int)len, true);
 	a.fd = fd;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	bpf_map_update_elem(&connect_inflight, &tid, &a, BPF_ANY);
@@ -119,4 +112,25 @@ SEC("kretsyscall/connect")
 int BPF_KRETPROBE(kretprobe_connect, long ret)
 {
 	return emit_connect(ret);
+}
+
+/*
+ * The LSM tier: the fentry tier's programs, and socket_connect, which runs inside connect(2)
+ * once the kernel has its own copy of the address. A connect in flight (fentry_connect saved
+ * it) takes that copy, so the record names the address the kernel connected to, not what the
+ * caller's memory held when the call began: a thread that rewrote it in between cannot make
+ * the record lie. It allows every connect.
+ */
+SEC("lsm/socket_connect")
+int BPF_PROG(lsm_socket_connect, struct socket *sock, struct sockaddr *address, int addrlen)
+{
+	if (!current_session())
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct connect_args *a = bpf_map_lookup_elem(&connect_inflight, &tid);
+	if (!a)
+		return 0;
+	__builtin_memset(a->addr, 0, AGENT_SOCKADDR_MAX);
+	a->addr_len = copy_sockaddr(a->addr, address, addrlen, false);
+	return 0;
 }

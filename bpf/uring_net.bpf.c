@@ -36,15 +36,7 @@ static __always_inline int uring_net_submit(struct io_kiocb *req)
 	struct uring_connect u = {};
 	void *uaddr = BPF_CORE_READ(conn, addr);
 	int len = BPF_CORE_READ(conn, addr_len);
-	__u32 copy = len < 0 ? 0 : (__u32)len;
-	if (copy > AGENT_SOCKADDR_MAX)
-		copy = AGENT_SOCKADDR_MAX;
-	barrier_var(copy);
-	if (copy > AGENT_SOCKADDR_MAX)
-		return 0;
-	if (copy > 0)
-		bpf_probe_read_user(u.addr, copy, uaddr);
-	u.addr_len = len < 0 ? 0 : (__u32)len;
+	u.addr_len = copy_sockaddr(u.addr, uaddr, len, true);
 	u.fd = BPF_CORE_READ(req, cqe.fd);
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 ugid = bpf_get_current_uid_gid();

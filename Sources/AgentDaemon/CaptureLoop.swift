@@ -138,9 +138,11 @@ package final class CaptureLoop: @unchecked Sendable {
     /// `agent.start`, the hooks, the pid file, and the sessions that exist already.
     private func begin() throws(AgentError) {
         outputs?.start()
+        let features = Self.features + sensor.features
+        recorder.sight = sensor.sight(features: features)
         recorder.agentStart(
             version: AgentVersion.string, pid: getpid(), kernel: Preflight.kernelRelease(), output: sinkDescription,
-            sessionRoots: registry.roots.map(\.path), features: Self.features + sensor.openFeatures + sensor.netFeatures,
+            sessionRoots: registry.roots.map(\.path), features: features,
             sensor: sensor.choice, hooks: sensor.hooks, rules: reloader.rules.map(RulesInForce.init),
             unixNs: wallNow())
         if let p = recorder.previousRun, p.ended == "unclean" {

@@ -104,7 +104,7 @@ package enum RuleField: Int, CaseIterable, Sendable {
     case stdinDevice, stdinDriverPID, stdinDriverEntityID, stdinDriverExe, stdinDriverInet
     case exitCode, signal, durationNs
     case filePath, fileRequestedPath, fileName, fileError, fileFlags, fileWrite, fileResult, fileMode
-    case fileVia, fileFixedFile, fileResultUnseen, fileInode, fileDevice, fileMountID
+    case fileVia, fileIA32, fileFixedFile, fileResultUnseen, fileInode, fileDevice, fileMountID
     case netFamily, netTransport, netDaddr, netSaddr, netPath, netError
     case netDport, netSport, netResult
     case netBytesSent, netBytesReceived, netBytesSentDelta, netFinal
@@ -179,6 +179,7 @@ package enum RuleField: Int, CaseIterable, Sendable {
         case .fileResult: .record(.fileResult)
         case .fileMode: .record(.fileMode)
         case .fileVia: .record(.fileVia)
+        case .fileIA32: .record(.fileIA32)
         case .fileFixedFile: .record(.fileFixedFile)
         case .fileResultUnseen: .record(.fileResultUnseen)
         case .fileInode: .record(.fileInode)

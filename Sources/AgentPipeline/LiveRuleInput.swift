@@ -180,6 +180,7 @@ struct LiveRuleInput: RuleInput {
         case .fileResult: return o.resultUnseen ? nil : .int(Int64(o.ret))
         case .fileMode: return .int(Int64(o.mode))
         case .fileVia: return .string("\(o.viaName)")
+        case .fileIA32: return o.isIA32 ? .bool(true) : nil
         case .fileFixedFile: return o.isFixedFile ? .bool(true) : nil
         case .fileResultUnseen: return o.resultUnseen ? .bool(true) : nil
         // As the record writes them, when the open gave a file; an inode past Int64 is no

@@ -159,6 +159,7 @@ extension Recorder {
         buffer.raw(",\"via\":\"")
         buffer.raw(o.viaName)
         buffer.raw("\"")
+        if o.isIA32 { buffer.raw(",\"ia32\":true") }
         if o.dfd != -100 {
             buffer.raw(",\"dirfd\":")
             buffer.int(o.dfd)
@@ -307,6 +308,15 @@ extension Recorder {
         buffer.bool(s.adopted)
         buffer.raw(",\"start_time\":")
         buffer.timestamp(unixNanoseconds: s.startNs)
+        if type == .sessionStart, let sight {
+            buffer.raw(",\"sensor\":{\"tier\":")
+            buffer.string(sight.tier.rawValue)
+            buffer.raw(",\"sees\":")
+            buffer.stringArray(sight.sees)
+            buffer.raw(",\"blind\":")
+            buffer.stringArray(sight.blind)
+            buffer.raw("}")
+        }
         if ended {
             buffer.raw(",\"end_time\":")
             buffer.timestamp(unixNanoseconds: unixNs)

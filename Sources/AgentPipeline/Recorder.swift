@@ -1,4 +1,5 @@
 import AgentRecords
+import AgentSensor
 import AgentSupport
 import CAgentEvents
 import Glibc
@@ -47,6 +48,8 @@ public final class Recorder {
     var errnoNames: [Int32: [UInt8]] = [:]
     /// Reused to join a directory and a relative path.
     var pathJoin: [UInt8] = []
+    /// What sessions see on this kernel and tier: `session.start` says it (none: not said).
+    package var sight: SensorSight?
 
     public init(sink: RecordOutput, host: HostIdentity) {
         self.sink = sink

@@ -6,7 +6,7 @@
 package enum RecordField: Int, CaseIterable, Sendable {
     case v, seq, time, type, host, chain, session, process, file, net, rule, message, evidence, suppressed
     case agent, loss, hostName, hostID, sessionID, sessionCgroup, sessionLabels, sessionCgroupID
-    case sessionUID, sessionAdopted, sessionStartTime, sessionEndTime, sessionCounts, sessionHomes, tid
+    case sessionUID, sessionAdopted, sessionSensor, sessionSensorTier, sessionSensorSees, sessionSensorBlind, sessionStartTime, sessionEndTime, sessionCounts, sessionHomes, tid
     case processEntityID, pid, ppid, uid, gid, euid, auid, auditSessionID, comm, exe, argv, argvTruncated
     case cwd, processStartTime, processSource, parent, argc, previousExe, filename, stdin, stdout, stderr
     case exitCode, signal, coreDumped, durationNs, stdinType, stdinIno, stdoutType, stdoutIno, stderrType
@@ -14,7 +14,7 @@ package enum RecordField: Int, CaseIterable, Sendable {
     case exeFileless, exeDeleted, exeInode, exeDevice, exeMountID, exeWritten, exeWrittenBy
     case stdinDevice, stdinDriver, stdinDriverPID, stdinDriverEntityID, stdinDriverExe, stdinDriverInet
     case fileDirfd, fileFlags, fileMode, fileResult, fileError, netFamily, netV4Mapped, netTransport
-    case fileVia, fileFixedFile, fileResultUnseen, fileInode, fileDevice, fileMountID
+    case fileVia, fileIA32, fileFixedFile, fileResultUnseen, fileInode, fileDevice, fileMountID
     case netDaddr, netDport, netSaddr, netSport, netPath, netAbstract, netFD, netResult, netError
     case netBytesSent, netBytesReceived, netBytesSentDelta, netBytesReceivedDelta, netFinal, ruleID
     case ruleTitle, ruleSeverity, ruleTags, ruleSource, ruleAuthor, agentVersion, agentPID, agentKernel
@@ -112,6 +112,10 @@ package enum RecordField: Int, CaseIterable, Sendable {
         case .sessionCgroupID: Spec(.session, "cgroup_id", .number, in: .sessionStartEnd)
         case .sessionUID: Spec(.session, "uid", .number, in: .sessionStartEnd)
         case .sessionAdopted: Spec(.session, "adopted", .bool, in: .sessionStartEnd)
+        case .sessionSensor: Spec(.session, "sensor", .object, in: .sessionStart)
+        case .sessionSensorTier: Spec(.sessionSensor, "tier", .string, in: .sessionStart)
+        case .sessionSensorSees: Spec(.sessionSensor, "sees", .array, element: .string, in: .sessionStart)
+        case .sessionSensorBlind: Spec(.sessionSensor, "blind", .array, element: .string, in: .sessionStart)
         case .sessionStartTime: Spec(.session, "start_time", .string, in: .sessionStartEnd, time: true)
         case .sessionEndTime: Spec(.session, "end_time", .string, in: .sessionEnd, time: true)
         case .sessionCounts: Spec(.session, "counts", .object, in: .sessionEnd)
@@ -174,6 +178,7 @@ package enum RecordField: Int, CaseIterable, Sendable {
         case .fileResult: Spec(.file, "result", .number, in: .fileOpen)
         case .fileError: Spec(.file, "error", .string, in: .fileOpen)
         case .fileVia: Spec(.file, "via", .string, in: .fileOpen)
+        case .fileIA32: Spec(.file, "ia32", .bool, in: .fileOpen)
         case .fileFixedFile: Spec(.file, "fixed_file", .bool, in: .fileOpen)
         case .fileResultUnseen: Spec(.file, "result_unseen", .bool, in: .fileOpen)
         case .fileInode: Spec(.file, "inode", .number, in: .fileOpen)

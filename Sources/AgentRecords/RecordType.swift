@@ -46,6 +46,7 @@ package struct RecordTypeSet: OptionSet, Sendable, Hashable {
     package static let execRecords = RecordTypeSet([.processExec, .alert])
     package static let exitRecords = RecordTypeSet([.processExit, .alert])
     package static let sessionStartEnd = RecordTypeSet([.sessionStart, .sessionEnd])
+    package static let sessionStart = RecordTypeSet([.sessionStart])
     package static let sessionEnd = RecordTypeSet([.sessionEnd])
     package static let fileOpen = RecordTypeSet([.fileOpen])
     package static let net = RecordTypeSet([.netConnect, .netFlow, .netSend, .netDNS])

@@ -165,6 +165,7 @@ extension agent_open {
         case AGENT_VIA_CREAT.rawValue: "creat"
         case AGENT_VIA_OPEN_BY_HANDLE_AT.rawValue: "open_by_handle_at"
         case AGENT_VIA_IO_URING.rawValue: "io_uring"
+        case AGENT_VIA_OTHER.rawValue: "other"
         default: "unknown"
         }
     }
@@ -172,6 +173,9 @@ extension agent_open {
     /// The open gave a file whose identity the kernel read (`file.inode`, `file.device`,
     /// `file.mount_id`): 0s otherwise.
     package var hasIdentity: Bool { id.ino != 0 }
+
+    /// An ia32 syscall made it (a 32-bit program, or int $0x80 from a 64-bit one).
+    package var isIA32: Bool { hdr.flags & UInt8(AGENT_F_IA32.rawValue) != 0 }
 
     /// io_uring opened it into a fixed-file slot: no descriptor, `ret` is 0 or the slot.
     package var isFixedFile: Bool { hdr.flags & UInt8(AGENT_F_FIXED_FILE.rawValue) != 0 }

@@ -45,11 +45,14 @@ package final class Sensor {
     package static func syscallPrograms(_ tier: SensorTier) -> [AgentProbes.Program] {
         let common: [AgentProbes.Program]
         switch tier {
+        case .lsm:
+            common = [.fexit_openat, .fexit_openat2, .fexit_open_by_handle_at, .fentry_connect, .fexit_connect,
+                      .lsm_file_open, .lsm_socket_connect]
         case .fentry:
-            common = [.fexit_openat, .fexit_openat2, .fexit_open_by_handle_at, .fentry_connect, .fexit_connect]
+            common = [.fexit_openat, .fexit_openat2, .fexit_open_by_handle_at, .fentry_connect, .fexit_connect, .fentry_file_open]
         case .kprobe:
             common = [.kprobe_openat, .kretprobe_openat, .kprobe_openat2, .kretprobe_openat2,
-                      .kprobe_open_by_handle_at, .kretprobe_open_by_handle_at, .kprobe_connect, .kretprobe_connect]
+                      .kprobe_open_by_handle_at, .kretprobe_open_by_handle_at, .kprobe_connect, .kretprobe_connect, .kprobe_file_open]
         case .tracepoint:
             common = [.on_openat_enter, .on_openat_exit, .on_openat2_enter, .on_openat2_exit,
                       .on_open_by_handle_at_enter, .on_open_by_handle_at_exit, .on_connect_enter, .on_connect_exit]
@@ -68,7 +71,7 @@ package final class Sensor {
     /// `tier`'s programs for open(2) and creat(2), whether or not this architecture has them.
     static func openAndCreatPrograms(_ tier: SensorTier) -> [AgentProbes.Program] {
         switch tier {
-        case .fentry: return [.fexit_open, .fexit_creat]
+        case .lsm, .fentry: return [.fexit_open, .fexit_creat]
         case .kprobe: return [.kprobe_open, .kretprobe_open, .kprobe_creat, .kretprobe_creat]
         case .tracepoint: return [.on_open_enter, .on_open_exit, .on_creat_enter, .on_creat_exit]
         }
@@ -107,6 +110,9 @@ package final class Sensor {
     /// The io_uring programs loaded on this kernel (`uringPrograms`), attached with the
     /// syscall hooks; empty where io_uring opens cannot be seen.
     package let uringLoaded: [AgentProbes.Program]
+    /// The ia32 open programs loaded (`ia32Programs`), attached with the syscall hooks; empty
+    /// where the kernel has no ia32 emulation (or this is not x86_64).
+    package let ia32Loaded: [AgentProbes.Program]
     /// What the net hooks capture on this kernel, as `agent.start`'s features name it.
     package let netFeatures: [String]
 
@@ -117,6 +123,7 @@ package final class Sensor {
         rootPaths = settings.rootPaths
         hasPatterns = !settings.patterns.isEmpty
         uringLoaded = Self.uringChoice(tracepoints: Self.kernelTracepoints(Self.uringPrograms.map(\.tracepoint)))
+        ia32Loaded = Self.ia32Choice(choice.tier)
         guard settings.roots.count <= Int(AGENT_MAX_ROOTS) else {
             throw BPFError("more than \(AGENT_MAX_ROOTS) session roots", errno: EINVAL)
         }
@@ -141,6 +148,8 @@ package final class Sensor {
         let hooks = Self.syscallPrograms(choice.tier)
         for p in Self.allSyscallPrograms where !hooks.contains(p) { try object.program(p).setAutoload(false) }
         for (p, _) in Self.uringPrograms where !uringLoaded.contains(p) { try object.program(p).setAutoload(false) }
+        for p in SensorTier.allCases.flatMap(Self.ia32Programs) where !ia32Loaded.contains(p) { try object.program(p).setAutoload(false) }
+        object.rodata.ia32_hooked = ia32Loaded.isEmpty ? 0 : 1
         object.rodata.args_max = min(settings.argsMax, UInt32(AGENT_ARGS_MAX))
         object.rodata.wakeup_bytes = settings.wakeupBytes
         object.rodata.flow_report_bytes = settings.flowReportBytes
@@ -208,13 +217,21 @@ package final class Sensor {
     package var syscallHooksAttached: Bool { !syscallLinks.isEmpty }
 
     /// What `attachSyscallHooks` attaches: the chosen tier's syscall programs and this kernel's io_uring ones.
-    package var sessionPrograms: [AgentProbes.Program] { Self.syscallPrograms(choice.tier) + uringLoaded }
+    package var sessionPrograms: [AgentProbes.Program] { Self.syscallPrograms(choice.tier) + uringLoaded + ia32Loaded }
 
     /// The ways of opening a file seen beyond openat and openat2, as `agent.start` names them:
     /// `open_by_handle_at`, `open` and `creat` where the architecture has them, `io_uring_open`
-    /// where the kernel's io_uring hooks loaded.
+    /// where the kernel's io_uring hooks loaded, `ia32_open` where ia32 opens are hooked,
+    /// `other_open` on every tier but the tracepoint one (file_open: opens no syscall program decodes).
     package var openFeatures: [String] {
         ["open_by_handle_at"] + (Self.hasOpenAndCreat ? ["open", "creat"] : []) + (uringLoaded.isEmpty ? [] : ["io_uring_open"])
+            + (ia32Loaded.isEmpty ? [] : ["ia32_open"]) + (choice.tier == .tracepoint ? [] : ["other_open"])
+    }
+
+    /// What the kernel side captures on this kernel and tier beyond what every one does, as
+    /// `agent.start`'s features name it.
+    package var features: [String] {
+        openFeatures + netFeatures + (choice.tier == .lsm ? ["connect_kernel_address"] : [])
     }
 
     package func attachSyscallHooks() throws(BPFError) {
@@ -255,9 +272,47 @@ package final class Sensor {
     /// what a tp_btf program attaches to. libbpf resolves those against this BTF whatever BTF
     /// the object is relocated with. None without kernel BTF.
     package static func kernelTracepoints(_ names: [String]) -> Set<String> {
+        Set(kernelBTFNames(names.map { "btf_trace_" + $0 }, kind: BTF_KIND_TYPEDEF).map { String($0.dropFirst("btf_trace_".count)) })
+    }
+
+    /// Which of `names` the running kernel's BTF has as functions: what fexit and kprobe
+    /// programs attach to. None without kernel BTF.
+    package static func kernelFunctions(_ names: [String]) -> Set<String> {
+        kernelBTFNames(names, kind: BTF_KIND_FUNC)
+    }
+
+    private static func kernelBTFNames(_ names: [String], kind: Int) -> Set<String> {
         guard let btf = btf__load_vmlinux_btf(), libbpf_get_error(UnsafeRawPointer(btf)) == 0 else { return [] }
         defer { btf__free(btf) }
-        return Set(names.filter { btf__find_by_name_kind(btf, "btf_trace_" + $0, UInt32(BTF_KIND_TYPEDEF)) > 0 })
+        return Set(names.filter { btf__find_by_name_kind(btf, $0, UInt32(kind)) > 0 })
+    }
+
+    /// The ia32 open calls' kernel functions (bpf/file.bpf.c): where the kernel's BTF has them
+    /// all, it has ia32 emulation, and ia32 opens are hooked on every tier.
+    static let ia32Functions = ["__ia32_compat_sys_openat", "__ia32_compat_sys_open", "__ia32_sys_creat", "__ia32_sys_openat2",
+                                "__ia32_compat_sys_open_by_handle_at"]
+
+    /// `tier`'s programs for ia32 opens: on the function of each call, or on the tracepoint
+    /// tier one raw tracepoint at every syscall's exit that picks them out.
+    package static func ia32Programs(_ tier: SensorTier) -> [AgentProbes.Program] {
+        switch tier {
+        case .lsm, .fentry:
+            [.fexit_ia32_openat, .fexit_ia32_open, .fexit_ia32_creat, .fexit_ia32_openat2, .fexit_ia32_open_by_handle_at]
+        case .kprobe:
+            [.kprobe_ia32_openat, .kretprobe_ia32_openat, .kprobe_ia32_open, .kretprobe_ia32_open, .kprobe_ia32_creat, .kretprobe_ia32_creat,
+             .kprobe_ia32_openat2, .kretprobe_ia32_openat2, .kprobe_ia32_open_by_handle_at, .kretprobe_ia32_open_by_handle_at]
+        case .tracepoint:
+            [.ia32_sys_exit]
+        }
+    }
+
+    /// The ia32 programs to load: `tier`'s on x86_64 where the kernel has ia32 emulation, none elsewhere.
+    static func ia32Choice(_ tier: SensorTier) -> [AgentProbes.Program] {
+        #if arch(x86_64)
+        kernelFunctions(ia32Functions).count == ia32Functions.count ? ia32Programs(tier) : []
+        #else
+        []
+        #endif
     }
 
     /// Every process on the host with its exact start time, from the task iterator.

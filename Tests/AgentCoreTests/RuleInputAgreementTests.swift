@@ -176,7 +176,7 @@ struct RuleInputAgreementTests {
     static let mayBeAbsent: Set<String> = [
         "process.previous_exe", "process.filename", "process.stdin.ino", "process.stdout.ino", "file.requested_path",
         "file.error", "net.error", "net.path", "net.saddr", "net.sport", "process.signal", "process.exit_code",
-        "process.auid", "net.result", "file.result", "file.fixed_file", "file.result_unseen", "file.inode", "file.device",
+        "process.auid", "net.result", "file.result", "file.fixed_file", "file.ia32", "file.result_unseen", "file.inode", "file.device",
         "file.mount_id", "process.exe_written_by", "process.stdin.device", "process.stdin.driver.pid",
         "process.stdin.driver.entity_id", "process.stdin.driver.exe", "process.stdin.driver.inet",
         "process.exe_inode", "process.exe_device", "process.exe_mount_id", "file.known_as",

@@ -45,7 +45,7 @@ extension KernelSuite {
 
         /// One run of the script on `tier`: the session's records, each normalized to a line
         /// of sorted JSON with `dir` written as $DIR and volatile keys taken out, in order.
-        static func run(_ tier: SensorTier, helper: String) throws -> [String] {
+        static func run(_ tier: SensorTier, helper: String) throws -> (records: [String], ia32: Bool) {
             let dir = "/tmp/aw-tier-\(tier.rawValue)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             try FileManager.default.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -66,9 +66,20 @@ extension KernelSuite {
                     && $0.contains { $0.string("type") == "net.dns" && $0.string("session.id") == "t" && $0[path: "dns.answers"] != nil }
             }
             try expectValidAgainstSchema(d.output)
+            let ia32 = FileManager.default.fileExists(atPath: dir + "/ia32.ok")
+            // session.start says what this session's record can and cannot see here.
+            let sessionStart = records.first { $0.string("type") == "session.start" && $0.string("session.id") == "t" }
+            #expect(sessionStart?.string("session.sensor.tier") == tier.rawValue)
+            let sees = sessionStart?[path: "session.sensor.sees"] as? [String] ?? []
+            let blind = sessionStart?[path: "session.sensor.blind"] as? [String] ?? []
+            #expect(sees.contains("other_open") == (tier != .tracepoint) && blind.contains("other_open") == (tier == .tracepoint), "\(sees) \(blind)")
+            #expect(blind.contains("connect_kernel_address") == (tier != .lsm), "\(blind)")
+            #expect(!ia32 || (sees.contains("ia32_open") && !blind.contains("ia32_open")), "ia32 opens are recorded here: \(sees) \(blind)")
+            #expect(Set(sees).isDisjoint(with: blind))
             let kinds: Set<String> = ["process.exec", "file.open", "net.connect", "net.send", "net.dns"]
-            return records.filter { $0.string("session.id") == "t" && kinds.contains($0.string("type") ?? "") }
+            let got = records.filter { $0.string("session.id") == "t" && kinds.contains($0.string("type") ?? "") }
                 .map { normalized($0, dir: dir) }
+            return (got, ia32)
         }
 
         static func normalized(_ record: [String: Any], dir: String) -> String {
@@ -103,7 +114,25 @@ extension KernelSuite {
             print("tiers taken here: \(tiers.map(\.rawValue))")
             var reference: [String] = []
             for tier in tiers {
-                let got = try Self.run(tier, helper: helper)
+                let (all, ia32) = try Self.run(tier, helper: helper)
+                // The open no syscall program decodes (the pty peer): recorded, once, by every
+                // tier with a file_open hook (all but the tracepoint one), not also overlayfs'
+                // open of the file below where /tmp is an overlay; the rest must agree with
+                // every other tier.
+                let beyond = all.filter { $0.contains(#""via":"other""#) }
+                let got = all.filter { !$0.contains(#""via":"other""#) }
+                if ia32 {
+                    // The int $0x80 open of a.txt, decoded on every tier, marked ia32.
+                    #expect(got.filter { $0.contains(#""ia32":true"#) && $0.contains(#""path":"$DIR\/a.txt""#) && $0.contains(#""via":"open""#) }.count == 1,
+                            "the \(tier.rawValue) tier records the ia32 open of a.txt once: \(got.filter { $0.contains("ia32") })")
+                }
+                if tier != .tracepoint {
+                    #expect(beyond.count == 1 && beyond.allSatisfy { $0.contains(#""path":"\/dev\/pts\/"#) },
+                            "the \(tier.rawValue) tier records the pty peer opened by ioctl, once, and nothing else via other: \(beyond)")
+                    #expect(beyond.allSatisfy { $0.contains(#""result_unseen":true"#) && !$0.contains("requested_path") }, "\(beyond)")
+                } else {
+                    #expect(beyond.isEmpty, "the tracepoint tier has no file_open hook: \(beyond)")
+                }
                 // What the script does is there on every tier, whatever the others say.
                 let has = { (fragment: String) in got.contains { $0.contains(fragment) } }
                 for fragment in [

@@ -12,6 +12,11 @@
  * own on 127.0.0.77:53, which answers it; then it executes /bin/true. Raw syscalls where glibc
  * would call something else (open, creat, openat2).
  *
+ * Then two opens no syscall program decodes, which only the LSM tier records (file.via other):
+ * a pty's peer opened by ioctl(TIOCGPTPEER), and on x86_64 an ia32 open(2) of a.txt made with
+ * int $0x80 from this 64-bit program (a hostile agent's way past 64-bit syscall hooks). When the
+ * kernel has no ia32 emulation (ENOSYS) it writes no ia32.ok in DIR; otherwise it does.
+ *
  * Exit status: 0 when every step did what it should, 1 when one did not (on stderr).
  */
 #define _GNU_SOURCE
@@ -24,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -171,6 +178,34 @@ static void dns(void)
 	close(server);
 }
 
+static void beyond(void)
+{
+	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY);
+	if (master < 0)
+		fail("open /dev/ptmx");
+	if (unlockpt(master) < 0)
+		fail("unlockpt");
+	must_open("ioctl TIOCGPTPEER", sys(ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY)));
+	close(master);
+#if defined(__x86_64__)
+	/* ia32 syscalls take 32-bit pointers: the path in memory below 4 GiB. */
+	char *low = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+	if (low == MAP_FAILED)
+		fail("mmap MAP_32BIT");
+	strcpy(low, "a.txt");
+	long fd;
+	/* ia32 open is 5; int $0x80 clobbers r8-r11 in the kernel's 64-bit entry on some kernels. */
+	__asm__ volatile("int $0x80" : "=a"(fd) : "a"(5L), "b"(low), "c"((long)O_RDONLY) : "memory", "r8", "r9", "r10", "r11");
+	if (fd == -ENOSYS)
+		return;
+	must_open("int $0x80 open a.txt", fd);
+	int ok = open("ia32.ok", O_WRONLY | O_CREAT, 0644);
+	if (ok < 0)
+		fail("open ia32.ok");
+	close(ok);
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -183,6 +218,7 @@ int main(int argc, char **argv)
 	tcp();
 	udp();
 	dns();
+	beyond();
 	execl("/bin/true", "true", (char *)NULL);
 	return fail("exec /bin/true");
 }

@@ -37,6 +37,8 @@ const volatile __u64 wakeup_bytes __weak = 64 * 1024;
 
 /* 0: file.open records carry the requested path only (for measuring what resolution costs). */
 const volatile __u32 resolve_paths __weak = 1;
+/* The ia32 open programs are loaded (file.bpf.c): the LSM tier leaves ia32 opens to them. */
+const volatile __u32 ia32_hooked __weak = 0;
 
 /* A flow record is written each time a socket has sent this many more bytes. */
 const volatile __u64 flow_report_bytes __weak = 1024 * 1024;

@@ -12,6 +12,28 @@
 /* connect(2) between its syscall entry and exit, by thread (net.bpf.c). The socket hook
  * (cgroup/connect4|6) tells a connect(2), which its syscall exit reports, from every other way
  * into the kernel by it. */
+/*
+ * Copies a sockaddr of len bytes (its first AGENT_SOCKADDR_MAX) from the caller's memory, or
+ * the kernel's, into dst; returns the length to record (0 for a negative one).
+ */
+static __always_inline __u32 copy_sockaddr(__u8 *dst, const void *src, int len, bool user)
+{
+	__u32 copy = len < 0 ? 0 : (__u32)len;
+	if (copy > AGENT_SOCKADDR_MAX)
+		copy = AGENT_SOCKADDR_MAX;
+	/* Keep the bound where the verifier sees it. */
+	barrier_var(copy);
+	if (copy > AGENT_SOCKADDR_MAX)
+		return 0;
+	if (copy > 0) {
+		if (user)
+			bpf_probe_read_user(dst, copy, src);
+		else
+			bpf_probe_read_kernel(dst, copy, src);
+	}
+	return len < 0 ? 0 : (__u32)len;
+}
+
 struct connect_args {
 	__u8 addr[AGENT_SOCKADDR_MAX];
 	__u32 addr_len; /* bytes the process passed */

@@ -103,7 +103,8 @@ struct open_args {
 	__u32 mode;
 	__s32 dfd;
 	__u8 via; /* enum agent_open_via */
-	__u8 _pad[7];
+	__u8 ia32; /* an ia32 syscall */
+	__u8 _pad[6];
 };
 
 /*
@@ -116,6 +117,8 @@ static __always_inline int open_record(__u64 session, const struct open_args *a,
 	struct agent_open *o = open_begin(session, ret, a->flags, a->mode, a->dfd, a->via);
 	if (!o)
 		return 0;
+	if (a->ia32)
+		o->hdr.flags |= AGENT_F_IA32;
 	__u32 len = a->path ? requested_path_len(o, bpf_probe_read_user_str(o->data, AGENT_PATH_MAX, (void *)a->path)) : 0;
 	/* The path the kernel resolved: that of the file now installed at the new descriptor. */
 	struct file *f = ret >= 0 && resolve_paths ? current_file((int)ret) : NULL;

@@ -151,7 +151,7 @@ extension RecordField {
     /// The details of an open that neither ECS nor OCSF has a field for.
     static let openDetails: [RecordField] = [
         .fileRequestedPath, .filePathTruncated, .fileVia, .fileDirfd, .fileFlags, .fileMode, .fileResult, .fileResultUnseen,
-        .fileFixedFile, .fileMountID, .fileKnownAs,
+        .fileIA32, .fileFixedFile, .fileMountID, .fileKnownAs,
     ]
     /// The file's identity beside them, which ECS has fields for (`file.inode`, `file.device`)
     /// and OCSF does not.

@@ -59,6 +59,7 @@ enum agent_flag {
 	AGENT_F_PATH_IS_BASE = 1 << 3,    /* open failed: path is the directory a relative request was made in */
 	AGENT_F_FIXED_FILE = 1 << 4,      /* open (io_uring): into a fixed-file slot, no descriptor: ret is 0 or the slot */
 	AGENT_F_RESULT_UNSEEN = 1 << 5,   /* open (io_uring, IOSQE_CQE_SKIP_SUCCESS): written at submission, ret not known */
+	AGENT_F_IA32 = 1 << 6,            /* open: an ia32 syscall (a 32-bit program, or int $0x80) */
 };
 
 struct agent_hdr {
@@ -200,6 +201,7 @@ enum agent_open_via {
 	AGENT_VIA_CREAT = 3,
 	AGENT_VIA_OPEN_BY_HANDLE_AT = 4,
 	AGENT_VIA_IO_URING = 5,   /* IORING_OP_OPENAT or IORING_OP_OPENAT2 */
+	AGENT_VIA_OTHER = 6,      /* LSM tier: a file opened by no hooked call (ia32, ioctl, ...): ret not known */
 };
 
 /* connect at syscall exit. */
