@@ -5,7 +5,7 @@
 SWIFT ?= swift
 SHELL := /bin/bash
 
-.PHONY: deps build run test matrix bench clean package package-test
+.PHONY: deps build run test matrix matrix-bench bench clean package package-test
 
 deps:
 	@sh packaging/install-deps.sh
@@ -30,13 +30,19 @@ test: deps
 	python3 bench/run.py --smoke --agentwatch .build/debug/agentwatch
 
 # The kernel suite in a VM of one of Debian's kernels under emulation (.ci/matrix.sh):
-#   make matrix KERNEL=6.12 [FILTER=CaptureTests] [TIER=auto|fentry|kprobe|tracepoint]
+#   make matrix KERNEL=6.12 [FILTER=CaptureTests] [TIER=auto|lsm|fentry|kprobe|tracepoint]
+# and a short benchmark run there, labelled as measured under emulation:
+#   make matrix-bench KERNEL=6.12 [TIER=...]   (.build-matrix/out/bench-KERNEL-TIER/latest.md)
 KERNEL ?= 6.12
 FILTER ?= KernelTests
 TIER ?= auto
 matrix: deps
 	$(SWIFT) build --build-tests
 	.ci/matrix.sh $(KERNEL) '$(FILTER)' $(TIER)
+
+matrix-bench: deps
+	$(SWIFT) build -c release --scratch-path .build-bench
+	.ci/matrix.sh $(KERNEL) bench $(TIER)
 
 # The full side-by-side benchmark (about 20 minutes): results in bench/results/.
 bench: deps

@@ -6,10 +6,14 @@
 #
 #   .ci/matrix.sh KERNEL [FILTER] [TIER]
 #     KERNEL  6.1 | 6.12 (Debian 12's kernel packages, versions pinned below)
-#     FILTER  a swift test --filter regex (default: KernelTests, the whole kernel suite)
+#     FILTER  a swift test --filter regex (default: KernelTests, the whole kernel suite), or
+#             bench: a short run of the benchmark (bench/run.py: baseline and agentwatch on the
+#             openat, exec, connect and io_uring-open workloads) instead of tests, its report in
+#             .build-matrix/out/bench-KERNEL-TIER/latest.md, labelled as measured under emulation
 #     TIER    auto | lsm | fentry | kprobe | tracepoint: every in-process daemon of the tests is
 #             forced onto it (AGENTWATCH_TEST_SENSOR); default auto
 #   make matrix KERNEL=6.12 [FILTER=...] [TIER=...]
+#   make matrix-bench KERNEL=6.12 [TIER=...]
 #
 # The kernel packages are fetched once (apt-get download) and kept under .build-matrix/, with
 # what each run prints (.build-matrix/out/KERNEL-TIER.log). Exit status: the tests'.
@@ -69,7 +73,16 @@ fi
 vmlinuz=$(ls "$tree"/boot/vmlinuz-* | head -n1)
 
 xctest=$pkg_root/.build/debug/agentwatchPackageTests.xctest
-[ -x "$xctest" ] || { echo "matrix: $xctest is missing: swift build --build-tests first" >&2; exit 1; }
+bench_bin=$pkg_root/.build-bench/release/agentwatch
+if [ "$filter" = bench ]; then
+	# The benchmark's own release build, made here (nothing is built inside the VM).
+	if [ ! -x "$bench_bin" ]; then
+		echo "matrix: building agentwatch for the benchmark: swift build -c release --scratch-path .build-bench"
+		swift build -c release --scratch-path .build-bench >/dev/null
+	fi
+else
+	[ -x "$xctest" ] || { echo "matrix: $xctest is missing: swift build --build-tests first" >&2; exit 1; }
+fi
 
 out=$pkg_root/.build-matrix/out
 name=$kernel-$tier
@@ -86,7 +99,14 @@ export AGENTWATCH_REQUIRE_KERNEL=1 AGENTWATCH_REQUIRE_TIERS=lsm,fentry,kprobe,tr
 [ "$tier" = auto ] || export AGENTWATCH_TEST_SENSOR=$tier
 echo "matrix: \$(uname -r), LSMs \$(cat /sys/kernel/security/lsm 2>/dev/null), tier $tier, filter $filter"
 start=\$(date +%s)
-"$xctest" --testing-library swift-testing --filter '$filter' 2>&1
+if [ "$filter" = bench ]; then
+	python3 bench/run.py --agentwatch "$bench_bin" --rounds ${MATRIX_BENCH_ROUNDS:-3} --seconds ${MATRIX_BENCH_SECONDS:-2} \\
+		--workloads openat-abs,exec,connect,uring-open --tools baseline,agentwatch --no-install --sensor $tier \\
+		--label "Under emulation (Debian $kernel, qemu TCG, tier $tier): compare ratios within a row only" \\
+		--results "$out/bench-$kernel-$tier" 2>&1
+else
+	"$xctest" --testing-library swift-testing --filter '$filter' 2>&1
+fi
 rc=\$?
 echo "matrix: tests took \$(( \$(date +%s) - start )) s, exit \$rc"
 echo \$rc > "$out/$name.rc"

@@ -58,6 +58,11 @@ def parse_args():
     p.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
     p.add_argument("--agentwatch", metavar="PATH",
                    help="agentwatch binary (default: build with swift build -c release --scratch-path .build-bench)")
+    p.add_argument("--sensor", default="auto", choices=("auto", "lsm", "fentry", "kprobe", "tracepoint"),
+                   help="agentwatch's sensor tier (the sensor setting; default auto: the best the kernel takes); "
+                        "the tables name the tier each daemon took")
+    p.add_argument("--label", help="a line the report starts with (the kernel matrix: 'under emulation: "
+                                   "compare ratios within a row only')")
     p.add_argument("--user", default=BENCH_USER,
                    help=f"dedicated user the workloads run as, created (system user, no login) when missing "
                         f"(default {BENCH_USER})")
@@ -281,13 +286,14 @@ def main():
                   for w in wls}
         ctx = Context(scratch=scratch, uid=uid, gid=gid, cgroup_mount=mount,
                       session_root=os.path.join(mount, SESSION_ROOT), peer_root=os.path.join(mount, PEER_ROOT),
-                      limits=limits, timeout=60 + 10 * args.seconds, settle=0 if args.smoke else 0.5)
+                      limits=limits, timeout=60 + 10 * args.seconds, settle=0 if args.smoke else 0.5,
+                      sensor=args.sensor)
         for root in (ctx.session_root, ctx.peer_root):
             cgroup_remove(root)  # left over from an interrupted run
             cgroup_make(root)
             restore.append(lambda root=root: cgroup_remove(root))
         foreign = foreign_bpf_programs()
-        meta = {"started": started.strftime("%Y-%m-%d %H:%M:%S UTC"), "command": command,
+        meta = {"started": started.strftime("%Y-%m-%d %H:%M:%S UTC"), "command": command, "label": args.label,
                 "rounds": args.rounds, "smoke": args.smoke,
                 "limits": {k: " ".join(v) for k, v in limits.items()},
                 "environment": environment(agentwatch_bin, ", ".join(foreign) if foreign else "none")}

@@ -45,6 +45,10 @@ class Summary:
         values = [getattr(r, attr) for r in self.ok if getattr(r, attr) is not None]
         return sum(values) if values else None
 
+    def tiers(self):
+        """The sensor tiers agentwatch took in these runs (one, unless the kernel changed)."""
+        return ", ".join(sorted({r.tier for r in self.ok if getattr(r, "tier", None)}))
+
     def peak_rss_mib(self):
         values = [r.peak_rss_kib for r in self.ok if r.peak_rss_kib]
         return max(values) / 1024 if values else None
@@ -77,9 +81,9 @@ def fmt_rate(v):
 
 
 def main_table(summaries, workloads):
-    rows = ["| workload | configuration | ops/s | × baseline (min–max) | expected | captured | lost "
+    rows = ["| workload | configuration | tier | ops/s | × baseline (min–max) | expected | captured | lost "
             "| unaccounted | tool CPU / record | tool CPU | peak RSS | BPF ns / op |",
-            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+            "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for w in workloads:
         for c in CONFIGS:
             s = summaries[(w.name, c)]
@@ -87,13 +91,13 @@ def main_table(summaries, workloads):
                 continue
             if not s.ok:
                 what = "unavailable" if s.unavailable else "failed"
-                rows.append("| " + " | ".join([w.name, c, f"**{what}**: {escape(s.errors[0])}"] + [""] * 9) + " |")
+                rows.append("| " + " | ".join([w.name, c, "", f"**{what}**: {escape(s.errors[0])}"] + [""] * 9) + " |")
                 continue
             ratio = baseline_spread(s) if c == BASELINE else ratio_cell(s)
             failed = f" ({len(s.errors)} of {len(s.runs)} runs failed: {escape(s.errors[0])})" if s.errors else ""
             cpu_rec = s.median("cpu_us_per_record")
             rows.append("| " + " | ".join([
-                w.name, c + failed, fmt_rate(s.median("ops_per_s")), ratio,
+                w.name, c + failed, s.tiers(), fmt_rate(s.median("ops_per_s")), ratio,
                 fmt(s.total("expected"), ","), fmt(s.total("captured"), ","), fmt(s.total("lost"), ","),
                 fmt(s.total("unaccounted"), ","),
                 fmt(cpu_rec, ".2f") + (" µs" if cpu_rec is not None else ""),
@@ -305,6 +309,8 @@ def escape(text):
 def markdown(results, workloads, meta):
     summaries = summarise(results, workloads)
     lines = [f"# agentwatch side by side — {meta['started']}", ""]
+    if meta.get("label"):
+        lines += [f"**{meta['label']}**", ""]
     lines += [f"`{meta['command'].strip()}`", ""]
     lines += [f"- {k}: {v}" for k, v in meta["environment"].items()]
     lines += ["", "## Results", "",

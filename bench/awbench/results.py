@@ -49,6 +49,7 @@ class RunResult:
     # Runs of BPF programs the tool does not hold (another tool or test on the host) during the
     # run, by program name; None: not measured.
     foreign_bpf: dict = None
+    tier: str = None             # agentwatch's sensor tier (agent.start's agent.sensor.tier)
     error: str = None
     unavailable: bool = False    # the tool could not be installed or used at all
 

@@ -38,6 +38,7 @@ class Context:
     # idle): the previous configuration's teardown (a tracer exiting, files deleted) leaves
     # deferred kernel work behind. 0 in the smoke.
     settle: float = 0.0
+    sensor: str = "auto"   # agentwatch's sensor setting
 
     def out(self, name):
         """A file in the scratch's out/: every tool's output and log, kept until the end (deleting
@@ -133,6 +134,7 @@ class Agentwatch:
             f.write(f"session_roots: [{root}]\n"
                     f"runtime_dir: {os.path.join(ctx.scratch, 'run' + self.SUFFIX)}\n"
                     "status_interval_s: 0\n"
+                    f"sensor: {ctx.sensor}\n"
                     + ("" if self.RESOLVE_PATHS else "resolve_paths: false\n"))
 
     def expected_path(self, workload):
@@ -146,12 +148,13 @@ class Agentwatch:
 
     @staticmethod
     def started(daemon, output):
-        """Waits until `daemon` has written agent.start; returns its BPF programs' names by id."""
+        """Waits until `daemon` has written agent.start; returns its BPF programs' names by id
+        and the sensor tier it took."""
         if not wait_until(lambda: b'"agent.start"' in read_head(output) or not daemon.running(), 30):
             raise BenchError("agentwatch did not start within 30 s")
         if not daemon.running():
             raise BenchError(f"agentwatch exited with {daemon.proc.returncode} at start: {daemon.log_tail()}")
-        return names_of(daemon.pid)
+        return names_of(daemon.pid), sensor_tier(read_head(output))
 
     def run(self, workload, rnd):
         ctx, name = self.ctx, tag(workload, rnd)
@@ -162,7 +165,9 @@ class Agentwatch:
         daemon = self.start(name, output)
         step = AW_NONE
         try:
-            names = self.started(daemon, output)
+            names, tier = self.started(daemon, output)
+            for r in results.values():
+                r.tier = tier
 
             with ctx.cgroup(f"{name}-{AW_NONE}") as cg:
                 runs[AW_NONE] = ctx.run_workload(workload, cg, results[AW_NONE], daemon, names)
@@ -246,7 +251,7 @@ class AgentwatchNoResolve(Agentwatch):
         session = os.path.join(ctx.session_root, name + self.SUFFIX)
         daemon = self.start(name, output)
         try:
-            names = self.started(daemon, output)
+            names, result.tier = self.started(daemon, output)
             cgroup_make(session)
             idle = workloads.start_idle(session)
             if not wait_for_xattr(session, WATCHED_XATTR, 15):
@@ -263,6 +268,17 @@ class AgentwatchNoResolve(Agentwatch):
         if runs:
             self.account(workload, output, runs, {AW_NR: result}, lines_before)
         return result
+
+
+def sensor_tier(head):
+    """The tier agent.start names (agent.sensor.tier) in the first bytes of an output, or None."""
+    for line in head.splitlines():
+        if b'"agent.start"' in line:
+            try:
+                return json.loads(line)["agent"]["sensor"]["tier"]
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
 
 
 def read_head(path, size=65536):
