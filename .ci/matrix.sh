@@ -95,7 +95,8 @@ cat > "$out/$name.guest.sh" <<EOF
 set -u
 cd "$pkg_root"
 # Debian's kernels have BPF LSM, kprobes and BPF trampolines: a tier refused there is a failure.
-export AGENTWATCH_REQUIRE_KERNEL=1 AGENTWATCH_REQUIRE_TIERS=lsm,fentry,kprobe,tracepoint HOME=/root PATH=$PATH
+# Emulation is slow: waits for records and daemons may take ten times as long.
+export AGENTWATCH_REQUIRE_KERNEL=1 AGENTWATCH_REQUIRE_TIERS=lsm,fentry,kprobe,tracepoint AGENTWATCH_TEST_TIME_SCALE=10 HOME=/root PATH=$PATH
 [ "$tier" = auto ] || export AGENTWATCH_TEST_SENSOR=$tier
 echo "matrix: \$(uname -r), LSMs \$(cat /sys/kernel/security/lsm 2>/dev/null), tier $tier, filter $filter"
 start=\$(date +%s)

@@ -159,7 +159,6 @@ OPEN_HOOKS(open_by_handle_at, AGENT_VIA_OPEN_BY_HANDLE_AT)
 #define IA32_ARGS4(regs)                                                                           \
 	(__u32)BPF_CORE_READ(regs, bx), (__u32)BPF_CORE_READ(regs, cx), (__u32)BPF_CORE_READ(regs, dx), \
 		(__u32)BPF_CORE_READ(regs, si)
-#define TS_COMPAT 0x0002
 
 static __always_inline int open_from_ia32_regs(__u8 via, const struct pt_regs *regs, long ret)
 {
@@ -193,6 +192,9 @@ static __always_inline int save_open_ia32(__u8 via, const struct pt_regs *regs)
 #define IA32_NR_EXECVE 11
 #define IA32_NR_EXECVEAT 358
 #define IA32_NR_IO_URING_ENTER 426
+#define IA32_NR_SOCKETCALL 102
+#define IA32_NR_CONNECT 362
+#define SYS_CONNECT 3
 
 static __always_inline int ia32_open_via(long nr)
 {
@@ -212,10 +214,17 @@ int BPF_PROG(ia32_sys_exit, struct pt_regs *regs, long ret)
 	struct task_struct *task = bpf_get_current_task_btf();
 	if (!(task->thread_info.status & TS_COMPAT))
 		return 0;
-	int via = ia32_open_via(regs->orig_ax);
-	if (via < 0)
-		return 0;
-	return open_from_ia32_regs((__u8)via, regs, ret);
+	long nr = regs->orig_ax;
+	int via = ia32_open_via(nr);
+	if (via >= 0)
+		return open_from_ia32_regs((__u8)via, regs, ret);
+	/* An ia32 connect: not decoded (the socket hook records an inet one), counted. */
+	if (nr == IA32_NR_CONNECT || (nr == IA32_NR_SOCKETCALL && regs->bx == SYS_CONNECT)) {
+		__u64 session = current_session();
+		if (session)
+			count_undecoded(session, AGENT_UNDECODED_IA32_CONNECT);
+	}
+	return 0;
 }
 #else
 #define open_from_ia32_regs(via, regs, ret) 0
@@ -298,7 +307,7 @@ static __always_inline bool open_recorded_elsewhere(struct task_struct *task)
 		return false;
 	long nr = (long)SYSCALL_NR(regs);
 #if defined(__TARGET_ARCH_x86)
-	if (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT)
+	if (in_ia32_syscall(task))
 		/* An ia32 syscall: the ia32 open programs', io_uring's or the exec's, else this one's. */
 		return ia32_open_via(nr) >= 0 ? ia32_hooked : nr == IA32_NR_IO_URING_ENTER || nr == IA32_NR_EXECVE || nr == IA32_NR_EXECVEAT;
 	nr &= ~0x40000000L; /* an x32 call is the 64-bit one's, and its programs ran */

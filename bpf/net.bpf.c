@@ -121,16 +121,56 @@ int BPF_KRETPROBE(kretprobe_connect, long ret)
  * caller's memory held when the call began: a thread that rewrote it in between cannot make
  * the record lie. It allows every connect.
  */
+/* A connect no syscall program saw enter: an ia32 one is counted (io_uring's and the socket
+ * hook's own are recorded elsewhere). */
+static __always_inline int other_connect(__u64 session)
+{
+#if defined(__TARGET_ARCH_x86)
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (!in_ia32_syscall(task))
+		return 0;
+	/* ia32 connect(2) (362) or socketcall(2) (102) itself, not an io_uring_enter that connects. */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	long nr = regs ? (long)BPF_CORE_READ(regs, orig_ax) : -1;
+	if (nr == 362 || nr == 102)
+		count_undecoded(session, AGENT_UNDECODED_IA32_CONNECT);
+#endif
+	return 0;
+}
+
 SEC("lsm/socket_connect")
 int BPF_PROG(lsm_socket_connect, struct socket *sock, struct sockaddr *address, int addrlen)
 {
-	if (!current_session())
+	__u64 session = current_session();
+	if (!session)
 		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct connect_args *a = bpf_map_lookup_elem(&connect_inflight, &tid);
 	if (!a)
-		return 0;
+		return other_connect(session);
 	__builtin_memset(a->addr, 0, AGENT_SOCKADDR_MAX);
 	a->addr_len = copy_sockaddr(a->addr, address, addrlen, false);
 	return 0;
+}
+
+/* The fentry and kprobe tiers count ia32 connects at security_socket_connect, which every
+ * connect calls whether or not BPF LSM is active. */
+SEC("fentry/security_socket_connect")
+int BPF_PROG(fentry_socket_connect, struct socket *sock)
+{
+	__u64 session = current_session();
+	if (!session)
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	return bpf_map_lookup_elem(&connect_inflight, &tid) ? 0 : other_connect(session);
+}
+
+SEC("kprobe/security_socket_connect")
+int BPF_KPROBE(kprobe_socket_connect, struct socket *sock)
+{
+	__u64 session = current_session();
+	if (!session)
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	return bpf_map_lookup_elem(&connect_inflight, &tid) ? 0 : other_connect(session);
 }

@@ -200,7 +200,7 @@ final class SessionTracker: SessionSource {
         for s in gone {
             catalogs[s.cgid] = nil
             pipeline.endSession(s, unixNs: wallNow())
-            recorder.sessionRecord(.sessionEnd, s, unixNs: wallNow(), ended: true)
+            recorder.sessionRecord(.sessionEnd, s, unixNs: wallNow(), ended: true, undecoded: sensor.takeUndecoded(session: s.cgid))
             table.removeSession(s.cgid)
             logger.info("session \(s.id) ended")
         }

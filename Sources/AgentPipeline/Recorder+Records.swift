@@ -287,7 +287,9 @@ extension Recorder {
         }
     }
 
-    package func sessionRecord(_ type: RecordType, _ s: Session, unixNs: Int64, ended: Bool = false) {
+    /// `undecoded`: at the end, uses of channels the kernel programs saw and could not decode.
+    package func sessionRecord(_ type: RecordType, _ s: Session, unixNs: Int64, ended: Bool = false,
+                               undecoded: [(channel: String, count: UInt64)] = []) {
         begin(type, unixNs: unixNs)
         buffer.raw(",\"session\":{\"id\":")
         buffer.string(s.id)
@@ -331,6 +333,16 @@ extension Recorder {
                 buffer.uint(s.counts[Int(t.rawValue)])
             }
             buffer.raw("}")
+            if !undecoded.isEmpty {
+                buffer.raw(",\"undecoded\":{")
+                for (i, u) in undecoded.enumerated() {
+                    if i > 0 { buffer.raw(",") }
+                    buffer.string(u.channel)
+                    buffer.raw(":")
+                    buffer.uint(u.count)
+                }
+                buffer.raw("}")
+            }
         }
         buffer.raw("}")
         end(type)

@@ -6,7 +6,7 @@
 package enum RecordField: Int, CaseIterable, Sendable {
     case v, seq, time, type, host, chain, session, process, file, net, rule, message, evidence, suppressed
     case agent, loss, hostName, hostID, sessionID, sessionCgroup, sessionLabels, sessionCgroupID
-    case sessionUID, sessionAdopted, sessionSensor, sessionSensorTier, sessionSensorSees, sessionSensorBlind, sessionStartTime, sessionEndTime, sessionCounts, sessionHomes, tid
+    case sessionUID, sessionAdopted, sessionUndecoded, sessionSensor, sessionSensorTier, sessionSensorSees, sessionSensorBlind, sessionStartTime, sessionEndTime, sessionCounts, sessionHomes, tid
     case processEntityID, pid, ppid, uid, gid, euid, auid, auditSessionID, comm, exe, argv, argvTruncated
     case cwd, processStartTime, processSource, parent, argc, previousExe, filename, stdin, stdout, stderr
     case exitCode, signal, coreDumped, durationNs, stdinType, stdinIno, stdoutType, stdoutIno, stderrType
@@ -119,6 +119,7 @@ package enum RecordField: Int, CaseIterable, Sendable {
         case .sessionStartTime: Spec(.session, "start_time", .string, in: .sessionStartEnd, time: true)
         case .sessionEndTime: Spec(.session, "end_time", .string, in: .sessionEnd, time: true)
         case .sessionCounts: Spec(.session, "counts", .object, in: .sessionEnd)
+        case .sessionUndecoded: Spec(.session, "undecoded", .object, in: .sessionEnd)
         case .sessionHomes: Spec(.session, "homes", .array, element: .string, in: .sessionStartEnd)
         case .tid: Spec(.process, "tid", .number, in: .processRecords)
         case .processEntityID: Spec(.process, "entity_id", .string, in: .processRecords)

@@ -49,10 +49,12 @@ package final class Sensor {
             common = [.fexit_openat, .fexit_openat2, .fexit_open_by_handle_at, .fentry_connect, .fexit_connect,
                       .lsm_file_open, .lsm_socket_connect]
         case .fentry:
-            common = [.fexit_openat, .fexit_openat2, .fexit_open_by_handle_at, .fentry_connect, .fexit_connect, .fentry_file_open]
+            common = [.fexit_openat, .fexit_openat2, .fexit_open_by_handle_at, .fentry_connect, .fexit_connect, .fentry_file_open,
+                      .fentry_socket_connect]
         case .kprobe:
             common = [.kprobe_openat, .kretprobe_openat, .kprobe_openat2, .kretprobe_openat2,
-                      .kprobe_open_by_handle_at, .kretprobe_open_by_handle_at, .kprobe_connect, .kretprobe_connect, .kprobe_file_open]
+                      .kprobe_open_by_handle_at, .kretprobe_open_by_handle_at, .kprobe_connect, .kretprobe_connect, .kprobe_file_open,
+                      .kprobe_socket_connect]
         case .tracepoint:
             common = [.on_openat_enter, .on_openat_exit, .on_openat2_enter, .on_openat2_exit,
                       .on_open_by_handle_at_enter, .on_open_by_handle_at_exit, .on_connect_enter, .on_connect_exit]
@@ -313,6 +315,27 @@ package final class Sensor {
         #else
         []
         #endif
+    }
+
+    /// The uses by session `cgid` of channels the programs saw and could not decode, by channel
+    /// name, taken out of the kernel's counts (at the session's end).
+    package func takeUndecoded(session cgid: UInt64) -> [(channel: String, count: UInt64)] {
+        let map = object.map(.undecoded)
+        var out: [(channel: String, count: UInt64)] = []
+        for channel in 0..<AGENT_UNDECODED_COUNT.rawValue {
+            let key = agent_undecoded_key(session: cgid, channel: channel, _pad0: 0)
+            guard let n = map.lookup(key: key, as: UInt64.self), n > 0 else { continue }
+            try? map.delete(key: key)
+            out.append((Self.undecodedName(channel), n))
+        }
+        return out
+    }
+
+    static func undecodedName(_ channel: UInt32) -> String {
+        switch channel {
+        case AGENT_UNDECODED_IA32_CONNECT.rawValue: "ia32_connect"
+        default: "unknown"
+        }
     }
 
     /// Every process on the host with its exact start time, from the task iterator.

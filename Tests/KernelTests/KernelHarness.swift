@@ -16,6 +16,11 @@ import Testing
 enum KernelEnv {
     static let required = ProcessInfo.processInfo.environment["AGENTWATCH_REQUIRE_KERNEL"] == "1"
 
+    /// How much longer than on hardware a wait may take: the kernel matrix runs the tests under
+    /// emulation (.ci/matrix.sh sets AGENTWATCH_TEST_TIME_SCALE), where loading the programs
+    /// alone takes seconds. It stretches deadlines only; no test measures speed.
+    static let timeScale: Double = ProcessInfo.processInfo.environment["AGENTWATCH_TEST_TIME_SCALE"].flatMap(Double.init) ?? 1
+
     static let unavailableReason: String? = {
         if geteuid() != 0 { return "kernel tests need root" }
         if access("/sys/kernel/btf/vmlinux", R_OK) != 0 { return "kernel tests need BTF (/sys/kernel/btf/vmlinux)" }
@@ -204,7 +209,7 @@ func removeCgroupTree(_ path: String) {
 
 @discardableResult
 func waitUntil(timeout: Double = 5, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
+    let deadline = Date().addingTimeInterval(timeout * KernelEnv.timeScale)
     while Date() < deadline {
         if condition() { return true }
         usleep(20_000)

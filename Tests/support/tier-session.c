@@ -14,8 +14,9 @@
  *
  * Then two opens no syscall program decodes, which only the LSM tier records (file.via other):
  * a pty's peer opened by ioctl(TIOCGPTPEER), and on x86_64 an ia32 open(2) of a.txt made with
- * int $0x80 from this 64-bit program (a hostile agent's way past 64-bit syscall hooks). When the
- * kernel has no ia32 emulation (ENOSYS) it writes no ia32.ok in DIR; otherwise it does.
+ * int $0x80 from this 64-bit program (a hostile agent's way past 64-bit syscall hooks), then an
+ * ia32 connect(2) of a UDP socket to 127.0.0.1:9. When the kernel has no ia32 emulation (ENOSYS)
+ * it writes no ia32.ok in DIR; otherwise it does.
  *
  * Exit status: 0 when every step did what it should, 1 when one did not (on stderr).
  */
@@ -199,6 +200,20 @@ static void beyond(void)
 	if (fd == -ENOSYS)
 		return;
 	must_open("int $0x80 open a.txt", fd);
+	/* An ia32 connect(2) (362) of a UDP socket to 127.0.0.1:9: the socket hook records it,
+	 * session.end counts it as undecoded. */
+	int udp = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in *to = (struct sockaddr_in *)(low + 64);
+	to->sin_family = AF_INET;
+	to->sin_port = htons(9);
+	inet_pton(AF_INET, "127.0.0.1", &to->sin_addr);
+	long rc;
+	__asm__ volatile("int $0x80" : "=a"(rc) : "a"(362L), "b"((long)udp), "c"(to), "d"((long)sizeof(*to)) : "memory", "r8", "r9", "r10", "r11");
+	if (rc != 0) {
+		errno = (int)-rc;
+		fail("int $0x80 connect");
+	}
+	close(udp);
 	int ok = open("ia32.ok", O_WRONLY | O_CREAT, 0644);
 	if (ok < 0)
 		fail("open ia32.ok");

@@ -42,6 +42,30 @@ static __always_inline __u64 session_of(struct cgroup *cgrp)
 	return 0;
 }
 
+/* Uses of channels the programs see but do not decode, by session and channel (session.end). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct agent_undecoded_key);
+	__type(value, __u64);
+} undecoded SEC(".maps") __weak;
+
+static __always_inline void count_undecoded(__u64 session, __u32 channel)
+{
+	struct agent_undecoded_key k = { .session = session, .channel = channel };
+	__u64 *n = bpf_map_lookup_elem(&undecoded, &k);
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return;
+	}
+	__u64 one = 1;
+	if (bpf_map_update_elem(&undecoded, &k, &one, BPF_NOEXIST) != 0) {
+		n = bpf_map_lookup_elem(&undecoded, &k);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+	}
+}
+
 /*
  * The gate, the first thing every handler does: the session of the current task, or 0.
  * A cgroup's ancestors never change (cgroup2 renames within a parent only), so the answer for

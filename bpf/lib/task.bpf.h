@@ -9,6 +9,19 @@ static __always_inline __u64 task_start_ns(struct task_struct *t)
 	return BPF_CORE_READ(t, group_leader, start_boottime);
 }
 
+/* Whether the current task is in an ia32 syscall (a 32-bit program, or int $0x80 from a
+ * 64-bit one): x86_64's TS_COMPAT, set at ia32 entry and cleared on the way back to user
+ * space, after the syscall's exit hooks. */
+#define TS_COMPAT 0x0002
+static __always_inline bool in_ia32_syscall(struct task_struct *t)
+{
+#if defined(__TARGET_ARCH_x86)
+	return BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
+#else
+	return false;
+#endif
+}
+
 static __always_inline void fill_proc(struct agent_proc *p, struct task_struct *t)
 {
 	struct task_struct *leader = BPF_CORE_READ(t, group_leader);

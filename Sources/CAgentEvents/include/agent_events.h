@@ -224,6 +224,19 @@ struct agent_connect {
 };
 _Static_assert(sizeof(struct agent_connect) == 232, "abi: agent_connect");
 
+/* Channels a session used that the programs saw but could not decode into records: counted per
+ * session in the undecoded map (key struct agent_undecoded_key), reported in session.end. */
+enum agent_undecoded {
+	AGENT_UNDECODED_IA32_CONNECT = 0, /* an ia32 connect (connect, or socketcall SYS_CONNECT) */
+	AGENT_UNDECODED_COUNT = 1,
+};
+
+struct agent_undecoded_key {
+	__u64 session;  /* the session's cgroup id */
+	__u32 channel;  /* enum agent_undecoded */
+	__u32 _pad0;
+};
+
 /* How a connect entered the kernel (net.via). */
 enum agent_connect_via {
 	AGENT_CONNECT_VIA_CONNECT = 0,   /* connect(2): its syscall exit */
