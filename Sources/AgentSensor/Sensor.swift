@@ -35,8 +35,10 @@ package struct SensorSettings: Sendable {
 }
 
 /// The kernel side as the daemon sees it: the loaded programs, their attachments, the ring
-/// buffer and the loss counters. Process hooks stay attached; syscall hooks are attached only
-/// while a session exists, because a syscall tracepoint slows every task on the host.
+/// buffer and the loss counters. Process hooks stay attached, and so do the syscall hooks of the
+/// tiers that cost only their callers; the tracepoint tier's syscall hooks and the io_uring ones
+/// are attached only while a session exists, because a syscall tracepoint slows every task on
+/// the host.
 package final class Sensor {
     /// Always attached: scheduler tracepoints, no syscall slow path.
     package static let processPrograms: [AgentProbes.Program] = [.on_exec, .on_fork, .on_exit, .flow_tcp_close, .on_cgroup_attach_task]
@@ -170,6 +172,9 @@ package final class Sensor {
         for path in rootPaths {
             processLinks += try attachCgroupPrograms(path)
         }
+        for p in alwaysAttached {
+            processLinks.append(try object.program(p).attach())
+        }
     }
 
     private func attachCgroupPrograms(_ path: String) throws(BPFError) -> [BPFLink] {
@@ -216,10 +221,27 @@ package final class Sensor {
         object.map(.dyn_roots).lookup(key: cgid, as: UInt32.self) != nil
     }
 
-    package var syscallHooksAttached: Bool { !syscallLinks.isEmpty }
+    package private(set) var syscallHooksAttached = false
 
-    /// What `attachSyscallHooks` attaches: the chosen tier's syscall programs and this kernel's io_uring ones.
+    /// The chosen tier's syscall programs, this kernel's io_uring ones and its ia32 ones.
     package var sessionPrograms: [AgentProbes.Program] { Self.syscallPrograms(choice.tier) + uringLoaded + ia32Loaded }
+
+    /// Attached at start, for the daemon's life: on every tier but the tracepoint one, its
+    /// syscall and ia32 programs. They cost only their callers (a trampoline or a kprobe and the
+    /// gate), so the first opens of a session made without `agentwatch run` are seen too, and
+    /// the kernel does not patch hot functions' entries each time the first session begins and
+    /// the last one ends.
+    package var alwaysAttached: [AgentProbes.Program] {
+        choice.tier == .tracepoint ? [] : Self.syscallPrograms(choice.tier) + ia32Loaded
+    }
+
+    /// What `attachSyscallHooks` attaches while a session exists: the rest of `sessionPrograms`:
+    /// the tracepoint tier's syscall programs (each slows every syscall on the host), the io_uring
+    /// programs (they run for every io_uring request on the host).
+    package var onDemandPrograms: [AgentProbes.Program] {
+        let always = alwaysAttached
+        return sessionPrograms.filter { !always.contains($0) }
+    }
 
     /// The ways of opening a file seen beyond openat and openat2, as `agent.start` names them:
     /// `open_by_handle_at`, `open` and `creat` where the architecture has them, `io_uring_open`
@@ -237,21 +259,24 @@ package final class Sensor {
     }
 
     package func attachSyscallHooks() throws(BPFError) {
-        guard syscallLinks.isEmpty else { return }
+        guard !syscallHooksAttached else { return }
         var links: [BPFLink] = []
-        for p in sessionPrograms {
+        for p in onDemandPrograms {
             links.append(try object.program(p).attach())
         }
         syscallLinks = links
+        syscallHooksAttached = true
     }
 
     package func detachSyscallHooks() {
         syscallLinks.removeAll()
+        syscallHooksAttached = false
     }
 
     /// Detaches every hook; records already in the ring can still be consumed.
     package func detachAll() {
         syscallLinks.removeAll()
+        syscallHooksAttached = false
         processLinks.removeAll()
         rootLinks.removeAll()
     }

@@ -149,17 +149,25 @@ extension KernelSuite {
             }
         }
 
-        @Test("sessions created and removed while the daemon runs start and end; syscall hooks follow them")
+        @Test("sessions created and removed while the daemon runs start and end; the on-demand hooks follow them")
         func sessionLifecycleAndHooks() throws {
             let d = try TestDaemon()
             d.start()
             defer { d.stop() }
-            let programIDs = try d.daemon.capture.sensor.sessionPrograms.map { try d.daemon.capture.sensor.object.program($0).id() }
+            let sensor = d.daemon.capture.sensor
+            let programIDs = try sensor.onDemandPrograms.map { try sensor.object.program($0).id() }
+            let alwaysIDs = try sensor.alwaysAttached.map { try sensor.object.program($0).id() }
             let attachedNow = { Set(KernelLinks.programIDs()).intersection(programIDs).count }
+            let alwaysNow = { Set(KernelLinks.programIDs()).intersection(alwaysIDs).count }
+            // The tracepoint tier attaches all its syscall programs on demand; the others keep
+            // theirs attached from start to stop.
+            #expect(sensor.choice.tier == .tracepoint ? alwaysIDs.isEmpty : !alwaysIDs.isEmpty)
 
-            // No session: the kernel holds no link of any syscall program.
+            // No session: the kernel holds no link of any on-demand program, and every one of
+            // those attached for the daemon's life.
             #expect(!d.daemon.counters.syscallHooksAttached)
             #expect(attachedNow() == 0)
+            #expect(alwaysNow() == alwaysIDs.count)
 
             let cg = d.makeSession("live")
             var records = d.waitForRecords { $0.contains { $0.string("type") == "session.start" && $0.string("session.id") == "live" } }
@@ -176,9 +184,10 @@ extension KernelSuite {
             let counts = end[path: "session.counts"] as? [String: Any]
             #expect((counts?["process.exec"] as? NSNumber)?.intValue == 1)
             #expect((counts?["process.exit"] as? NSNumber)?.intValue ?? 0 >= 1)
-            // The last session went: the syscall hooks are gone from the kernel.
+            // The last session went: the on-demand hooks are gone from the kernel, the others stay.
             #expect(waitUntil { attachedNow() == 0 })
             #expect(!d.daemon.counters.syscallHooksAttached)
+            #expect(alwaysNow() == alwaysIDs.count)
         }
     }
 }
