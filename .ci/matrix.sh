@@ -93,6 +93,10 @@ rm -f "$out/$name.rc"
 # emulation); what the tests write under .build goes to an overlay that stays in the VM.
 cat > "$out/$name.guest.sh" <<EOF
 set -u
+# virtme's /tmp is an overlay on the host's, shared over 9p: stat(2) there names the overlay's
+# device while the kernel's file is the layer's, and 9p has no file handles. The tests' files go
+# to a tmpfs of the guest's own, as on a real machine.
+mount -t tmpfs -o mode=1777 tmpfs /tmp
 cd "$pkg_root"
 # Debian's kernels have BPF LSM, kprobes and BPF trampolines: a tier refused there is a failure.
 # Emulation is slow: waits for records and daemons may take ten times as long.
