@@ -95,8 +95,12 @@ cat > "$out/$name.guest.sh" <<EOF
 set -u
 # virtme's /tmp is an overlay on the host's, shared over 9p: stat(2) there names the overlay's
 # device while the kernel's file is the layer's, and 9p has no file handles. The tests' files go
-# to a tmpfs of the guest's own, as on a real machine.
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+# to a tmpfs of the guest's own, as on a real machine, unless the package itself is under /tmp
+# (CI's clone), which the tmpfs would hide: there /tmp stays virtme's overlay.
+case "$pkg_root" in
+/tmp/*) ;;
+*) mount -t tmpfs -o mode=1777 tmpfs /tmp ;;
+esac
 cd "$pkg_root"
 # Debian's kernels have BPF LSM, kprobes and BPF trampolines: a tier refused there is a failure.
 # Emulation is slow: waits for records and daemons may take ten times as long.
