@@ -114,6 +114,36 @@ int BPF_KRETPROBE(kretprobe_connect, long ret)
 	return emit_connect(ret);
 }
 
+/* A connect no syscall program saw enter: an ia32 one is counted (io_uring's and the socket
+ * hook's own are recorded elsewhere). */
+static __always_inline void other_connect(__u64 session)
+{
+#if defined(__TARGET_ARCH_x86)
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (!in_ia32_syscall(task))
+		return;
+	/* ia32 connect(2) (362) or socketcall(2) (102) itself, not an io_uring_enter that connects. */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	long nr = regs ? (long)BPF_CORE_READ(regs, orig_ax) : -1;
+	if (nr == 362 || nr == 102)
+		count_undecoded(session, AGENT_UNDECODED_IA32_CONNECT);
+#endif
+}
+
+/* At the socket's connect hook, in a session's process: the connect in flight on this thread,
+ * or NULL when no syscall program saw it enter (then counted by other_connect). */
+static __always_inline struct connect_args *connect_at_socket(void)
+{
+	__u64 session = current_session();
+	if (!session)
+		return NULL;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct connect_args *a = bpf_map_lookup_elem(&connect_inflight, &tid);
+	if (!a)
+		other_connect(session);
+	return a;
+}
+
 /*
  * The LSM tier: the fentry tier's programs, and socket_connect, which runs inside connect(2)
  * once the kernel has its own copy of the address. A connect in flight (fentry_connect saved
@@ -121,33 +151,12 @@ int BPF_KRETPROBE(kretprobe_connect, long ret)
  * caller's memory held when the call began: a thread that rewrote it in between cannot make
  * the record lie. It allows every connect.
  */
-/* A connect no syscall program saw enter: an ia32 one is counted (io_uring's and the socket
- * hook's own are recorded elsewhere). */
-static __always_inline int other_connect(__u64 session)
-{
-#if defined(__TARGET_ARCH_x86)
-	struct task_struct *task = bpf_get_current_task_btf();
-	if (!in_ia32_syscall(task))
-		return 0;
-	/* ia32 connect(2) (362) or socketcall(2) (102) itself, not an io_uring_enter that connects. */
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	long nr = regs ? (long)BPF_CORE_READ(regs, orig_ax) : -1;
-	if (nr == 362 || nr == 102)
-		count_undecoded(session, AGENT_UNDECODED_IA32_CONNECT);
-#endif
-	return 0;
-}
-
 SEC("lsm/socket_connect")
 int BPF_PROG(lsm_socket_connect, struct socket *sock, struct sockaddr *address, int addrlen)
 {
-	__u64 session = current_session();
-	if (!session)
-		return 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct connect_args *a = bpf_map_lookup_elem(&connect_inflight, &tid);
+	struct connect_args *a = connect_at_socket();
 	if (!a)
-		return other_connect(session);
+		return 0;
 	__builtin_memset(a->addr, 0, AGENT_SOCKADDR_MAX);
 	a->addr_len = copy_sockaddr(a->addr, address, addrlen, false);
 	return 0;
@@ -158,19 +167,13 @@ int BPF_PROG(lsm_socket_connect, struct socket *sock, struct sockaddr *address, 
 SEC("fentry/security_socket_connect")
 int BPF_PROG(fentry_socket_connect, struct socket *sock)
 {
-	__u64 session = current_session();
-	if (!session)
-		return 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	return bpf_map_lookup_elem(&connect_inflight, &tid) ? 0 : other_connect(session);
+	connect_at_socket();
+	return 0;
 }
 
 SEC("kprobe/security_socket_connect")
 int BPF_KPROBE(kprobe_socket_connect, struct socket *sock)
 {
-	__u64 session = current_session();
-	if (!session)
-		return 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	return bpf_map_lookup_elem(&connect_inflight, &tid) ? 0 : other_connect(session);
+	connect_at_socket();
+	return 0;
 }

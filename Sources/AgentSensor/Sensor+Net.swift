@@ -8,15 +8,11 @@ import Glibc
 /// area (6.0 on). Elsewhere those programs load and keep nothing, and an inet io_uring connect
 /// is still reported by the socket hook, as `net.via` other.
 extension Sensor {
-    /// `agent.start`'s net features on the kernel whose BTF is at `btfPath` (the running
-    /// kernel's when nil), with `uring` the io_uring programs loaded there.
-    package static func netFeatures(uring: [AgentProbes.Program], btfPath: String?) -> [String] {
-        guard uring.contains(.uring_net_complete) else { return ["send", "dns"] }
-        let btf: OpaquePointer? = btfPath.map { btf__parse($0, nil) } ?? btf__load_vmlinux_btf()
-        guard let btf, libbpf_get_error(UnsafeRawPointer(btf)) == 0 else { return ["send", "dns"] }
-        defer { btf__free(btf) }
-        let connect = btf__find_by_name_kind(btf, "io_connect", UInt32(BTF_KIND_STRUCT)) > 0
-            && hasMember(btf, struct: "io_kiocb", member: "cmd")
+    /// `agent.start`'s net features on the kernel described by `btf` (the BTF the object is
+    /// relocated with), with `uring` the io_uring programs loaded there.
+    package static func netFeatures(uring: [AgentProbes.Program], btf: KernelBTF) -> [String] {
+        guard uring.contains(.uring_net_complete), let types = btf.types else { return ["send", "dns"] }
+        let connect = btf.has("io_connect", kind: BTF_KIND_STRUCT) && hasMember(types, struct: "io_kiocb", member: "cmd")
         return ["send", "dns"] + (connect ? ["io_uring_connect"] : [])
     }
 

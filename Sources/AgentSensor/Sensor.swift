@@ -126,8 +126,10 @@ package final class Sensor {
         object = try ProbeSkeleton(bytes: objectBytes, btfPath: settings.btfPath)
         rootPaths = settings.rootPaths
         hasPatterns = !settings.patterns.isEmpty
-        uringLoaded = Self.uringChoice(tracepoints: Self.kernelTracepoints(Self.uringPrograms.map(\.tracepoint)))
-        ia32Loaded = Self.ia32Choice(choice.tier)
+        let kernel = KernelBTF.running()
+        uringLoaded = Self.uringChoice(tracepoints: Self.kernelTracepoints(Self.uringPrograms.map(\.tracepoint), in: kernel))
+        ia32Loaded = Self.ia32Choice(choice.tier, kernel: kernel)
+        netFeatures = Self.netFeatures(uring: uringLoaded, btf: settings.btfPath.map(KernelBTF.init(path:)) ?? kernel)
         guard settings.roots.count <= Int(AGENT_MAX_ROOTS) else {
             throw BPFError("more than \(AGENT_MAX_ROOTS) session roots", errno: EINVAL)
         }
@@ -158,7 +160,6 @@ package final class Sensor {
         object.rodata.wakeup_bytes = settings.wakeupBytes
         object.rodata.flow_report_bytes = settings.flowReportBytes
         object.rodata.resolve_paths = settings.resolvePaths ? 1 : 0
-        netFeatures = Self.netFeatures(uring: uringLoaded, btfPath: settings.btfPath)
         try object.map(.events).setMaxEntries(settings.ringBufferBytes)
         try object.load()
     }
@@ -298,20 +299,14 @@ package final class Sensor {
     /// Which of `names` the running kernel's BTF has as raw tracepoints (`btf_trace_NAME`):
     /// what a tp_btf program attaches to. libbpf resolves those against this BTF whatever BTF
     /// the object is relocated with. None without kernel BTF.
-    package static func kernelTracepoints(_ names: [String]) -> Set<String> {
-        Set(kernelBTFNames(names.map { "btf_trace_" + $0 }, kind: BTF_KIND_TYPEDEF).map { String($0.dropFirst("btf_trace_".count)) })
+    package static func kernelTracepoints(_ names: [String], in kernel: KernelBTF = .running()) -> Set<String> {
+        Set(names.filter { kernel.has("btf_trace_" + $0, kind: BTF_KIND_TYPEDEF) })
     }
 
     /// Which of `names` the running kernel's BTF has as functions: what fexit and kprobe
     /// programs attach to. None without kernel BTF.
-    package static func kernelFunctions(_ names: [String]) -> Set<String> {
-        kernelBTFNames(names, kind: BTF_KIND_FUNC)
-    }
-
-    private static func kernelBTFNames(_ names: [String], kind: Int) -> Set<String> {
-        guard let btf = btf__load_vmlinux_btf(), libbpf_get_error(UnsafeRawPointer(btf)) == 0 else { return [] }
-        defer { btf__free(btf) }
-        return Set(names.filter { btf__find_by_name_kind(btf, $0, UInt32(kind)) > 0 })
+    package static func kernelFunctions(_ names: [String], in kernel: KernelBTF = .running()) -> Set<String> {
+        Set(names.filter { kernel.has($0, kind: BTF_KIND_FUNC) })
     }
 
     /// The ia32 open calls' kernel functions (bpf/file.bpf.c): where the kernel's BTF has them
@@ -334,9 +329,9 @@ package final class Sensor {
     }
 
     /// The ia32 programs to load: `tier`'s on x86_64 where the kernel has ia32 emulation, none elsewhere.
-    static func ia32Choice(_ tier: SensorTier) -> [AgentProbes.Program] {
+    static func ia32Choice(_ tier: SensorTier, kernel: KernelBTF) -> [AgentProbes.Program] {
         #if arch(x86_64)
-        kernelFunctions(ia32Functions).count == ia32Functions.count ? ia32Programs(tier) : []
+        kernelFunctions(ia32Functions, in: kernel).count == ia32Functions.count ? ia32Programs(tier) : []
         #else
         []
         #endif
