@@ -101,12 +101,20 @@ case "$pkg_root" in
 /tmp/*) ;;
 *) mount -t tmpfs -o mode=1777 tmpfs /tmp ;;
 esac
+# virtme's /etc is the host's, read-only, with files bind-mounted over it (/etc/shadow among
+# them): useradd cannot write there, and the tests make ordinary users. An overlay of the
+# guest's own over the host's /etc takes their changes and leaves the host's untouched.
+mkdir -p /run/aw-etc/upper /run/aw-etc/work
+mount -t overlay -o xino=off,lowerdir=/etc,upperdir=/run/aw-etc/upper,workdir=/run/aw-etc/work overlay /etc ||
+	mount -t overlay -o lowerdir=/etc,upperdir=/run/aw-etc/upper,workdir=/run/aw-etc/work overlay /etc ||
+	echo "matrix: no writable /etc in the guest: the tests that make users will fail"
 cd "$pkg_root"
 # Debian's kernels have BPF LSM, kprobes and BPF trampolines: a tier refused there is a failure.
 # Emulation is slow: waits for records and daemons may take ten times as long.
 export AGENTWATCH_REQUIRE_KERNEL=1 AGENTWATCH_REQUIRE_TIERS=lsm,fentry,kprobe,tracepoint AGENTWATCH_TEST_TIME_SCALE=10 HOME=/root PATH=$PATH
 [ "$tier" = auto ] || export AGENTWATCH_TEST_SENSOR=$tier
 echo "matrix: \$(uname -r), LSMs \$(cat /sys/kernel/security/lsm 2>/dev/null), tier $tier, filter $filter"
+echo "matrix: file systems: / \$(findmnt -no FSTYPE /), /usr \$(findmnt -no FSTYPE -T /usr), /tmp \$(findmnt -no FSTYPE -T /tmp), /etc \$(findmnt -no FSTYPE -T /etc); /usr/bin/true on device \$(stat -c %D /usr/bin/true)"
 start=\$(date +%s)
 if [ "$filter" = bench ]; then
 	python3 bench/run.py --agentwatch "$bench_bin" --rounds ${MATRIX_BENCH_ROUNDS:-3} --seconds ${MATRIX_BENCH_SECONDS:-2} \\

@@ -54,7 +54,8 @@ package final class CaptureLoop: @unchecked Sendable {
         let checked = try Preflight(config: config, outputs: outputs, logger: logger, objectBytes: objectBytes)
         sensor = checked.sensor
         runtime = checked.runtime
-        tracker = try SessionTracker(registry: checked.registry, sensor: checked.sensor, logger: logger)
+        tracker = try SessionTracker(registry: checked.registry, sensor: checked.sensor, logger: logger,
+                                     catalogLimits: CredentialCatalog.Limits(budgetNs: Int64(config.catalogScanBudgetMs) * 1_000_000))
         pipeline = Pipeline(recorder: Recorder(sink: sink, host: HostIdentity.current()), sessions: tracker)
         pipeline.detector = checked.rules.map { Detector(rules: $0) }
         tracker.pipeline = pipeline

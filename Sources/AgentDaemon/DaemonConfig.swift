@@ -51,6 +51,10 @@ package struct DaemonConfig: Sendable, Equatable {
     /// (atomically) every `metrics_interval_s`; nil: none.
     package var metricsTextfile: String? = nil
     package var metricsIntervalS = 15
+    /// How long one scan of a session's credential catalog may take, in ms (what it did not
+    /// reach by then is named in a warning and scanned at the next rescan). Raise it where
+    /// homes are on a slow or networked file system.
+    package var catalogScanBudgetMs = 100
 
     package init() {}
 
@@ -167,6 +171,7 @@ package struct DaemonConfig: Sendable, Equatable {
             case "control_group": config.controlGroup = try string()
             case "metrics_textfile": config.metricsTextfile = try string()
             case "metrics_interval_s": config.metricsIntervalS = try int(1...3600)
+            case "catalog_scan_budget_ms": config.catalogScanBudgetMs = try int(10...60_000)
             default:
                 throw AgentError("\(at): unknown setting '\(key)' (known: \(Self.knownKeys.joined(separator: ", ")))")
             }
@@ -180,7 +185,7 @@ package struct DaemonConfig: Sendable, Equatable {
     /// The outputs to run: `outputs`, or the one file `output`.
     package var effectiveOutputs: [OutputConfig] { outputs ?? [.file(output)] }
 
-    package static let knownKeys = ["output", "outputs", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "resolve_paths", "sensor", "rules", "poll_interval_ms", "status_interval_s", "runtime_dir", "control_group", "metrics_textfile", "metrics_interval_s"]
+    package static let knownKeys = ["output", "outputs", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "resolve_paths", "sensor", "rules", "poll_interval_ms", "status_interval_s", "runtime_dir", "control_group", "metrics_textfile", "metrics_interval_s", "catalog_scan_budget_ms"]
 
     /// `LINE:COL: YAML error: ...`, to follow `file:`.
     static func describe(_ error: YamlError, text: String) -> String {

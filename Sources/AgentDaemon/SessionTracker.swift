@@ -65,8 +65,9 @@ final class SessionTracker: SessionSource {
     /// drained say.
     var stopping = false
 
-    init(registry: SessionRegistry, sensor: Sensor, logger: Logger) throws(AgentError) {
+    init(registry: SessionRegistry, sensor: Sensor, logger: Logger, catalogLimits: CredentialCatalog.Limits = .init()) throws(AgentError) {
         self.registry = registry
+        self.catalogLimits = catalogLimits
         self.sensor = sensor
         self.logger = logger
         inotifyFD = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
@@ -253,10 +254,14 @@ final class SessionTracker: SessionSource {
     private var tickets: UInt64 = 0
     /// The patterns of the rules in force, and which rule set they were read from.
     private var catalog = CredentialCatalog(patterns: [])
+    /// The bounds of every catalog scan (`catalog_scan_budget_ms` among them).
+    private let catalogLimits: CredentialCatalog.Limits
     /// Held (not an ObjectIdentifier, whose address a later rule set may take).
     private var catalogRules: RuleSet?
-    /// How long a starting session waits for its first scan before its processes run.
-    static let firstScanWaitNs: Int64 = 500_000_000
+    /// How long a starting session waits for its first scan before its processes run: the
+    /// scan's budget and 400 ms more (500 ms with the default budget), at most 2 s (the loop
+    /// waits with it).
+    private var firstScanWaitNs: Int64 { min(catalogLimits.budgetNs + 400_000_000, 2_000_000_000) }
 
     /// Takes the rules' catalog when the rules changed; true when its patterns did.
     private func syncCatalogPatterns() -> Bool {
@@ -265,7 +270,7 @@ final class SessionTracker: SessionSource {
         catalogRules = rules
         let paths = rules?.identityPaths ?? []
         guard paths != catalog.patterns else { return false }
-        catalog = CredentialCatalog(patterns: paths)
+        catalog = CredentialCatalog(patterns: paths, limits: catalogLimits)
         return true
     }
 
@@ -285,7 +290,7 @@ final class SessionTracker: SessionSource {
         st.followUpNs = nil
         catalogs[s.cgid] = st
         scanner.submit(.init(cgid: s.cgid, ticket: tickets, homes: s.homes, catalog: catalog, previous: st.last))
-        if wait { applyScans(scanner.wait(for: tickets, timeoutNs: Self.firstScanWaitNs)) }
+        if wait { applyScans(scanner.wait(for: tickets, timeoutNs: firstScanWaitNs)) }
     }
 
     /// Scans that came back go into their sessions (if still live).

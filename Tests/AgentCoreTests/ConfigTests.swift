@@ -95,6 +95,7 @@ struct ConfigTests {
             poll_interval_ms: 250
             status_interval_s: 0
             runtime_dir: /tmp/agentwatch-run
+            catalog_scan_budget_ms: 2500
 
             """
         let c = try DaemonConfig.parse(yaml, file: "agentwatch.yaml")
@@ -105,6 +106,9 @@ struct ConfigTests {
         #expect(c.pollIntervalMs == 250)
         #expect(c.statusIntervalS == 0)
         #expect(c.runtimeDir == "/tmp/agentwatch-run")
+        #expect(c.catalogScanBudgetMs == 2500)
+        let slow = try #require(parseError("catalog_scan_budget_ms: 5\n"))
+        #expect(slow.hasPrefix("agentwatch.yaml:1:1: ") && slow.contains("catalog_scan_budget_ms must be a whole number from 10 to 60000"), "\(slow)")
     }
 
     @Test func fileNamesOnlyWhatItChanges() throws {

@@ -87,6 +87,8 @@ final class TestDaemon: @unchecked Sendable {
         config.runtimeDir = dir
         config.rules = []
         config.sensor = KernelEnv.forcedTier
+        // Under emulation a catalog scan is as much slower as everything else.
+        config.catalogScanBudgetMs = Int(Double(config.catalogScanBudgetMs) * KernelEnv.timeScale)
         configure(&config)
         var logger = Logger(label: "test")
         logger.logLevel = .warning

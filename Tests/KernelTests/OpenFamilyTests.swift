@@ -285,7 +285,8 @@ extension KernelSuite {
 
         /// This kernel's BTF with io_uring's types as `mode` says, written by a small libbpf
         /// program: "6.1" (Debian 12): the fixed-file table as an array of struct
-        /// io_fixed_file (file_table.files, nr_user_files) instead of resource nodes; "none": no
+        /// io_fixed_file (file_table.files, nr_user_files) instead of resource nodes (a kernel
+        /// that has them already, before 6.13, is left as it is); "none": no
         /// struct io_open, and requests without a command area (kernels before 6.0).
         static func btf(_ mode: String, in dir: String) throws -> String {
             let src = dir + "/rewrite-uring.c"
@@ -328,15 +329,18 @@ extension KernelSuite {
                 int id;
                 if (strcmp(argv[2], "6.1") == 0) {
                     if (!find(btf, "io_file_table", BTF_KIND_STRUCT, &id)) return 4;
-                    struct btf_member *data = member(btf, id, "data");
-                    if (!data) return 4;
-                    data->name_off = files;
-                    data->type = ptr;
-                    if (!find(btf, "io_ring_ctx", BTF_KIND_STRUCT, &id)) return 5;
-                    /* Some unsigned int of the ring becomes nr_user_files. */
-                    struct btf_member *nr = member(btf, id, "cq_entries");
-                    if (!nr) return 6;
-                    nr->name_off = nr_name;
+                    /* A kernel before 6.13 (Debian's 6.12) has 6.1's table already: as it is. */
+                    if (!member(btf, id, "files")) {
+                        struct btf_member *data = member(btf, id, "data");
+                        if (!data) return 4;
+                        data->name_off = files;
+                        data->type = ptr;
+                        if (!find(btf, "io_ring_ctx", BTF_KIND_STRUCT, &id)) return 5;
+                        /* Some unsigned int of the ring becomes nr_user_files. */
+                        struct btf_member *nr = member(btf, id, "cq_entries");
+                        if (!nr) return 6;
+                        nr->name_off = nr_name;
+                    }
                 } else {
                     struct btf_type *open = (struct btf_type *)find(btf, "io_open", BTF_KIND_STRUCT, &id);
                     if (!open) return 7;

@@ -7,8 +7,10 @@
  *   open-family open PATH [PATH...]  open(2) O_RDONLY each, reading a byte
  *   open-family creat PATH           creat(2), mode 0644
  *   open-family handle PATH [gone]   name_to_handle_at, then open_by_handle_at(42, handle,
- *                                    O_RDONLY): the mount_fd is descriptor 42. gone: PATH is
- *                                    unlinked in between (ESTALE)
+ *                                    O_RDONLY): the mount_fd is descriptor 42, PATH's
+ *                                    directory (a handle is decoded by the file system of
+ *                                    mount_fd: / may be another). gone: PATH is unlinked in
+ *                                    between (ESTALE)
  *   open-family uring PATH [openat2] [async] [slot] [alloc] [skip]
  *                                    one IORING_OP_OPENAT (openat2: OPENAT2) of PATH O_RDONLY,
  *                                    then a read of it. async: IOSQE_ASYNC (an io-wq worker
@@ -100,7 +102,16 @@ static int do_handle(const char *path, int gone)
 	int mount_id;
 	if (name_to_handle_at(AT_FDCWD, path, fh, &mount_id, 0) < 0)
 		return fail("name_to_handle_at");
-	int dir = open("/", O_RDONLY | O_DIRECTORY);
+	char parent[4096];
+	snprintf(parent, sizeof(parent), "%s", path);
+	char *slash = strrchr(parent, '/');
+	if (slash == parent)
+		slash[1] = 0;
+	else if (slash)
+		*slash = 0;
+	else
+		snprintf(parent, sizeof(parent), ".");
+	int dir = open(parent, O_RDONLY | O_DIRECTORY);
 	if (dir < 0 || dup2(dir, 42) < 0)
 		return fail("mount_fd");
 	if (gone && unlink(path) < 0)
