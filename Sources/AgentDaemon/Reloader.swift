@@ -99,6 +99,7 @@ extension DaemonConfig {
         RestartOnlySetting("sensor", \.sensor),
         RestartOnlySetting("runtime_dir", \.runtimeDir),
         RestartOnlySetting("control_group", \.controlGroup),
+        RestartOnlySetting("catalog_scan_budget_ms", \.catalogScanBudgetMs),
     ]
 
     /// The restart-only settings in which this config differs from the `running` one.
