@@ -4,7 +4,9 @@
     sudo python3 bench/run.py            # full run: 5 rounds, 2 s per workload run (~20 minutes)
     sudo python3 bench/run.py --smoke    # every configuration once with tiny op counts (CI)
 
-For every round and workload the configurations run in turn: baseline; agentwatch with no
+For every round and workload the configurations run in turn: baseline; the floor (one empty
+BPF program on a syscall tracepoint no workload calls, what any syscall-tracepoint tool costs
+every task); agentwatch with no
 session, with a session present and the workload outside it, with the workload inside it;
 agentwatch with resolve_paths: false, the workload inside a session (openat workloads); auditd;
 bpftrace. Results: a markdown table on stdout and in bench/results/<UTC time>.md (and
@@ -32,16 +34,17 @@ sys.dont_write_bytecode = True  # no __pycache__ in the repository
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from awbench import report, workloads  # noqa: E402
-from awbench.results import AUDITD, AW_IN, AW_NONE, AW_NR, AW_OUT, BASELINE, BPFTRACE, RunResult  # noqa: E402
+from awbench.results import AUDITD, AW_IN, AW_NONE, AW_NR, AW_OUT, BASELINE, BPFTRACE, FLOOR, RunResult  # noqa: E402
 from awbench.system import (BenchError, Sysctl, cgroup2_mount, cgroup_make, cgroup_remove,  # noqa: E402
                             foreign_bpf_programs, loadavg, run_quiet)
-from awbench.tools import Agentwatch, AgentwatchNoResolve, Auditd, Bpftrace, Context, run_baseline  # noqa: E402
+from awbench.tools import Agentwatch, AgentwatchNoResolve, Auditd, Bpftrace, Context, Floor, run_baseline  # noqa: E402
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
-TOOLS = {"baseline": (BASELINE,), "agentwatch": (AW_NONE, AW_OUT, AW_IN),
+TOOLS = {"baseline": (BASELINE,), "floor": (FLOOR,), "agentwatch": (AW_NONE, AW_OUT, AW_IN),
          "agentwatch-noresolve": (AW_NR,), "auditd": (AUDITD,), "bpftrace": (BPFTRACE,)}
-PEER_PACKAGES = {"auditd": "auditd", "bpftrace": "bpftrace"}
+# The Debian package of each peer, named as its program is.
+PEER_PACKAGES = {"auditd": "auditd", "bpftrace": "bpftrace", "floor": "bpftrace"}
 SESSION_ROOT = "agentwatch-bench"
 PEER_ROOT = "agentwatch-bench-peer"
 BENCH_USER = "awbench"
@@ -107,7 +110,7 @@ def find_agentwatch(path):
 def install_peers(tools, allowed):
     """apt-get installs auditd and bpftrace when missing (and allowed); failures surface later
     as the tool being unavailable."""
-    missing = [PEER_PACKAGES[t] for t in tools if t in PEER_PACKAGES and not shutil.which(t)]
+    missing = sorted({PEER_PACKAGES[t] for t in tools if t in PEER_PACKAGES and not shutil.which(PEER_PACKAGES[t])})
     if not missing or not allowed or not shutil.which("apt-get"):
         return
     log(f"installing {' '.join(missing)} with apt-get")
@@ -171,7 +174,7 @@ def run_rounds(args, ctx, wls, agentwatch_bin, agentwatch_error):
     for name, cls in (("agentwatch", Agentwatch), ("agentwatch-noresolve", AgentwatchNoResolve)):
         if name in args.tools:
             tools[name] = cls(ctx, agentwatch_bin) if agentwatch_bin else agentwatch_error
-    for name, cls in (("auditd", Auditd), ("bpftrace", Bpftrace)):
+    for name, cls in (("floor", Floor), ("auditd", Auditd), ("bpftrace", Bpftrace)):
         if name in args.tools:
             try:
                 tools[name] = cls(ctx)

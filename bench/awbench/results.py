@@ -12,9 +12,14 @@ AW_NONE = "agentwatch-nosession"
 AW_NR = "agentwatch-session-noresolve"
 AUDITD = "auditd"
 BPFTRACE = "bpftrace"
-CONFIGS = (BASELINE, AW_NONE, AW_OUT, AW_IN, AW_NR, AUDITD, BPFTRACE)
+# One empty BPF program on a syscall tracepoint no workload calls: what attaching any syscall
+# tracepoint costs every task on this kernel (the slow syscall path), the floor of a
+# syscall-tracepoint tool's cost outside what it watches.
+FLOOR = "floor"
+CONFIGS = (BASELINE, FLOOR, AW_NONE, AW_OUT, AW_IN, AW_NR, AUDITD, BPFTRACE)
 CONFIG_TEXT = {
     BASELINE: "nothing attached",
+    FLOOR: "one empty BPF program on an unused syscall tracepoint (bpftrace, sys_enter_acct): the floor of any syscall-tracepoint tool",
     AW_NONE: "agentwatch running, no session",
     AW_OUT: "agentwatch, a session present, workload outside it",
     AW_IN: "agentwatch, workload inside a session",

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from . import workloads
-from .results import AUDITD, AW_IN, AW_NONE, AW_NR, AW_OUT, BASELINE, BPFTRACE, RunResult
+from .results import AUDITD, AW_IN, AW_NONE, AW_NR, AW_OUT, BASELINE, BPFTRACE, FLOOR, RunResult
 from .system import (BenchError, ToolProcess, bpf_prog_names, bpf_prog_stats, bpf_run_counts,
                      bpf_stats_delta, cgroup_cpu_seconds, cgroup_make, cgroup_remove, host_cpu_seconds,
                      proc_cpu_seconds, run_quiet, wait_for_xattr, wait_until)
@@ -546,6 +546,36 @@ def audit_matches(workload, event, run):
 # --- bpftrace ------------------------------------------------------------------------------
 
 
+def traced_run(ctx, workload, rnd, config, argv, env=None):
+    """Runs `workload` in a fresh cgroup under bpftrace, started as `argv(cgroup, ready)`: waits
+    for the READY file its BEGIN probe makes (BEGIN runs once every probe is attached; output to
+    a file is block-buffered, so a printf would not tell), runs the workload, stops it with
+    SIGINT. Returns (RunResult, WorkloadRun or None when the result has an error)."""
+    name = tag(workload, rnd)
+    result, run = RunResult(workload.name, config, rnd), None
+    ready = ctx.out(f"{name}.{config}.ready")
+    with ctx.cgroup(f"{name}-{config}") as cg:
+        tracer = ToolProcess("bpftrace", argv(cg, ready), ctx.out(f"{name}.{config}.log"), env=env)
+        try:
+            if not wait_until(lambda: os.path.exists(ready) or not tracer.running(), 60):
+                raise BenchError("bpftrace did not attach its probes within 60 s")
+            if not tracer.running():
+                raise BenchError(f"bpftrace exited with {tracer.proc.returncode} at start: {tracer.log_tail()}")
+            run = ctx.run_workload(workload, cg, result, tracer, names_of(tracer.pid))
+        except BenchError as e:
+            result.error = str(e)
+        finally:
+            status = tracer.stop(signal.SIGINT)
+    if not result.error and status != 0:
+        result.error = f"bpftrace exited with {status}: {tracer.log_tail()}"
+    return result, (None if result.error else run)
+
+
+def require_bpftrace():
+    if not shutil.which("bpftrace"):
+        raise BenchError("bpftrace is not installed (apt-get install bpftrace)")
+
+
 class Bpftrace:
     """bpftrace running peers/session.bt for the workload's cgroup, writing to a file."""
 
@@ -553,31 +583,16 @@ class Bpftrace:
 
     def __init__(self, ctx):
         self.ctx = ctx
-        if not shutil.which("bpftrace"):
-            raise BenchError("bpftrace is not installed (apt-get install bpftrace)")
+        require_bpftrace()
 
     def run(self, workload, rnd):
-        ctx, name = self.ctx, tag(workload, rnd)
-        result = RunResult(workload.name, BPFTRACE, rnd)
-        output, ready = ctx.out(f"{name}.bpftrace.out"), ctx.out(f"{name}.bpftrace.ready")
-        with ctx.cgroup(f"{name}-bpftrace") as cg:
-            tracer = ToolProcess("bpftrace", ["bpftrace", "--unsafe", "-o", output, self.SCRIPT, cg, ready],
-                                 ctx.out(f"{name}.bpftrace.log"), env=dict(os.environ, BPFTRACE_STRLEN="200"))
-            try:
-                if not wait_until(lambda: os.path.exists(ready) or not tracer.running(), 60):
-                    raise BenchError("bpftrace did not attach its probes within 60 s")
-                if not tracer.running():
-                    raise BenchError(f"bpftrace exited with {tracer.proc.returncode} at start: {tracer.log_tail()}")
-                run = ctx.run_workload(workload, cg, result, tracer, names_of(tracer.pid))
-            except BenchError as e:
-                result.error = str(e)
-            finally:
-                status = tracer.stop(signal.SIGINT)
-        if result.error:
+        output = self.ctx.out(f"{tag(workload, rnd)}.bpftrace.out")
+        result, run = traced_run(self.ctx, workload, rnd, BPFTRACE,
+                                 lambda cg, ready: ["bpftrace", "--unsafe", "-o", output, self.SCRIPT, cg, ready],
+                                 env=dict(os.environ, BPFTRACE_STRLEN="200"))
+        if not run:
             return result
-        if status != 0:
-            result.error = f"bpftrace exited with {status}: {tracer.log_tail()}"
-        events, lost = parse_bpftrace(output, tracer.log_path)
+        events, lost = parse_bpftrace(output, os.path.splitext(output)[0] + ".log")
         result.records = len(events)
         result.expected = run.events
         result.captured = sum(1 for e in events if bpftrace_matches(workload, e, run))
@@ -586,6 +601,21 @@ class Bpftrace:
         # sends) is the measurement: nothing seen is its result, not a failed run.
         if result.expected and not result.captured and not result.lost and not workload.unseen_by_syscall_peers:
             result.error = "no records captured and none reported lost"
+        return result
+
+
+class Floor:
+    """bpftrace with one empty program on sys_enter_acct, a syscall no workload makes: the
+    workload pays only what any attached syscall tracepoint makes every task pay."""
+
+    PROGRAM = 'BEGIN { system("touch %s", str($1)); } tracepoint:syscalls:sys_enter_acct { }'
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        require_bpftrace()
+
+    def run(self, workload, rnd):
+        result, _ = traced_run(self.ctx, workload, rnd, FLOOR, lambda cg, ready: ["bpftrace", "--unsafe", "-e", self.PROGRAM, ready])
         return result
 
 
