@@ -11,7 +11,9 @@
 #             openat, exec, connect and io_uring-open workloads) instead of tests, its report in
 #             .build-matrix/out/bench-KERNEL-TIER/latest.md, labelled as measured under emulation
 #     TIER    auto | lsm | fentry | kprobe | tracepoint: every in-process daemon of the tests is
-#             forced onto it (AGENTWATCH_TEST_SENSOR); default auto
+#             forced onto it (AGENTWATCH_TEST_SENSOR); default auto. A comma list
+#             (fentry,kprobe,tracepoint) runs the tests once per tier, in turn, in one boot; the
+#             exit status is the first failing tier's
 #   make matrix KERNEL=6.12 [FILTER=...] [TIER=...]
 #   make matrix-bench KERNEL=6.12 [TIER=...]
 #
@@ -23,16 +25,24 @@ pkg_root=$(pwd)
 
 kernel=${1:?usage: .ci/matrix.sh 6.1|6.12 [FILTER] [TIER]}
 filter=${2:-KernelTests}
-tier=${3:-auto}
+tiers=${3:-auto}
 case $kernel in
 	6.1) package=linux-image-6.1.0-50-amd64 version=6.1.176-1 ;;
 	6.12) package=linux-image-6.12.117+deb12-amd64 version=6.12.117-1~deb12u1 ;;
 	*) echo "matrix: unknown kernel '$kernel' (6.1 or 6.12)" >&2; exit 2 ;;
 esac
-case $tier in
-	auto|lsm|fentry|kprobe|tracepoint) ;;
-	*) echo "matrix: unknown tier '$tier' (auto, lsm, fentry, kprobe or tracepoint)" >&2; exit 2 ;;
-esac
+IFS=, read -r -a tier_list <<<"$tiers"
+[ ${#tier_list[@]} -gt 0 ] || { echo "matrix: no tier given" >&2; exit 2; }
+for tier in "${tier_list[@]}"; do
+	case $tier in
+		auto|lsm|fentry|kprobe|tracepoint) ;;
+		*) echo "matrix: unknown tier '$tier' (auto, lsm, fentry, kprobe or tracepoint)" >&2; exit 2 ;;
+	esac
+done
+if [ "$filter" = bench ] && [ ${#tier_list[@]} -gt 1 ]; then
+	echo "matrix: the benchmark runs one tier per boot" >&2
+	exit 2
+fi
 
 # What the VM needs: qemu, kmod (the kernel's modules), busybox (virtme-ng's initramfs), virtme-ng.
 need=()
@@ -85,7 +95,7 @@ else
 fi
 
 out=$pkg_root/.build-matrix/out
-name=$kernel-$tier
+name=$kernel-${tiers//,/+}
 log=$out/$name.log
 rm -f "$out/$name.rc"
 # The guest: the same environment CI gives the tests, the tier forced if asked. The test
@@ -112,33 +122,40 @@ cd "$pkg_root"
 # Debian's kernels have BPF LSM, kprobes and BPF trampolines: a tier refused there is a failure.
 # Emulation is slow: waits for records and daemons may take ten times as long.
 export AGENTWATCH_REQUIRE_KERNEL=1 AGENTWATCH_REQUIRE_TIERS=lsm,fentry,kprobe,tracepoint AGENTWATCH_TEST_TIME_SCALE=10 HOME=/root PATH=$PATH
-[ "$tier" = auto ] || export AGENTWATCH_TEST_SENSOR=$tier
-echo "matrix: \$(uname -r), LSMs \$(cat /sys/kernel/security/lsm 2>/dev/null), tier $tier, filter $filter"
-echo "matrix: file systems: / \$(findmnt -no FSTYPE /), /usr \$(findmnt -no FSTYPE -T /usr), /tmp \$(findmnt -no FSTYPE -T /tmp), /etc \$(findmnt -no FSTYPE -T /etc); /usr/bin/true on device \$(stat -c %D /usr/bin/true)"
-start=\$(date +%s)
-if [ "$filter" = bench ]; then
-	python3 bench/run.py --agentwatch "$bench_bin" --rounds ${MATRIX_BENCH_ROUNDS:-3} --seconds ${MATRIX_BENCH_SECONDS:-2} \\
-		--workloads openat-abs,exec,connect,uring-open --tools baseline,agentwatch --no-install --sensor $tier \\
-		--label "Under emulation (Debian $kernel, qemu TCG, tier $tier): compare ratios within a row only" \\
-		--results "$out/bench-$kernel-$tier" 2>&1
-else
-	"$xctest" --testing-library swift-testing --filter '$filter' 2>&1
-fi
-rc=\$?
-echo "matrix: tests took \$(( \$(date +%s) - start )) s, exit \$rc"
-echo \$rc > "$out/$name.rc"
+echo "matrix: \$(uname -r), LSMs \$(cat /sys/kernel/security/lsm 2>/dev/null), tiers $tiers, filter $filter"
+# (stat -f names the file system on top: findmnt lists each of a stacked mount's layers.)
+echo "matrix: file systems: / \$(stat -f -c %T /), /usr \$(stat -f -c %T /usr), /tmp \$(stat -f -c %T /tmp), /etc \$(stat -f -c %T /etc); /usr/bin/true on device \$(stat -c %D /usr/bin/true)"
+# One run per tier, in turn; the first failing tier's status is the boot's.
+status=0
+for tier in ${tier_list[*]}; do
+	if [ "\$tier" = auto ]; then unset AGENTWATCH_TEST_SENSOR; else export AGENTWATCH_TEST_SENSOR=\$tier; fi
+	echo "matrix: tier \$tier, filter $filter"
+	start=\$(date +%s)
+	if [ "$filter" = bench ]; then
+		python3 bench/run.py --agentwatch "$bench_bin" --rounds ${MATRIX_BENCH_ROUNDS:-3} --seconds ${MATRIX_BENCH_SECONDS:-2} \\
+			--workloads openat-abs,exec,connect,uring-open --tools baseline,agentwatch --no-install --sensor \$tier \\
+			--label "Under emulation (Debian $kernel, qemu TCG, tier \$tier): compare ratios within a row only" \\
+			--results "$out/bench-$kernel-\$tier" 2>&1
+	else
+		"$xctest" --testing-library swift-testing --filter '$filter' 2>&1
+	fi
+	rc=\$?
+	echo "matrix: tier \$tier: tests took \$(( \$(date +%s) - start )) s, exit \$rc"
+	[ \$status -ne 0 ] || status=\$rc
+done
+echo \$status > "$out/$name.rc"
 EOF
 # One boot: the kernel's console (--verbose) goes to the log with the tests' output, so a
 # crash leaves its trace there.
 boot() {
 	rm -f "$out/$name.rc"
-	echo "matrix: booting $(basename "$vmlinuz") (TCG), tier $tier, filter $filter; log $log"
+	echo "matrix: booting $(basename "$vmlinuz") (TCG), tiers $tiers, filter $filter; log $log"
 	begin=$(date +%s)
 	timeout "${MATRIX_TIMEOUT_S:-5400}" "$vng" --verbose -r "$vmlinuz" --disable-kvm --cpus 2 --memory 4G \
 		--rwdir "$out" --overlay-rwdir "$pkg_root/.build" \
 		-- "bash $out/$name.guest.sh" >"$log" 2>&1 || true
 	grep -aE "^matrix:|✘|recorded an issue|Test run with" "$log" || true
-	echo "matrix: $kernel $tier: $(( $(date +%s) - begin )) s in all (boot included)"
+	echo "matrix: $kernel $tiers: $(( $(date +%s) - begin )) s in all (boot included)"
 }
 boot
 if [ ! -s "$out/$name.rc" ]; then
