@@ -24,6 +24,8 @@ package final class CaptureLoop: @unchecked Sendable {
     let pipeline: Pipeline
     var recorder: Recorder { pipeline.recorder }
     let reloader: Reloader
+    /// Pauses the sessions that fill the ring faster than the loop drains it (`overflow`).
+    let throttle: SessionThrottle
     /// The outputs with their own threads, when the recorder writes to those (the daemon does).
     package let outputs: Outputs?
     let sinkDescription: String
@@ -59,6 +61,12 @@ package final class CaptureLoop: @unchecked Sendable {
         pipeline = Pipeline(recorder: Recorder(sink: sink, host: HostIdentity.current()), sessions: tracker)
         pipeline.detector = checked.rules.map { Detector(rules: $0) }
         tracker.pipeline = pipeline
+        let sensor = checked.sensor, registry = checked.registry
+        throttle = SessionThrottle(
+            mode: config.overflow, ringBytes: UInt64(config.ringBufferKiB) * 1024,
+            maxPauseNs: Int64(config.throttleMaxPauseMs) * 1_000_000, logger: logger,
+            waiting: { sensor.ringFill.waiting }, session: { registry.sessions[$0] })
+        tracker.throttle = throttle
         reloader = Reloader(config: config, rules: checked.rules)
         inbox = try LoopInbox()
         published = PublishedState(config: config)
@@ -149,8 +157,12 @@ package final class CaptureLoop: @unchecked Sendable {
         if let p = recorder.previousRun, p.ended == "unclean" {
             logger.warning("the previous run ended without agent.stop after seq \(p.lastSeq.map { "\($0)" } ?? "?") (\(p.lastTime ?? "?")): what it had not yet written is lost; agent.start says so")
         }
+        resumeLeftPaused()
         do {
-            try sensor.start { [pipeline] raw in pipeline.handle(raw) }
+            try sensor.start { [pipeline, throttle] raw in
+                pipeline.handle(raw)
+                throttle.noted(session: KernelRecord.session(ofRaw: raw))
+            }
         } catch {
             throw AgentError("attaching the process hooks failed: \(error)")
         }
@@ -186,7 +198,8 @@ package final class CaptureLoop: @unchecked Sendable {
     }
 
     /// Drains the ring buffer through the pipeline. After each batch the ring-buffer callback
-    /// has returned: the session tracker applies what it learned inside it.
+    /// has returned: the session tracker applies what it learned inside it. A drain that ends
+    /// leaves the ring below the throttle's low-water mark: its paused sessions resume.
     func consumeRing() {
         while true {
             let n: Int
@@ -197,8 +210,48 @@ package final class CaptureLoop: @unchecked Sendable {
                 n = 0
             }
             tracker.applyLearned()
-            if n == 0 { return }
+            if n == 0 { break }
         }
+        throttle.look()
+        if throttle.takeChanged() { keepPausedList() }
+    }
+
+    /// The cgroups paused now, in the runtime directory (`throttled`), so that a daemon killed
+    /// while they were paused leaves the next one the list to resume.
+    private func keepPausedList() {
+        let paths = throttle.pausedPaths
+        if paths.isEmpty {
+            _ = runtime.unlink(SessionThrottle.pausedFile)
+        } else if !runtime.replace(SessionThrottle.pausedFile, with: Array(paths.map { $0 + "\n" }.joined().utf8), mode: 0o600) {
+            logger.warning("cannot write \(runtime.path(of: SessionThrottle.pausedFile)): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// The session cgroups an earlier run paused and did not resume (it was killed): resumed
+    /// before anything else, whatever this run's `overflow`.
+    private func resumeLeftPaused() {
+        let fd = runtime.open(SessionThrottle.pausedFile, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < 1 << 20 {
+            let n = read(fd, &chunk, chunk.count)
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        close(fd)
+        for line in bytes.split(separator: UInt8(ascii: "\n")) {
+            let path = String(decoding: line, as: UTF8.self)
+            // Only cgroups below the session roots, named as this daemon names them.
+            guard registry.roots.contains(where: { path.hasPrefix($0.path + "/") }), !path.contains("/../"), !path.hasSuffix("/..") else {
+                logger.warning("\(runtime.path(of: SessionThrottle.pausedFile)) names \(path), not below a session root: left as it is")
+                continue
+            }
+            if SessionThrottle.thaw(path) {
+                logger.warning("session cgroup \(path) was left paused by a daemon that did not stop: resumed")
+            }
+        }
+        _ = runtime.unlink(SessionThrottle.pausedFile)
     }
 
     /// A look at the session roots: new sessions start, gone ones end after their last records.
@@ -253,6 +306,9 @@ package final class CaptureLoop: @unchecked Sendable {
     private func shutdown() {
         notifier.stopping(status: "stopping: draining the ring buffer and flushing the outputs")
         tracker.stopping = true
+        // Paused sessions run on first: what they write from here is drained or counted lost.
+        throttle.stop()
+        keepPausedList()
         sensor.detachAll()
         consumeRing()
         // Drops the kernel counted but never got to put in the stream.
@@ -268,7 +324,8 @@ package final class CaptureLoop: @unchecked Sendable {
         reportOutputDrops()
         let c = snapshot()
         recorder.agentStop(version: AgentVersion.string, records: c.records, kernelDropped: c.kernelDropped,
-                           decodeRejected: c.decodeRejected, sessions: c.sessions, unixNs: wallNow())
+                           decodeRejected: c.decodeRejected, sessions: c.sessions,
+                           throttle: c.throttle.map { ($0.pauses, $0.pausedMs, $0.forcedResumes) }, unixNs: wallNow())
         recorder.close()
         outputs?.stop()
         publish()
@@ -283,7 +340,10 @@ package final class CaptureLoop: @unchecked Sendable {
             records: recorder.seq, sessions: registry.sessions.count, processes: pipeline.table.count,
             kernelDropped: pipeline.kernelDropped.reduce(0, +), kernelDroppedByKind: pipeline.kernelDropped,
             decodeRejected: pipeline.decoder.counters.rejected, syscallHooksAttached: sensor.syscallHooksAttached,
-            recordsByType: recorder.counts)
+            recordsByType: recorder.counts,
+            throttle: throttle.mode == .throttle
+                ? ThrottleStatus(pauses: throttle.totalPauses, pausedMs: UInt64(throttle.totalPausedNs / 1_000_000),
+                                 pausedNow: throttle.pausedNow, forcedResumes: throttle.forcedResumes) : nil)
     }
 
     private func publish() {

@@ -209,12 +209,29 @@ package struct DaemonStatus: Codable, Sendable, Equatable {
     package var decodeRejected: UInt64
     package var syscallHooks: Bool
     package var outputs: [OutputStatus]
+    /// With `overflow: throttle`: the sessions' pauses.
+    package var throttle: ThrottleStatus? = nil
 
     enum CodingKeys: String, CodingKey {
-        case version, pid, sessions, processes, records, outputs
+        case version, pid, sessions, processes, records, outputs, throttle
         case kernelDropped = "kernel_dropped"
         case decodeRejected = "decode_rejected"
         case syscallHooks = "syscall_hooks"
+    }
+}
+
+/// The throttle in `status`: pauses since start, their time, the sessions paused now.
+package struct ThrottleStatus: Codable, Sendable, Equatable {
+    package var pauses: UInt64
+    package var pausedMs: UInt64
+    package var pausedNow: Int
+    package var forcedResumes: UInt64
+
+    enum CodingKeys: String, CodingKey {
+        case pauses
+        case pausedMs = "paused_ms"
+        case pausedNow = "paused_now"
+        case forcedResumes = "forced_resumes"
     }
 }
 

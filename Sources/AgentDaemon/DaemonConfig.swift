@@ -55,6 +55,13 @@ package struct DaemonConfig: Sendable, Equatable {
     /// reach by then is named in a warning and scanned at the next rescan). Raise it where
     /// homes are on a slow or networked file system.
     package var catalogScanBudgetMs = 100
+    /// What happens when sessions write records faster than the daemon reads them: their
+    /// sessions are paused until it caught up (`throttle`), or what does not fit is dropped
+    /// and counted (`drop`).
+    package var overflow = OverflowMode.throttle
+    /// The longest one pause lasts, in ms: a daemon that has not drained by then resumes the
+    /// session and drops (and counts) what does not fit.
+    package var throttleMaxPauseMs = 5000
 
     package init() {}
 
@@ -172,6 +179,13 @@ package struct DaemonConfig: Sendable, Equatable {
             case "metrics_textfile": config.metricsTextfile = try string()
             case "metrics_interval_s": config.metricsIntervalS = try int(1...3600)
             case "catalog_scan_budget_ms": config.catalogScanBudgetMs = try int(10...60_000)
+            case "overflow":
+                let v = try string()
+                guard let mode = OverflowMode(rawValue: v) else {
+                    throw AgentError("\(at): overflow must be \(OverflowMode.allCases.map(\.rawValue).joined(separator: " or ")), not '\(v)'")
+                }
+                config.overflow = mode
+            case "throttle_max_pause_ms": config.throttleMaxPauseMs = try int(100...600_000)
             default:
                 throw AgentError("\(at): unknown setting '\(key)' (known: \(Self.knownKeys.joined(separator: ", ")))")
             }
@@ -185,7 +199,7 @@ package struct DaemonConfig: Sendable, Equatable {
     /// The outputs to run: `outputs`, or the one file `output`.
     package var effectiveOutputs: [OutputConfig] { outputs ?? [.file(output)] }
 
-    package static let knownKeys = ["output", "outputs", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "resolve_paths", "sensor", "rules", "poll_interval_ms", "status_interval_s", "runtime_dir", "control_group", "metrics_textfile", "metrics_interval_s", "catalog_scan_budget_ms"]
+    package static let knownKeys = ["output", "outputs", "session_roots", "ring_buffer_kib", "args_max", "flow_report_kib", "resolve_paths", "sensor", "rules", "poll_interval_ms", "status_interval_s", "runtime_dir", "control_group", "metrics_textfile", "metrics_interval_s", "catalog_scan_budget_ms", "overflow", "throttle_max_pause_ms"]
 
     /// `LINE:COL: YAML error: ...`, to follow `file:`.
     static func describe(_ error: YamlError, text: String) -> String {

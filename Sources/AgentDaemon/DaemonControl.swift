@@ -39,7 +39,7 @@ package final class DaemonControl: ControlHandler {
             }
             return .status(DaemonStatus(version: AgentVersion.string, pid: getpid(), sessions: c.sessions, processes: c.processes,
                                         records: c.records, kernelDropped: c.kernelDropped, decodeRejected: c.decodeRejected,
-                                        syscallHooks: c.syscallHooksAttached, outputs: outputs))
+                                        syscallHooks: c.syscallHooksAttached, outputs: outputs, throttle: c.throttle))
         }
     }
 

@@ -55,6 +55,12 @@ final class MetricsService: Service, @unchecked Sendable {
         metric("sessions", "gauge", "Live sessions.", [("", UInt64(c.sessions))])
         metric("processes", "gauge", "Processes tracked in sessions.", [("", UInt64(c.processes))])
         metric("syscall_hooks_attached", "gauge", "1 while the syscall hooks are attached.", [("", c.syscallHooksAttached ? 1 : 0)])
+        if let th = c.throttle {
+            metric("throttle_pauses_total", "counter", "Times a session was paused because it wrote records faster than the daemon read them.", [("", th.pauses)])
+            metric("throttle_paused_seconds_total", "counter", "Time sessions spent paused, in whole seconds.", [("", th.pausedMs / 1000)])
+            metric("throttle_sessions_paused", "gauge", "Sessions paused now.", [("", UInt64(th.pausedNow))])
+            metric("throttle_forced_resumes_total", "counter", "Pauses ended at throttle_max_pause_ms with the ring not drained.", [("", th.forcedResumes)])
+        }
         let stats = s.outputs.map { (name: $0.name, counters: $0.counters, backlog: $0.backlogBytes) }
         func perOutput(_ value: ((name: String, counters: OutputStats, backlog: Int)) -> UInt64) -> [(labels: String, value: UInt64)] {
             stats.map { ("output=\"\(label($0.name))\"", value($0)) }

@@ -46,6 +46,9 @@ package struct DaemonCounters: Sendable, Equatable {
     package var decodeRejected: UInt64 = 0
     package var syscallHooksAttached = false
     package var recordsByType: [UInt64] = []
+    /// With `overflow: throttle`: pauses since start, their time in ns, sessions paused now,
+    /// pauses the guard ended at the longest pause; nil with `drop`.
+    package var throttle: ThrottleStatus? = nil
 
     /// One line for systemd's STATUS (systemctl status shows it).
     var statusLine: String {

@@ -100,6 +100,8 @@ extension DaemonConfig {
         RestartOnlySetting("runtime_dir", \.runtimeDir),
         RestartOnlySetting("control_group", \.controlGroup),
         RestartOnlySetting("catalog_scan_budget_ms", \.catalogScanBudgetMs),
+        RestartOnlySetting("overflow", \.overflow),
+        RestartOnlySetting("throttle_max_pause_ms", \.throttleMaxPauseMs),
     ]
 
     /// The restart-only settings in which this config differs from the `running` one.

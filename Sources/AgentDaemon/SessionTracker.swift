@@ -64,6 +64,8 @@ final class SessionTracker: SessionSource {
     /// The daemon is stopping: the hooks are detached and stay so, whatever the last records
     /// drained say.
     var stopping = false
+    /// The loop's throttle: a session's pause ends with it.
+    var throttle: SessionThrottle?
 
     init(registry: SessionRegistry, sensor: Sensor, logger: Logger, catalogLimits: CredentialCatalog.Limits = .init()) throws(AgentError) {
         self.registry = registry
@@ -200,6 +202,7 @@ final class SessionTracker: SessionSource {
         ending = []
         for s in gone {
             catalogs[s.cgid] = nil
+            throttle?.ending(s)
             pipeline.endSession(s, unixNs: wallNow())
             recorder.sessionRecord(.sessionEnd, s, unixNs: wallNow(), ended: true, undecoded: sensor.takeUndecoded(session: s.cgid))
             table.removeSession(s.cgid)

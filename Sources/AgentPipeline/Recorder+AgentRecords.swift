@@ -34,13 +34,22 @@ extension Recorder {
     }
 
     /// `agent.stop`: the last record of a clean stop, with the run's totals.
-    package func agentStop(version: String, records: UInt64, kernelDropped: UInt64, decodeRejected: UInt64, sessions: Int, unixNs: Int64) {
+    /// `throttle`: with `overflow: throttle`, the sessions' pauses since start.
+    package func agentStop(version: String, records: UInt64, kernelDropped: UInt64, decodeRejected: UInt64, sessions: Int,
+                           throttle: (pauses: UInt64, pausedMs: UInt64, forcedResumes: UInt64)? = nil, unixNs: Int64) {
         agentRecord(.agentStop, unixNs: unixNs) { j in
             j.key("version"); j.string(version)
             j.raw(","); j.key("records"); j.uint(records)
             j.raw(","); j.key("kernel_dropped"); j.uint(kernelDropped)
             j.raw(","); j.key("decode_rejected"); j.uint(decodeRejected)
             j.raw(","); j.key("sessions"); j.uint(UInt64(sessions))
+            if let throttle {
+                j.raw(","); j.key("throttle"); j.raw("{")
+                j.key("pauses"); j.uint(throttle.pauses)
+                j.raw(","); j.key("paused_ms"); j.uint(throttle.pausedMs)
+                j.raw(","); j.key("forced_resumes"); j.uint(throttle.forcedResumes)
+                j.raw("}")
+            }
         }
     }
 

@@ -343,6 +343,13 @@ extension Recorder {
                 }
                 buffer.raw("}")
             }
+            if s.pauses > 0 {
+                buffer.raw(",\"throttle\":{\"pauses\":")
+                buffer.uint(s.pauses)
+                buffer.raw(",\"paused_ms\":")
+                buffer.uint(UInt64(max(0, s.pausedNs) / 1_000_000))
+                buffer.raw("}")
+            }
         }
         buffer.raw("}")
         end(type)

@@ -33,6 +33,18 @@ public enum KernelRecord {
     }
 }
 
+extension KernelRecord {
+    private static let sessionOffset = MemoryLayout<agent_hdr>.offset(of: \agent_hdr.session_cgid)!
+
+    /// The session cgroup id in a raw record's header, without decoding the rest (0: none, or
+    /// too short to have a header).
+    @inline(__always)
+    public static func session(ofRaw raw: UnsafeRawBufferPointer) -> UInt64 {
+        guard raw.count >= MemoryLayout<agent_hdr>.size else { return 0 }
+        return raw.loadUnaligned(fromByteOffset: sessionOffset, as: UInt64.self)
+    }
+}
+
 /// What the decoder refused, by reason: every record is either decoded or counted here.
 public struct DecodeCounters: Sendable, Equatable {
     package var decoded: UInt64 = 0

@@ -382,6 +382,12 @@ package final class Sensor {
         try ring?.consume() ?? 0
     }
 
+    /// Bytes waiting in the ring buffer, and its size: read from its mapped pages, no system call.
+    package var ringFill: (waiting: UInt64, size: UInt64) {
+        guard let ring else { return (0, 0) }
+        return (ring.waiting, ring.size)
+    }
+
     /// Drops counted in the kernel and not yet reported in the stream, per kind, summed over
     /// CPUs; also the total ever dropped.
     package func lossCounters() throws(BPFError) -> (unreported: [UInt64], dropped: [UInt64]) {

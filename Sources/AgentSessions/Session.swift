@@ -20,6 +20,10 @@ public final class Session {
     package var startNs: Int64 = 0
     /// Records written for the session, by `RecordType`, for `session.end`.
     package var counts = [UInt64](repeating: 0, count: RecordType.allCases.count)
+    /// Times the session was paused because it wrote records faster than the daemon read
+    /// them (`overflow: throttle`), and for how long in all.
+    package var pauses: UInt64 = 0
+    package var pausedNs: Int64 = 0
     /// `"session":{...}`, rendered once.
     package let json: [UInt8]
     /// The credential catalog's files under this session's homes, by identity (`file.known_as`).

@@ -162,6 +162,7 @@ public struct BPFMap {
 
     public var name: String { String(cString: bpf_map__name(handle)) }
     public var fd: Int32 { bpf_map__fd(handle) }
+    public var maxEntries: UInt32 { bpf_map__max_entries(handle) }
 
     public func setMaxEntries(_ n: UInt32) throws(BPFError) {
         try check(bpf_map__set_max_entries(handle, n), "bpf_map__set_max_entries(\(name), \(n))")

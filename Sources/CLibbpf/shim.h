@@ -13,4 +13,11 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <linux/magic.h>
+
+/* A 64-bit load with acquire order, for the positions the kernel stores with release order in
+ * a BPF ring buffer's mapped pages. */
+static inline unsigned long long aw_load_acquire_u64(const void *p)
+{
+	return __atomic_load_n((const unsigned long long *)p, __ATOMIC_ACQUIRE);
+}
 #endif

@@ -66,6 +66,9 @@ struct StatusCommand: ParsableCommand {
         if options.json { return }
         print("agentwatch \(a.version) (pid \(a.pid)): \(a.sessions) sessions, \(a.processes) processes, syscall hooks \(a.syscallHooks ? "attached" : "detached")")
         print("records \(a.records), lost in the kernel \(a.kernelDropped), undecodable \(a.decodeRejected)")
+        if let t = a.throttle {
+            print("throttle: \(t.pauses) pauses, \(t.pausedMs) ms paused, \(t.pausedNow) sessions paused now\(t.forcedResumes > 0 ? ", \(t.forcedResumes) resumed undrained" : "")")
+        }
         for o in a.outputs {
             let err = o.lastError.isEmpty ? nil : o.lastError
             print("output \(o.name) → \(o.destination): \(o.records) records, backlog \(o.backlogBytes) B, spooled \(o.spooledBytes) B\(err.map { ", last error: \($0)" } ?? "")")

@@ -96,6 +96,8 @@ struct ConfigTests {
             status_interval_s: 0
             runtime_dir: /tmp/agentwatch-run
             catalog_scan_budget_ms: 2500
+            overflow: drop
+            throttle_max_pause_ms: 250
 
             """
         let c = try DaemonConfig.parse(yaml, file: "agentwatch.yaml")
@@ -107,6 +109,13 @@ struct ConfigTests {
         #expect(c.statusIntervalS == 0)
         #expect(c.runtimeDir == "/tmp/agentwatch-run")
         #expect(c.catalogScanBudgetMs == 2500)
+        #expect(c.overflow == .drop)
+        #expect(c.throttleMaxPauseMs == 250)
+        #expect(DaemonConfig().overflow == .throttle)
+        let block = try #require(parseError("ring_buffer_kib: 64\noverflow: block\n"))
+        #expect(block.hasPrefix("agentwatch.yaml:2:1: ") && block.contains("overflow must be throttle or drop, not 'block'"), "\(block)")
+        let brief = try #require(parseError("throttle_max_pause_ms: 10\n"))
+        #expect(brief.contains("throttle_max_pause_ms must be a whole number from 100 to 600000"), "\(brief)")
         let slow = try #require(parseError("catalog_scan_budget_ms: 5\n"))
         #expect(slow.hasPrefix("agentwatch.yaml:1:1: ") && slow.contains("catalog_scan_budget_ms must be a whole number from 10 to 60000"), "\(slow)")
     }

@@ -11,7 +11,7 @@ struct ControlProtocolTests {
     }
 
     @Test("answers: one JSON line, keys sorted, ok beside the fields of what was asked")
-    func answers() {
+    func answers() throws {
         let started = ControlAnswer.started(SessionStarted(session: "u1", cgroup: "/sys/fs/cgroup/agentwatch/u1", watched: true))
         #expect(String(decoding: started.line(), as: UTF8.self) == #"{"cgroup":"\/sys\/fs\/cgroup\/agentwatch\/u1","ok":true,"session":"u1","watched":true}"# + "\n")
         #expect(String(decoding: ControlAnswer.refused("busy").line(), as: UTF8.self) == #"{"error":"busy","ok":false}"# + "\n")
@@ -26,6 +26,13 @@ struct ControlProtocolTests {
             outputs: [OutputStatus(name: "file", destination: "file:/x", records: 6, errors: 7, connected: true, spooledBytes: 8, backlogBytes: 9, lastError: "")]))
         #expect(String(decoding: status.line(), as: UTF8.self)
                 == #"{"decode_rejected":5,"kernel_dropped":4,"ok":true,"outputs":[{"backlog_bytes":9,"connected":true,"destination":"file:\/x","errors":7,"last_error":"","name":"file","records":6,"spooled_bytes":8}],"pid":42,"processes":2,"records":3,"sessions":1,"syscall_hooks":true,"version":"1.0"}"# + "\n")
+        let throttled = ControlAnswer.status(DaemonStatus(
+            version: "1.0", pid: 42, sessions: 1, processes: 2, records: 3, kernelDropped: 0, decodeRejected: 0, syscallHooks: true,
+            outputs: [], throttle: ThrottleStatus(pauses: 10, pausedMs: 250, pausedNow: 1, forcedResumes: 0)))
+        #expect(String(decoding: throttled.line(), as: UTF8.self).contains(#""throttle":{"forced_resumes":0,"paused_ms":250,"paused_now":1,"pauses":10}"#))
+        let back = try JSONDecoder().decode(ControlReply<DaemonStatus>.self, from: Data(throttled.line()))
+        #expect(back == .ok(DaemonStatus(version: "1.0", pid: 42, sessions: 1, processes: 2, records: 3, kernelDropped: 0, decodeRejected: 0,
+                                         syscallHooks: true, outputs: [], throttle: ThrottleStatus(pauses: 10, pausedMs: 250, pausedNow: 1, forcedResumes: 0))))
     }
 
     @Test("a client reads back what the server wrote, and a refusal as a refusal")

@@ -222,6 +222,15 @@ func waitUntil(timeout: Double = 5, _ condition: () -> Bool) -> Bool {
 /// Runs `argv` in cgroup `cgroup` (nil: where the test runs), waits, returns pid and status.
 @discardableResult
 func runIn(_ cgroup: String?, _ argv: [String]) -> (pid: pid_t, status: Int32) {
+    let pid = startIn(cgroup, argv)
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return (pid, status)
+}
+
+/// Starts `argv` in cgroup `cgroup` (nil: where the test runs) without waiting: the caller
+/// reaps it.
+func startIn(_ cgroup: String?, _ argv: [String]) -> pid_t {
     var full = ["/bin/sh", "-c"]
     if let cgroup {
         full.append("echo $$ > '\(cgroup)/cgroup.procs' && exec \"$@\"")
@@ -230,13 +239,9 @@ func runIn(_ cgroup: String?, _ argv: [String]) -> (pid: pid_t, status: Int32) {
     }
     full.append("sh")
     full += argv
-    let pid = spawn(full)
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    return (pid, status)
+    return spawn(full)
 }
 
-/// Starts `argv` without waiting.
 /// What `argv` wrote to standard output, run to its end (outside any session).
 func commandOutput(_ argv: [String]) -> String {
     let p = Process()

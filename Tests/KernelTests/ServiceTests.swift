@@ -167,6 +167,8 @@ extension KernelSuite {
                 assert fams["agentwatch_sessions"].samples[0].value == 1
                 assert [s.labels["output"] for s in fams["agentwatch_output_records"].samples] == ["file"]
                 assert fams["agentwatch_output_up"].samples[0].value == 1
+                assert fams["agentwatch_throttle_pauses"].samples[0].value == 0
+                assert fams["agentwatch_throttle_sessions_paused"].samples[0].value == 0
                 print("ok", len(fams))
                 """
             let p = Process()
