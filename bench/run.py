@@ -57,6 +57,9 @@ def parse_args():
                    help="every configuration once with tiny op counts, results to bench/results/tmp/")
     p.add_argument("--rounds", type=int, help="rounds (default 5, smoke 1)")
     p.add_argument("--seconds", type=float, default=2.0, help="duration of every workload run (default 2)")
+    p.add_argument("--ops", type=int,
+                   help="run every workload for this many operations instead of --seconds (a burst: "
+                        "--ops 10000000 --workloads openat-abs --tools agentwatch)")
     p.add_argument("--workloads", help="comma-separated workload names (default: all)")
     p.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
     p.add_argument("--agentwatch", metavar="PATH",
@@ -285,11 +288,13 @@ def main():
                                  f"(have {', '.join(w.name for w in wls)})")
             wls = [w for w in wls if w.name in chosen]
 
-        limits = {w.name: ["--ops", str(w.smoke_ops)] if args.smoke else ["--seconds", str(args.seconds)]
-                  for w in wls}
+        limits = {w.name: ["--ops", str(w.smoke_ops)] if args.smoke else ["--ops", str(args.ops)] if args.ops
+                  else ["--seconds", str(args.seconds)] for w in wls}
+        # A burst of --ops runs as long as the slowest configuration needs: at least 20,000 ops/s.
+        timeout = 60 + (args.ops / 20_000 if args.ops else 10 * args.seconds)
         ctx = Context(scratch=scratch, uid=uid, gid=gid, cgroup_mount=mount,
                       session_root=os.path.join(mount, SESSION_ROOT), peer_root=os.path.join(mount, PEER_ROOT),
-                      limits=limits, timeout=60 + 10 * args.seconds, settle=0 if args.smoke else 0.5,
+                      limits=limits, timeout=timeout, settle=0 if args.smoke else 0.5,
                       sensor=args.sensor)
         for root in (ctx.session_root, ctx.peer_root):
             cgroup_remove(root)  # left over from an interrupted run
