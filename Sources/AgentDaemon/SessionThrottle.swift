@@ -66,6 +66,9 @@ final class SessionThrottle {
     private(set) var totalPausedNs: Int64 = 0
     /// Pauses `PauseGuard` ended at `maxPauseNs` because the ring did not drain.
     private(set) var forcedResumes: UInt64 = 0
+    /// Sessions whose pause the guard ended: not paused again until the ring drains below the
+    /// low-water mark (what they write meanwhile may be dropped, and is counted).
+    private var exempt: Set<UInt64> = []
     /// Whether a session was paused or resumed since the last `takeChanged`.
     private var changed = false
     /// The runtime directory's list of the cgroups paused now.
@@ -110,13 +113,9 @@ final class SessionThrottle {
             lastSession = 0
             windowStartNs = now
         }
-        for ended in pauses.takeForced() {
-            forcedResumes += 1
-            logger.error("session cgroup \(ended.path) stayed paused \(maxPauseNs / 1_000_000) ms while the ring did not drain: resumed; what does not fit from here is dropped and counted")
-            account(ended.cgid, sinceNs: ended.sinceNs, nowNs: now)
-        }
+        takeForced(nowNs: now)
         if waiting >= highBytes {
-            for cgid in active.union(previous) where paused[cgid] == nil {
+            for cgid in active.union(previous) where paused[cgid] == nil && !exempt.contains(cgid) {
                 guard let s = session(cgid) else { continue }
                 if let error = pauses.pause(cgid: cgid, path: s.path, nowNs: now, deadlineNs: now + maxPauseNs) {
                     logger.warning("cannot pause session \(s.id) (\(s.path)/cgroup.freeze): \(error)")
@@ -127,8 +126,19 @@ final class SessionThrottle {
                 s.pauses += 1
                 totalPauses += 1
             }
-        } else if waiting <= lowBytes && !paused.isEmpty {
-            resumeAll(nowNs: now)
+        } else if waiting <= lowBytes {
+            if !paused.isEmpty { resumeAll(nowNs: now) }
+            exempt = []
+        }
+    }
+
+    /// Accounts the pauses the guard ended at their deadline.
+    private func takeForced(nowNs: Int64) {
+        for ended in pauses.takeForced() {
+            forcedResumes += 1
+            exempt.insert(ended.cgid)
+            logger.error("session cgroup \(ended.path) stayed paused \(maxPauseNs / 1_000_000) ms while the ring did not drain: resumed, and not paused again until it drains; what does not fit meanwhile is dropped and counted")
+            account(ended.cgid, sinceNs: ended.sinceNs, nowNs: nowNs)
         }
     }
 
@@ -177,6 +187,7 @@ final class SessionThrottle {
     var pausedPaths: [String] { pauses.paths }
 
     func stop() {
+        takeForced(nowNs: WallClock.monotonicNs())
         resumeAll()
         pauses.stop()
     }

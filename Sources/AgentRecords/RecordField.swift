@@ -29,6 +29,9 @@ package enum RecordField: Int, CaseIterable, Sendable {
     case fileKnownAs
     case netVia, netDname, netDatagrams, netDatagramsDelta, netFirstTime, netLastTime, netEvicted
     case dns, dnsDirection, dnsID, dnsName, dnsType, dnsFlags, dnsRcode, dnsAnswers, dnsResolvedIP, dnsCut, dnsUnmatched
+    /// A session's pauses (`overflow: throttle`), and the daemon's at its stop.
+    case sessionThrottle, sessionThrottlePauses, sessionThrottlePausedMs
+    case agentThrottle, agentThrottlePauses, agentThrottlePausedMs, agentThrottleForcedResumes
 
     /// Where a field is and what it holds.
     package struct Spec: Sendable {
@@ -267,6 +270,13 @@ package enum RecordField: Int, CaseIterable, Sendable {
         case .dnsResolvedIP: Spec(.dns, "resolved_ip", .array, element: .string, in: .netDNS)
         case .dnsCut: Spec(.dns, "cut", .bool, in: .netDNS)
         case .dnsUnmatched: Spec(.dns, "unmatched", .bool, in: .netDNS)
+        case .sessionThrottle: Spec(.session, "throttle", .object, in: .sessionEnd)
+        case .sessionThrottlePauses: Spec(.sessionThrottle, "pauses", .number, in: .sessionEnd)
+        case .sessionThrottlePausedMs: Spec(.sessionThrottle, "paused_ms", .number, in: .sessionEnd)
+        case .agentThrottle: Spec(.agent, "throttle", .object, in: .agentStop)
+        case .agentThrottlePauses: Spec(.agentThrottle, "pauses", .number, in: .agentStop)
+        case .agentThrottlePausedMs: Spec(.agentThrottle, "paused_ms", .number, in: .agentStop)
+        case .agentThrottleForcedResumes: Spec(.agentThrottle, "forced_resumes", .number, in: .agentStop)
         }
     }
 }
