@@ -65,7 +65,9 @@ package final class CaptureLoop: @unchecked Sendable {
         throttle = SessionThrottle(
             mode: config.overflow, ringBytes: UInt64(config.ringBufferKiB) * 1024,
             maxPauseNs: Int64(config.throttleMaxPauseMs) * 1_000_000, logger: logger,
-            waiting: { sensor.ringFill.waiting }, session: { registry.sessions[$0] })
+            // Weak: the sensor's ring handler holds the throttle, which must not hold the sensor
+            // (its BPF object's descriptors would outlive the loop).
+            waiting: { [weak sensor] in sensor?.ringFill.waiting ?? 0 }, session: { [weak registry] in registry?.sessions[$0] })
         tracker.throttle = throttle
         reloader = Reloader(config: config, rules: checked.rules)
         inbox = try LoopInbox()

@@ -84,8 +84,9 @@ final class SessionThrottle {
         self.maxPauseNs = maxPauseNs
         self.logger = logger
         pauses = PauseGuard()
-        if mode == .throttle { pauses.start() }
     }
+
+    deinit { pauses.stop() }
 
     var pausedNow: Int { paused.count }
 
@@ -212,6 +213,8 @@ final class PauseGuard: Sendable {
         var paused: [UInt64: Paused] = [:]
         var forced: [Forced] = []
         var stopping = false
+        /// The thread starts with the first pause: a daemon that never pauses has none.
+        var started = false
     }
     private let state = Mutex(State())
     /// Wakes the thread when a pause begins or the guard stops.
@@ -220,9 +223,6 @@ final class PauseGuard: Sendable {
     init() { wake = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK)) }
     deinit { close(wake) }
 
-    func start() {
-        startThread(name: "agentwatch-pause") { [self] in run() }
-    }
 
     /// Freezes the cgroup at `path`; an error's text, or nil.
     func pause(cgid: UInt64, path: String, nowNs: Int64, deadlineNs: Int64) -> String? {
@@ -233,7 +233,12 @@ final class PauseGuard: Sendable {
             close(fd)
             return String(cString: strerror(e))
         }
-        state.withLock { $0.paused[cgid] = Paused(path: path, fd: fd, sinceNs: nowNs, deadlineNs: deadlineNs) }
+        let start = state.withLock { s -> Bool in
+            s.paused[cgid] = Paused(path: path, fd: fd, sinceNs: nowNs, deadlineNs: deadlineNs)
+            defer { s.started = true }
+            return !s.started && !s.stopping
+        }
+        if start { startThread(name: "agentwatch-pause") { [self] in run() } }
         signal()
         return nil
     }

@@ -27,7 +27,6 @@ extension KernelSuite {
             #expect(waitUntil { CgroupFS.processes(below: cg).contains(sleeper) })
 
             let g = PauseGuard()
-            g.start()
             defer { g.stop() }
             let now = WallClock.monotonicNs()
             #expect(g.pause(cgid: 1, path: cg, nowNs: now, deadlineNs: now + 300_000_000) == nil)
@@ -42,6 +41,31 @@ extension KernelSuite {
             #expect(!g.resume(cgid: 1))
             #expect(g.pause(cgid: 2, path: d.root + "/missing", nowNs: now, deadlineNs: now) != nil, "a missing cgroup is an error")
             d.stop()
+        }
+
+        static func openDescriptors() -> Int {
+            (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+        }
+
+        /// The ring handler holds the throttle; the throttle must not hold the sensor back.
+        @Test("daemons started and stopped leave no descriptor open behind them (the BPF object's, the ring's, the guard's)")
+        func noDescriptorsLeft() throws {
+            // One first: what stays for the process's life (libbpf's, the test harness's) opens.
+            let first = try TestDaemon()
+            first.start()
+            first.stop()
+            let before = Self.openDescriptors()
+            for _ in 0..<3 {
+                let d = try TestDaemon()
+                d.start()
+                d.stop()
+            }
+            var after = Self.openDescriptors()
+            _ = waitUntil(timeout: 5) {
+                after = Self.openDescriptors()
+                return after <= before
+            }
+            #expect(after <= before, "\(after - before) descriptors more after three daemons came and went")
         }
 
         @Test("the sessions a killed daemon left paused (runtime_dir/throttled) are resumed at start; a listed cgroup outside the roots is left alone")
