@@ -159,7 +159,6 @@ package final class CaptureLoop: @unchecked Sendable {
         if let p = recorder.previousRun, p.ended == "unclean" {
             logger.warning("the previous run ended without agent.stop after seq \(p.lastSeq.map { "\($0)" } ?? "?") (\(p.lastTime ?? "?")): what it had not yet written is lost; agent.start says so")
         }
-        resumeLeftPaused()
         do {
             try sensor.start { [pipeline, throttle] raw in
                 pipeline.handle(raw)
@@ -186,6 +185,8 @@ package final class CaptureLoop: @unchecked Sendable {
         }
         lookAtSessions(adopting: true)
         pipeline.table.exactStarts = [:]
+        // After the first look: the roots found through patterns (user scopes) are known.
+        resumeLeftPaused()
         watch(sensor.ringEpollFD, .ring)
         watch(tracker.inotifyFD, .roots)
         watch(inbox.wakeFD, .inbox)
@@ -230,7 +231,7 @@ package final class CaptureLoop: @unchecked Sendable {
     }
 
     /// The session cgroups an earlier run paused and did not resume (it was killed): resumed
-    /// before anything else, whatever this run's `overflow`.
+    /// once the first look has found every session root (patterns too), whatever this run's `overflow`.
     private func resumeLeftPaused() {
         let fd = runtime.open(SessionThrottle.pausedFile, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return }
