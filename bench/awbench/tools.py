@@ -130,12 +130,11 @@ class Agentwatch:
         self.binary = binary
         self.config_path = os.path.join(ctx.scratch, f"agentwatch{self.SUFFIX}.yaml")
         root = os.path.relpath(ctx.session_root, ctx.cgroup_mount)
-        with open(self.config_path, "w") as f:
-            f.write(f"session_roots: [{root}]\n"
-                    f"runtime_dir: {os.path.join(ctx.scratch, 'run' + self.SUFFIX)}\n"
-                    "status_interval_s: 0\n"
-                    f"sensor: {ctx.sensor}\n"
-                    + ("" if self.RESOLVE_PATHS else "resolve_paths: false\n"))
+        self.settings = (f"session_roots: [{root}]\n"
+                         f"runtime_dir: {os.path.join(ctx.scratch, 'run' + self.SUFFIX)}\n"
+                         "status_interval_s: 0\n"
+                         f"sensor: {ctx.sensor}\n"
+                         + ("" if self.RESOLVE_PATHS else "resolve_paths: false\n"))
 
     def expected_path(self, workload):
         """The file.path of the workload's opens: resolved by the kernel, or as requested."""
@@ -143,8 +142,12 @@ class Agentwatch:
 
     def start(self, name, output):
         """Starts a daemon writing to `output` (a ToolProcess); see started()."""
-        return ToolProcess("agentwatch", [self.binary, "daemon", "--config", self.config_path,
-                                          "--output", output], self.ctx.out(f"{name}.agentwatch{self.SUFFIX}.log"))
+        # The default file output (rotated at 100 MiB, gzipped), but every rotated file kept: with
+        # the default `retain: 10` a long burst's first records would be pruned before counting.
+        with open(self.config_path, "w") as f:
+            f.write(self.settings + f"outputs:\n  - type: file\n    path: {output}\n    retain: 0\n")
+        return ToolProcess("agentwatch", [self.binary, "daemon", "--config", self.config_path],
+                           self.ctx.out(f"{name}.agentwatch{self.SUFFIX}.log"))
 
     @staticmethod
     def started(daemon, output):
