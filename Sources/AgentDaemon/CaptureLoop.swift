@@ -6,6 +6,7 @@ import AgentSensor
 import AgentSessions
 import AgentSupport
 import CLibbpf  // epoll
+import CSupport
 import Glibc
 import Logging
 
@@ -191,6 +192,9 @@ package final class CaptureLoop: @unchecked Sendable {
         watch(tracker.inotifyFD, .roots)
         watch(inbox.wakeFD, .inbox)
         publish()
+        // Start-up parsed the kernel's BTF (several MiB, more than once: tier choice, libbpf's
+        // CO-RE relocation) and freed it; glibc keeps freed memory in its arenas. Give it back.
+        aw_release_free_memory()
         published.update { $0.capturing = true }
         // Capturing from here on: systemd may start what is ordered after us.
         notifier.ready(status: published.snapshot.counters.statusLine)

@@ -5,7 +5,7 @@ import CLibbpf
 /// takes milliseconds; each choice asking again would repeat it.
 package final class KernelBTF: @unchecked Sendable {
     /// The parsed types; nil when the BTF could not be read (then every question answers no).
-    let types: OpaquePointer?
+    private(set) var types: OpaquePointer?
 
     /// The running kernel's BTF (/sys/kernel/btf/vmlinux).
     package static func running() -> KernelBTF {
@@ -21,8 +21,14 @@ package final class KernelBTF: @unchecked Sendable {
         types = btf.flatMap { libbpf_get_error(UnsafeRawPointer($0)) == 0 ? $0 : nil }
     }
 
-    deinit {
+    deinit { release() }
+
+    /// Frees the parsed types now (vmlinux's are some 20 MiB once parsed); questions asked
+    /// afterwards answer no. The sensor asks its questions at start and releases the BTF then:
+    /// the release build kept this object (and its types) for the daemon's whole life.
+    package func release() {
         if let types { btf__free(types) }
+        types = nil
     }
 
     /// Whether a type `name` of BTF kind `kind` (BTF_KIND_FUNC, BTF_KIND_STRUCT, ...) is there.

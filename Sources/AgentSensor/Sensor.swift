@@ -129,7 +129,10 @@ package final class Sensor {
         let kernel = KernelBTF.running()
         uringLoaded = Self.uringChoice(tracepoints: Self.kernelTracepoints(Self.uringPrograms.map(\.tracepoint), in: kernel))
         ia32Loaded = Self.ia32Choice(choice.tier, kernel: kernel)
-        netFeatures = Self.netFeatures(uring: uringLoaded, btf: settings.btfPath.map(KernelBTF.init(path:)) ?? kernel)
+        let relocation = settings.btfPath.map(KernelBTF.init(path:))
+        netFeatures = Self.netFeatures(uring: uringLoaded, btf: relocation ?? kernel)
+        relocation?.release()
+        kernel.release()
         guard settings.roots.count <= Int(AGENT_MAX_ROOTS) else {
             throw BPFError("more than \(AGENT_MAX_ROOTS) session roots", errno: EINVAL)
         }

@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -86,4 +87,9 @@ int aw_pidfd_send_signal(int pidfd, int sig)
 int aw_accept_nonblock(int fd)
 {
 	return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+void aw_release_free_memory(void)
+{
+	malloc_trim(0);
 }

@@ -41,4 +41,8 @@ int aw_pidfd_send_signal(int pidfd, int sig);
  * -1 with errno set. */
 int aw_accept_nonblock(int fd);
 
+/* Gives the memory glibc's arenas hold free back to the kernel (malloc_trim(0), in <malloc.h>,
+ * which the Glibc module does not show). */
+void aw_release_free_memory(void);
+
 #endif
