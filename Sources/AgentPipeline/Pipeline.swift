@@ -23,10 +23,11 @@ extension SessionSource {
 public final class Pipeline {
     package let recorder: Recorder
     public let table: ProcessTable
-    public internal(set) var decoder = RecordDecoder()
-    package var clock = WallClock()
+    // The pipeline thread's alone: no dynamic exclusivity checks per record (see Recorder).
+    @exclusivity(unchecked) public internal(set) var decoder = RecordDecoder()
+    @exclusivity(unchecked) package var clock = WallClock()
     /// Kernel drops reported in the stream so far, by kind.
-    package var kernelDropped = [UInt64](repeating: 0, count: Int(AGENT_KIND_COUNT.rawValue))
+    @exclusivity(unchecked) package var kernelDropped = [UInt64](repeating: 0, count: Int(AGENT_KIND_COUNT.rawValue))
     unowned let sessions: SessionSource
     /// The rules, when any are loaded: every session record is evaluated right after it is
     /// written (its seq is then known), and alerts follow their last evidence.

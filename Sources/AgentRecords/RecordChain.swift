@@ -50,8 +50,26 @@ package enum RecordChain {
         }
     }
 
+    /// `digest` as 64 lowercase hex bytes into `out` (at least 64 bytes): one call a record,
+    /// the loop inlined here (a call per digit across the module boundary cost more than the
+    /// digits).
+    package static func writeHex(_ digest: SHA256Digest, to out: UnsafeMutableBufferPointer<UInt8>) {
+        precondition(out.count >= 64)
+        digest.withUnsafeBytes { d in
+            for i in 0..<32 {
+                let b = d[i]
+                out[2 * i] = hexDigit(b >> 4)
+                out[2 * i + 1] = hexDigit(b & 0xF)
+            }
+        }
+    }
+
     @inline(__always)
-    package static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? UInt8(ascii: "0") &+ v : UInt8(ascii: "a") &+ (v &- 10) }
+    package static func hexDigit(_ v: UInt8) -> UInt8 {
+        // Without a branch (64 digits a record): 9 - v is negative exactly for a-f, and its
+        // arithmetic shift then gives all ones, masked to the 39 between '9' + 1 and 'a'.
+        UInt8(ascii: "0") &+ v &+ (UInt8(bitPattern: (Int8(9) &- Int8(bitPattern: v)) >> 7) & 39)
+    }
 
     @inline(__always)
     static func isLowerHex(_ c: UInt8) -> Bool {
