@@ -3,7 +3,8 @@
 #   libbpf-dev, libelf-dev, zlib1g-dev: the libbpf the daemon links against, and that the
 #     BPF skeleton generator (bpf/tools/bpf-skeleton.c, built by bpf/build.sh) uses
 #   bpftool: generates vmlinux.h from the kernel's BTF and links the BPF object at build time
-#   pkg-config: lets SwiftPM find libbpf, OpenSSL and zlib
+#   libdeflate-dev: gzip of rotated record files (zlib reads them back)
+#   pkg-config: lets SwiftPM find libbpf, OpenSSL, zlib and libdeflate
 #   libssl-dev: TLS for the syslog sink
 #   rsyslog, rsyslog-openssl, openssl: the tests ship records to a real rsyslog over UDP, TCP,
 #     TLS (with certificates made by openssl) and a unix socket
@@ -14,7 +15,7 @@
 set -eu
 
 need=""
-for pkg in libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config gcc libc6-dev libssl-dev openssl rsyslog rsyslog-openssl chromium; do
+for pkg in libbpf-dev libelf-dev zlib1g-dev libdeflate-dev bpftool pkg-config gcc libc6-dev libssl-dev openssl rsyslog rsyslog-openssl chromium; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 if [ -n "$need" ]; then
