@@ -30,9 +30,14 @@ final class ConditionProgram: @unchecked Sendable {
         let count: Int32
     }
     private let stringBuffer: UnsafeMutableBufferPointer<Unmanaged<StringTest>>
+    /// String tests one of which holds whenever the condition does, each with gate keys
+    /// (`StringTest.gateKeys`); nil when the condition has no such set. `RuleGate` skips the
+    /// condition for a record none of them can hold for.
+    let necessary: [(slot: Int, test: StringTest)]?
 
     init(_ tree: Matcher, shared: Set<Int>) {
         let tree = tree.simplified(shared: shared)
+        necessary = Self.necessary(tree)
         var ops: [Op] = []
         var ints: [IntCheck] = []
         var numbers: [Int64] = []
@@ -78,6 +83,34 @@ final class ConditionProgram: @unchecked Sendable {
         _ = numberBuffer.initialize(from: numbers)
         stringBuffer = .allocate(capacity: strings.count)
         _ = stringBuffer.initialize(from: strings.map { Unmanaged.passUnretained($0) })
+    }
+
+    /// A set of string tests one of which holds whenever `m` does: a test itself; for `all`,
+    /// the smallest set of any part (each part is necessary); for `any`, the union of every
+    /// part's, when every part has one. Nothing under a `not`, and no other kind of node, gives
+    /// a set.
+    static func necessary(_ m: Matcher) -> [(slot: Int, test: StringTest)]? {
+        switch m {
+        case .string(let slot, let test):
+            return test.gateKeys == nil ? nil : [(slot, test)]
+        case .memo(_, let inner):
+            return necessary(inner)
+        case .all(let parts):
+            var best: [(slot: Int, test: StringTest)]?
+            for p in parts {
+                if let n = necessary(p), n.count < best?.count ?? Int.max { best = n }
+            }
+            return best
+        case .any(let parts):
+            var union: [(slot: Int, test: StringTest)] = []
+            for p in parts {
+                guard let n = necessary(p) else { return nil }
+                union += n
+            }
+            return union.isEmpty ? nil : union
+        default:
+            return nil
+        }
     }
 
     deinit {

@@ -8,7 +8,7 @@ public final class Detector {
     @exclusivity(unchecked) var states: [RuleState]
     /// Enabled rules per record type. A short array scanned with `==` on small strings beats
     /// hashing the type name for the dozen types there are.
-    @exclusivity(unchecked) var typeTable: [(name: String, rules: [RuleEntry])]
+    @exclusivity(unchecked) var typeTable: [(name: String, rules: [RuleEntry], gate: RuleGate?)]
 
     /// What the per-record loop needs of a rule, as plain values: the programs are owned by
     /// the rule set and reached without reference counting.
@@ -26,8 +26,17 @@ public final class Detector {
         }
     }
 
-    static func typeTable(_ rules: RuleSet) -> [(name: String, rules: [RuleEntry])] {
-        rules.byType.map { type, indices in (type, indices.map { RuleEntry($0, rules.rules[$0].program) }) }.sorted { $0.name < $1.name }
+    static func typeTable(_ rules: RuleSet, gates: Bool = true) -> [(name: String, rules: [RuleEntry], gate: RuleGate?)] {
+        rules.byType.map { type, indices in
+            (type, indices.map { RuleEntry($0, rules.rules[$0].program) },
+             gates ? RuleGate(indices.map { rules.rules[$0].program.condition }) : nil)
+        }.sorted { $0.name < $1.name }
+    }
+
+    /// Whether rules are skipped through their type's `RuleGate`: on, except for the tests that
+    /// hold the alerts equal with and without it.
+    package var gatesEnabled = true {
+        didSet { typeTable = Self.typeTable(rules, gates: gatesEnabled) }
     }
 
     /// Keys of state a rule keeps (sessions, partial sequences, windows) before it drops the oldest.
@@ -49,15 +58,17 @@ public final class Detector {
         for entry in typeTable where entry.name == typeName {
             cache.begin(typeName: typeName, seq: record.seq, timeNs: record.timeNs, sessionID: record.sessionID, homes: record.homes)
             // From here on the engine is not generic: values come through this closure.
-            run(entry.rules, emit) { record.value($0) }
+            run(entry.rules, entry.gate, emit) { record.value($0) }
             return
         }
     }
 
-    private func run(_ entries: [RuleEntry], _ emit: (Alert) -> Void, _ fetch: Fetch) {
+    private func run(_ entries: [RuleEntry], _ gate: RuleGate?, _ emit: (Alert) -> Void, _ fetch: Fetch) {
         let cache = self.cache
+        gate?.mark(cache, fetch)
         entries.withUnsafeBufferPointer { entries in
-            for entry in entries {
+            for (position, entry) in entries.enumerated() {
+                if let gate, !gate.allows(position) { continue }
                 switch entry.kind {
                 case .condition, .threshold:
                     guard entry.condition!._withUnsafeGuaranteedRef({ $0.matches(cache, fetch) }),
@@ -100,7 +111,7 @@ public final class Detector {
             if let old = previous[rule.id], old.definition == rule.program.definition { return old }
             return RuleState(definition: rule.program.definition)
         }
-        typeTable = Self.typeTable(newRules)
+        typeTable = Self.typeTable(newRules, gates: gatesEnabled)
     }
 
     /// Raises an alert for rule `i` unless the rule fired in this session within its

@@ -30,6 +30,12 @@ final class StringTest: Sendable {
     private let prefixIndex: PrefixTrie
     private let homePrefixIndex: PrefixTrie
     let usesHome: Bool
+    /// The keys a value must start with (`plain`), or continue with after a home prefix
+    /// (`home`), for this test to hold: the literals of `equals` and `startswith`, the literal
+    /// prefixes of globs. Nil for the other operators and the case-insensitive forms. The
+    /// detector walks these keys of many tests at once to skip rules that cannot match
+    /// (`RuleGate`).
+    let gateKeys: (plain: [[UInt8]], home: [[UInt8]])?
 
     init(op: Op, caseInsensitive: Bool, literals: [[UInt8]] = [], homeLiterals: [[UInt8]] = [], globs: [Glob] = [],
          homeGlobs: [Glob] = [], regexes: [Int] = [], blocks: [CIDRBlock] = []) {
@@ -58,6 +64,12 @@ final class StringTest: Sendable {
         prefixIndex = PrefixTrie(op == .startsWith ? ordered : [])
         homePrefixIndex = PrefixTrie(op == .startsWith ? homeLiterals : [])
         usesHome = !homeLiterals.isEmpty || !homeGlobs.isEmpty
+        switch op {
+        case _ where caseInsensitive: gateKeys = nil
+        case .equals, .startsWith: gateKeys = (ordered, homeLiterals)
+        case .glob: gateKeys = (globs.map(\.prefix), homeGlobs.map(\.prefix))
+        default: gateKeys = nil
+        }
     }
 
     func matches(slot: Int, _ cache: RecordCache, _ fetch: Fetch) -> Bool {
@@ -93,8 +105,11 @@ final class StringTest: Sendable {
         pool.withUnsafeBufferPointer { pool in
             switch op {
             case .equals:
-                if sorted { return search(b, pool) }
-                for p in literals where equal(b, 0, pool, p) { return true }
+                if sorted {
+                    if search(b, pool) { return true }
+                } else {
+                    for p in literals where equal(b, 0, pool, p) { return true }
+                }
                 return anyTail(tails) { t in homeLiterals.contains { equal(b, t, pool, $0) } }
             case .startsWith:
                 if prefixIndex.walk(b, from: 0, caseInsensitive: caseInsensitive, { _ in true }) { return true }
