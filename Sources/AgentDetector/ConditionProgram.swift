@@ -30,14 +30,12 @@ final class ConditionProgram: @unchecked Sendable {
         let count: Int32
     }
     private let stringBuffer: UnsafeMutableBufferPointer<Unmanaged<StringTest>>
-    /// String tests one of which holds whenever the condition does, each with gate keys
-    /// (`StringTest.gateKeys`); nil when the condition has no such set. `RuleGate` skips the
-    /// condition for a record none of them can hold for.
-    let necessary: [(slot: Int, test: StringTest)]?
+    /// The condition as run (simplified), kept for `necessary(typeSlot:typeName:)`.
+    let tree: Matcher
 
     init(_ tree: Matcher, shared: Set<Int>) {
         let tree = tree.simplified(shared: shared)
-        necessary = Self.necessary(tree)
+        self.tree = tree
         var ops: [Op] = []
         var ints: [IntCheck] = []
         var numbers: [Int64] = []
@@ -85,29 +83,42 @@ final class ConditionProgram: @unchecked Sendable {
         _ = stringBuffer.initialize(from: strings.map { Unmanaged.passUnretained($0) })
     }
 
-    /// A set of string tests one of which holds whenever `m` does: a test itself; for `all`,
-    /// the smallest set of any part (each part is necessary); for `any`, the union of every
-    /// part's, when every part has one. Nothing under a `not`, and no other kind of node, gives
-    /// a set.
-    static func necessary(_ m: Matcher) -> [(slot: Int, test: StringTest)]? {
+    /// String tests one of which holds whenever the condition does on a record of type
+    /// `typeName`, each with gate keys (`StringTest.gateKeys`); empty when the condition cannot
+    /// hold on that type; nil when there is no such set. `RuleGate` skips the condition for a
+    /// record none of the tests can hold for.
+    func necessary(typeSlot: Int?, typeName: String) -> [(slot: Int, test: StringTest)]? {
+        Self.necessary(tree, typeSlot: typeSlot, typeName: Array(typeName.utf8))
+    }
+
+    /// A test itself; a test of the record's type is decided here (it holds: nothing learnt;
+    /// it fails: the empty set). For `all`, the empty set if a part has it, else the smallest
+    /// set of any part (each part is necessary); for `any`, the union of every part's, when
+    /// every part has one. Nothing under a `not`, and no other kind of node, gives a set.
+    static func necessary(_ m: Matcher, typeSlot: Int?, typeName: [UInt8]) -> [(slot: Int, test: StringTest)]? {
         switch m {
+        case .string(let slot, let test) where slot == typeSlot && test.op != .regex && test.op != .cidr:
+            let holds = typeName.withUnsafeBufferPointer { test.matches($0, tails: HomeTails()) }
+            return holds ? nil : []
         case .string(let slot, let test):
             return test.gateKeys == nil ? nil : [(slot, test)]
+        case .constant(false):
+            return []
         case .memo(_, let inner):
-            return necessary(inner)
+            return necessary(inner, typeSlot: typeSlot, typeName: typeName)
         case .all(let parts):
             var best: [(slot: Int, test: StringTest)]?
             for p in parts {
-                if let n = necessary(p), n.count < best?.count ?? Int.max { best = n }
+                if let n = necessary(p, typeSlot: typeSlot, typeName: typeName), n.count < best?.count ?? Int.max { best = n }
             }
             return best
         case .any(let parts):
             var union: [(slot: Int, test: StringTest)] = []
             for p in parts {
-                guard let n = necessary(p) else { return nil }
+                guard let n = necessary(p, typeSlot: typeSlot, typeName: typeName) else { return nil }
                 union += n
             }
-            return union.isEmpty ? nil : union
+            return union
         default:
             return nil
         }

@@ -27,10 +27,21 @@ public final class Detector {
     }
 
     static func typeTable(_ rules: RuleSet, gates: Bool = true) -> [(name: String, rules: [RuleEntry], gate: RuleGate?)] {
-        rules.byType.map { type, indices in
+        let typeSlot = rules.slotFields.firstIndex { $0.id == RuleField.type.rawValue }
+        return rules.byType.map { type, indices in
             (type, indices.map { RuleEntry($0, rules.rules[$0].program) },
-             gates ? RuleGate(indices.map { rules.rules[$0].program.condition }) : nil)
+             gates ? RuleGate(indices.map { gateConditions(rules.rules[$0].program) }, typeSlot: typeSlot, typeName: type) : nil)
         }.sorted { $0.name < $1.name }
+    }
+
+    /// What the gate may look at for a rule: the conditions one of which must hold before the
+    /// rule does anything. A sequence advances only when a step matches (no state changes
+    /// otherwise), so any of its steps; a condition or threshold rule, its condition.
+    static func gateConditions(_ program: RuleProgram) -> [ConditionProgram]? {
+        switch program.kind {
+        case .condition, .threshold: program.condition.map { [$0] }
+        case .sequence: program.sequence?.steps.map(\.condition)
+        }
     }
 
     /// Whether rules are skipped through their type's `RuleGate`: on, except for the tests that

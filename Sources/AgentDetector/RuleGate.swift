@@ -3,9 +3,10 @@
 /// a session opens (`read_ok and file.path glob @ssh_private_keys`): the first ops of 20 such
 /// rules ran for every open and almost never matched.
 ///
-/// A rule is gated when its condition has a necessary set of string tests (`ConditionProgram.
-/// necessary`): tests one of which holds whenever the condition does, each of a kind whose
-/// keys a value must begin with (`StringTest.gateKeys`). The gate merges every gated rule's
+/// A rule is gated when its condition (a sequence: each of its steps) has a necessary set of
+/// string tests (`ConditionProgram.necessary`): tests one of which holds whenever the condition
+/// does on this record type, each of a kind whose keys a value must begin with
+/// (`StringTest.gateKeys`); tests of the record's type are decided when the gate is built. The gate merges every gated rule's
 /// keys, per field, into one prefix trie; walking a record's value marks each rule one of
 /// whose keys the value begins with (or continues with after a home prefix, for `~` keys).
 /// An unmarked gated rule cannot match and is skipped; the others run as before. A key being
@@ -39,12 +40,25 @@ final class RuleGate {
     private let marks: UnsafeMutableBufferPointer<UInt32>
     @exclusivity(unchecked) private var generation: UInt32 = 0
 
-    /// The gate of rules at positions 0..<conditions.count; nil when none of them is gated.
-    init?(_ conditions: [ConditionProgram?]) {
+    /// The gate of rules at positions 0..<conditions.count, for records of type `typeName`:
+    /// per position, the conditions one of which must hold for the rule to do anything (a
+    /// rule's condition; a sequence's steps), nil for a rule never gated. nil when none is.
+    init?(_ conditions: [[ConditionProgram]?], typeSlot: Int?, typeName: String) {
         var bySlot: [Int: (plain: [[UInt8]], plainRules: [Int32], home: [[UInt8]], homeRules: [Int32])] = [:]
         var gated = [Bool](repeating: false, count: conditions.count)
-        for (position, condition) in conditions.enumerated() {
-            guard let tests = condition?.necessary else { continue }
+        for (position, programs) in conditions.enumerated() {
+            guard let programs, !programs.isEmpty else { continue }
+            var tests: [(slot: Int, test: StringTest)] = []
+            var all = true
+            for program in programs {
+                guard let n = program.necessary(typeSlot: typeSlot, typeName: typeName) else {
+                    all = false
+                    break
+                }
+                tests += n
+            }
+            // With no tests at all the rule cannot match this type: gated, never marked.
+            guard all else { continue }
             gated[position] = true
             for (slot, test) in tests {
                 let keys = test.gateKeys!

@@ -72,6 +72,11 @@ struct DetectorGateTests {
         let open = try #require(table.first { $0.name == "file.open" })
         let gated = try #require(open.gate).gated.filter { $0 }.count
         #expect(gated >= 15, "\(gated) of \(open.rules.count) file.open rules gated")
+        // A sequence is gated by its steps: on opens, the credential read (the other steps
+        // need other types).
+        let sequence = try #require(set.rules.firstIndex { $0.id == "net-credential-read-then-upload" })
+        let position = try #require(open.rules.firstIndex { $0.index == sequence })
+        #expect(open.gate!.gated[position])
     }
 
     @Test func whatEachConditionGives() throws {
@@ -82,6 +87,12 @@ struct DetectorGateTests {
         #expect(try gated("file.path glob [/etc/*, ~/.ssh/id_*]"))
         #expect(try gated("file.result >= 0 and file.path startswith /etc/"))
         #expect(try gated("file.path in [/etc/shadow] or file.known_as glob [/etc/*]"))
+        // A test of the type is decided for the type: one that fails gives nothing to find,
+        // one that holds tells nothing.
+        #expect(try gated("type == net.send or file.path startswith /etc/"))
+        #expect(try gated("type == file.open and file.path startswith /etc/"))
+        #expect(try !gated("type == file.open"))
+        #expect(try !gated("type == file.open or file.path startswith /etc/"))
         // Each part of an `or` must give keys; `not`, endswith, contains and the i-forms give none.
         #expect(try !gated("file.path in [/etc/shadow] or file.result < 0"))
         #expect(try !gated("not file.path glob [/etc/*]"))
