@@ -20,7 +20,7 @@ import sys
 # Lowest first. A target may depend only on targets of lower layers (and on the C and
 # system targets of layer 0). Two targets of one layer never see each other.
 LAYERS = [
-    ["CAgentEvents", "CSupport", "CLibbpf", "COpenSSL", "CZlib"],
+    ["CAgentEvents", "CSupport", "CLibbpf", "COpenSSL", "CZlib", "CLibdeflate"],
     ["BPFKit", "AgentProbes", "AgentSupport"],
     ["AgentRecords"],
     ["AgentSensor", "AgentSessions", "AgentDetector"],
