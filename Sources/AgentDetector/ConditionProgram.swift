@@ -98,6 +98,8 @@ final class ConditionProgram: @unchecked Sendable {
     static func necessary(_ m: Matcher, typeSlot: Int?, typeName: [UInt8]) -> [(slot: Int, test: StringTest)]? {
         switch m {
         case .string(let slot, let test) where slot == typeSlot && test.op != .regex && test.op != .cidr:
+            // A `~` entry depends on the session's homes, unknown here: nothing learnt.
+            if test.usesHome { return nil }
             let holds = typeName.withUnsafeBufferPointer { test.matches($0, tails: HomeTails()) }
             return holds ? nil : []
         case .string(let slot, let test):
