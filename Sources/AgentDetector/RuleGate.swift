@@ -48,17 +48,11 @@ final class RuleGate {
         var gated = [Bool](repeating: false, count: conditions.count)
         for (position, programs) in conditions.enumerated() {
             guard let programs, !programs.isEmpty else { continue }
-            var tests: [(slot: Int, test: StringTest)] = []
-            var all = true
-            for program in programs {
-                guard let n = program.necessary(typeSlot: typeSlot, typeName: typeName) else {
-                    all = false
-                    break
-                }
-                tests += n
-            }
-            // With no tests at all the rule cannot match this type: gated, never marked.
-            guard all else { continue }
+            // Every condition needs a set; with none at all (all empty) the rule cannot match
+            // this type: gated, never marked.
+            let sets = programs.map { $0.necessary(typeSlot: typeSlot, typeName: typeName) }
+            guard !sets.contains(where: { $0 == nil }) else { continue }
+            let tests = sets.flatMap { $0! }
             gated[position] = true
             for (slot, test) in tests {
                 let keys = test.gateKeys!

@@ -209,20 +209,15 @@ public final class FileTransport: OutputTransport {
     }
 
     private func writeAll(_ chunk: UnsafeRawBufferPointer, alreadyDelivered: Int) throws(DeliveryFailure) {
-        var off = 0
-        while off < chunk.count {
-            let n = Glibc.write(fd, chunk.baseAddress! + off, chunk.count - off)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 {
-                let reason = n < 0 ? String(cString: strerror(errno)) : "no progress"
-                // Cut back to the last whole line written, so the file never holds half a line.
-                var whole = off
-                while whole > 0 && chunk[whole - 1] != 0x0A { whole -= 1 }
-                if whole < off && !isStdout { _ = ftruncate(fd, off_t(size + whole)) }
-                size += whole
-                throw DeliveryFailure(delivered: alreadyDelivered + whole, reason: "writing \(description): \(reason)")
-            }
-            off += n
+        let off = writeFully(fd, chunk)
+        if off < chunk.count {
+            let reason = errno != 0 ? String(cString: strerror(errno)) : "no progress"
+            // Cut back to the last whole line written, so the file never holds half a line.
+            var whole = off
+            while whole > 0 && chunk[whole - 1] != 0x0A { whole -= 1 }
+            if whole < off && !isStdout { _ = ftruncate(fd, off_t(size + whole)) }
+            size += whole
+            throw DeliveryFailure(delivered: alreadyDelivered + whole, reason: "writing \(description): \(reason)")
         }
         size += off
     }
@@ -333,20 +328,9 @@ public final class FileTransport: OutputTransport {
             if got == 0 && !empty { return true }
             empty = false
             let size = libdeflate_gzip_compress(compressor, input.baseAddress, got, output.baseAddress, bound)
-            guard size > 0, writeAll(out, UnsafeRawBufferPointer(rebasing: output[0..<size])) else { return false }
+            guard size > 0, writeFully(out, UnsafeRawBufferPointer(rebasing: output[0..<size])) == size else { return false }
             if got < chunk { return true }
         }
-    }
-
-    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        var done = 0
-        while done < bytes.count {
-            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
-            done += n
-        }
-        return true
     }
 
     /// Removes the oldest rotated files of `base` in `dir` beyond `retain`.

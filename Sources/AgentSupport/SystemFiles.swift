@@ -23,6 +23,22 @@ package func readBytes(_ path: String, limit: Int = 1 << 20) throws(SystemError)
     return out
 }
 
+/// Writes all of `bytes` to `fd`, again after EINTR: the count written, which is short only
+/// when a write failed (`errno` says why) or made no progress (`errno` 0).
+package func writeFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
+    var off = 0
+    while off < bytes.count {
+        let n = write(fd, bytes.baseAddress! + off, bytes.count - off)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 {
+            if n == 0 { errno = 0 }
+            break
+        }
+        off += n
+    }
+    return off
+}
+
 /// A failed system call, named, with its errno.
 package struct SystemError: Error, CustomStringConvertible {
     package let call: String

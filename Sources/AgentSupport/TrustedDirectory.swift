@@ -80,12 +80,7 @@ package final class TrustedDirectory: Sendable {
         let f = open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
         guard f >= 0 else { return false }
         var ok = fchmod(f, mode) == 0 && (group.map { fchown(f, uid_t.max, $0) == 0 } ?? true)
-        var off = 0
-        while ok && off < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(f, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { ok = false } else { off += n }
-        }
+        ok = ok && bytes.withUnsafeBytes { writeFully(f, $0) } == bytes.count
         let e = errno
         Glibc.close(f)
         if ok && rename(tmp, to: name) { return true }
